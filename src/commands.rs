@@ -1,0 +1,91 @@
+//! The plugin's commands: parse, check scope and ownership (the webview's label is the owner), call the
+//! engine, answer. No socket code here.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tauri::{
+    ipc::{CommandScope, GlobalScope},
+    command, AppHandle, Runtime, Webview,
+};
+
+use crate::{
+    core::{hub::new_id, ConnectOptions, ConnectRequest, Connected, ConnectionInfo, Hub, Outgoing},
+    relay::WebviewSink,
+    scope::{Entry, Scope},
+    Result, RealtimeExt,
+};
+
+/// The answer to `send`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendResult {
+    /// True when the message is held in the outbound queue until the connection is back.
+    pub queued: bool,
+}
+
+#[command]
+pub(crate) async fn connect<R: Runtime>(
+    app: AppHandle<R>,
+    webview: Webview<R>,
+    id: Option<String>,
+    options: ConnectOptions,
+    command_scope: CommandScope<Entry>,
+    global_scope: GlobalScope<Entry>,
+) -> Result<Connected> {
+    let id = id.unwrap_or_else(new_id);
+    let sink = Arc::new(WebviewSink::new(app.clone(), webview.label(), &id));
+    let guard = Arc::new(Scope::from_ipc(&command_scope, &global_scope));
+    let connected = app.realtime().hub().connect(ConnectRequest {
+        id: Some(id),
+        options,
+        owner: webview.label().to_owned(),
+        sink,
+        guard,
+    })?;
+    Ok(connected)
+}
+
+#[command]
+pub(crate) async fn send<R: Runtime>(
+    app: AppHandle<R>,
+    webview: Webview<R>,
+    id: String,
+    data: String,
+    binary: Option<bool>,
+) -> Result<SendResult> {
+    let msg = if binary.unwrap_or(false) {
+        Hub::binary(&data)?
+    } else {
+        Outgoing::Text(data)
+    };
+    let queued = app.realtime().hub().send(&id, webview.label(), msg).await?;
+    Ok(SendResult { queued })
+}
+
+#[command]
+pub(crate) async fn close<R: Runtime>(
+    app: AppHandle<R>,
+    webview: Webview<R>,
+    id: String,
+    code: Option<u16>,
+    reason: Option<String>,
+) -> Result<()> {
+    app.realtime().hub().close(&id, webview.label(), code, reason)?;
+    Ok(())
+}
+
+#[command]
+pub(crate) async fn reconnect<R: Runtime>(app: AppHandle<R>, webview: Webview<R>, id: String) -> Result<()> {
+    app.realtime().hub().reconnect(&id, webview.label())?;
+    Ok(())
+}
+
+#[command]
+pub(crate) async fn inspect<R: Runtime>(
+    app: AppHandle<R>,
+    webview: Webview<R>,
+    id: Option<String>,
+) -> Result<Vec<ConnectionInfo>> {
+    Ok(app.realtime().hub().inspect(Some(webview.label()), id.as_deref())?)
+}

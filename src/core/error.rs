@@ -1,0 +1,36 @@
+//! Errors of the engine. Messages are lower-case and say what to do.
+
+/// Everything the engine can refuse or report to a caller.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid connect options: {0}")]
+    InvalidOptions(String),
+    #[error("invalid connection id {0:?}: use 1 to 64 letters, digits, '-' or '_'")]
+    InvalidId(String),
+    #[error("connection id {0:?} is already in use; choose another (the JS bindings pick a random one)")]
+    IdInUse(String),
+    #[error("unknown connection id {0:?}: it was closed, or it is not this webview's")]
+    UnknownConnection(String),
+    #[error("connection {0:?} is closed; connect again")]
+    Closed(String),
+    #[error("connection {id:?} has failed ({reason}); call reconnect() to try again")]
+    Failed { id: String, reason: String },
+    #[error("outbound queue is full ({0}); wait for the connection to come back, or raise queue.maxMessages / queue.maxBytes")]
+    QueueFull(String),
+    #[error("send() is for WebSocket connections; this one streams {0} and cannot send")]
+    NotWritable(&'static str),
+    #[error("message of {size} bytes is larger than the limit of {limit} bytes")]
+    MessageTooLarge { size: usize, limit: usize },
+    #[error("binary data is not valid base64: {0}")]
+    InvalidBase64(String),
+    #[error("invalid close: {0}")]
+    InvalidClose(String),
+    #[error("too many connections: {0}; close some first")]
+    TooManyConnections(String),
+    #[error("url not allowed by the realtime scope: {0}; add it to the `allow` list of the realtime permission in the capability")]
+    UrlNotAllowed(String),
+    #[error("could not set up TLS: {0}")]
+    Tls(String),
+    #[error("the realtime engine is shutting down")]
+    ShuttingDown,
+}

@@ -1,0 +1,584 @@
+//! The hub: every live upstream and every subscription to it. Identical subscriptions share one upstream;
+//! the upstream lives while it has subscribers, lingers briefly after the last one leaves (so a reloading
+//! page re-attaches without a reconnect), then closes. It never touches a socket itself: it starts
+//! connection tasks and talks to them through channels.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{atomic::Ordering, Arc, Mutex, MutexGuard, Weak},
+    time::Duration,
+};
+
+use base64::Engine as _;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use super::{
+    connection::{Connection, Control, Env, SendRequest, Stats, Subscriber},
+    error::Error,
+    frame::{State, Transport},
+    options::{ConnectOptions, Limits},
+    queue::Outgoing,
+    sink::{deliver_loop, BatchLimits, FrameSink},
+    transport::UrlGuard,
+};
+
+/// Settings of the whole engine, chosen by the app's Rust code.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// How long an upstream stays open after its last subscriber leaves. Default: 3 s.
+    pub linger: Duration,
+    /// Bounds on what one connect may ask for.
+    pub limits: Limits,
+    /// Upstream connections open at once, app-wide. Default: 256.
+    pub max_connections: usize,
+    /// Subscriptions one owner (a webview) may hold. Default: 64.
+    pub max_subscriptions_per_owner: usize,
+    /// Frames per delivery batch and bytes per batch.
+    pub batch: BatchLimits,
+    /// Frames waiting per subscriber before the upstream read is paused. Default: 1024.
+    pub channel_capacity: usize,
+    /// Extra trusted root certificates (DER), on top of the webpki roots.
+    pub extra_roots: Vec<Vec<u8>>,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            linger: Duration::from_secs(3),
+            limits: Limits::default(),
+            max_connections: 256,
+            max_subscriptions_per_owner: 64,
+            batch: BatchLimits::default(),
+            channel_capacity: 1024,
+            extra_roots: Vec::new(),
+        }
+    }
+}
+
+/// A request to open or join a stream.
+pub struct ConnectRequest {
+    /// The subscription id (event `realtime://<id>`); chosen by the caller so it can listen first.
+    /// `None`: the hub picks one.
+    pub id: Option<String>,
+    pub options: ConnectOptions,
+    /// Who holds the subscription (a webview label); only the owner may act on it.
+    pub owner: String,
+    pub sink: Arc<dyn FrameSink>,
+    /// Checks the URLs of the request and every redirect hop.
+    pub guard: Arc<dyn UrlGuard>,
+}
+
+/// The answer to `connect`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Connected {
+    pub id: String,
+    pub state: State,
+    /// Joined an upstream that another subscription had opened.
+    pub shared: bool,
+}
+
+/// What `inspect` reports for one subscription and its upstream.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionInfo {
+    pub id: String,
+    pub url: String,
+    pub transport: Transport,
+    pub state: State,
+    pub attempt: u32,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub queued: usize,
+    pub queued_bytes: usize,
+    pub last_error: Option<String>,
+    pub last_event_id: Option<String>,
+    /// The WebSocket subprotocol the server chose.
+    pub protocol: Option<String>,
+    /// Subscriptions to this upstream, all owners together.
+    pub subscribers: usize,
+    /// Subscriptions to this upstream per owner (webview label).
+    pub owners: BTreeMap<String, usize>,
+    /// Whether this upstream can be joined by identical options or a share key.
+    pub shared: bool,
+}
+
+struct Upstream {
+    ctl: mpsc::UnboundedSender<Control>,
+    sends: mpsc::Sender<SendRequest>,
+    stats: Arc<Stats>,
+    url: String,
+    transport: Transport,
+    key: Option<String>,
+    subs: HashSet<Arc<str>>,
+    linger: Option<CancellationToken>,
+    max_message_size: usize,
+}
+
+struct Sub {
+    upstream: u64,
+    owner: String,
+    token: CancellationToken,
+}
+
+#[derive(Default)]
+struct Registry {
+    next_upstream: u64,
+    upstreams: HashMap<u64, Upstream>,
+    by_key: HashMap<String, u64>,
+    subs: HashMap<Arc<str>, Sub>,
+}
+
+struct Inner {
+    config: HubConfig,
+    env: Arc<Env>,
+    registry: Mutex<Registry>,
+    tracker: TaskTracker,
+    root: CancellationToken,
+    runtime: tokio::runtime::Handle,
+}
+
+/// The streaming engine's front door. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+impl Hub {
+    /// Builds the engine; tasks run on `runtime`, so the hub can be used from any thread.
+    pub fn new(config: HubConfig, runtime: tokio::runtime::Handle) -> Result<Self, Error> {
+        let env = Arc::new(build_env(&config)?);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                env,
+                registry: Mutex::default(),
+                tracker: TaskTracker::new(),
+                root: CancellationToken::new(),
+                runtime,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    /// Opens a stream, or joins the identical one already open.
+    pub fn connect(&self, req: ConnectRequest) -> Result<Connected, Error> {
+        let inner = &self.inner;
+        if inner.root.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
+        let id: Arc<str> = match req.id {
+            Some(id) if valid_id(&id) => id.into(),
+            Some(id) => return Err(Error::InvalidId(id)),
+            None => new_id().into(),
+        };
+        let resolved = req.options.resolve(&inner.config.limits)?;
+        req.guard.check(&resolved.url).map_err(Error::UrlNotAllowed)?;
+        if let Some(f) = &resolved.fallback {
+            for u in [&f.poll_url, &f.send_url].into_iter().flatten() {
+                let u = url::Url::parse(u).map_err(|e| Error::InvalidOptions(e.to_string()))?;
+                req.guard.check(&u).map_err(Error::UrlNotAllowed)?;
+            }
+        }
+
+        let mut reg = inner.lock();
+        if reg.subs.contains_key(&id) {
+            return Err(Error::IdInUse(id.to_string()));
+        }
+        let held = reg.subs.values().filter(|s| s.owner == req.owner).count();
+        if held >= inner.config.max_subscriptions_per_owner {
+            return Err(Error::TooManyConnections(format!(
+                "this webview holds {held}, the limit is {}",
+                inner.config.max_subscriptions_per_owner
+            )));
+        }
+
+        let (tx, rx) = mpsc::channel(inner.config.channel_capacity.max(1));
+        let subscriber = Subscriber { id: id.clone(), tx };
+        let joined = resolved
+            .share_key
+            .as_ref()
+            .and_then(|k| reg.by_key.get(k).copied());
+        let (upstream_id, state, shared) = match joined {
+            Some(uid) => {
+                let up = reg.upstreams.get_mut(&uid).expect("by_key points at a live upstream");
+                if let Some(linger) = up.linger.take() {
+                    linger.cancel();
+                }
+                up.subs.insert(id.clone());
+                let state = up.stats.snapshot.lock().unwrap_or_else(|p| p.into_inner()).state;
+                let _ = up.ctl.send(Control::Subscribe(subscriber));
+                if state.is_terminal() {
+                    // Someone asks for this stream anew: give it a fresh try.
+                    let _ = up.ctl.send(Control::Reconnect);
+                }
+                (uid, state, true)
+            }
+            None => {
+                if reg.upstreams.len() >= inner.config.max_connections {
+                    return Err(Error::TooManyConnections(format!(
+                        "{} upstream connections are open, the limit is {}",
+                        reg.upstreams.len(),
+                        inner.config.max_connections
+                    )));
+                }
+                let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+                let (send_tx, send_rx) = mpsc::channel(64);
+                let stats = Arc::new(Stats::default());
+                let token = inner.root.child_token();
+                let max_message_size = resolved.max_message_size;
+                let url = resolved.url.to_string();
+                let transport = resolved.transport;
+                let key = resolved.share_key.clone();
+                let conn = Connection::new(
+                    Arc::new(resolved),
+                    inner.env.clone(),
+                    req.guard.clone(),
+                    ctl_rx,
+                    send_rx,
+                    stats.clone(),
+                    token,
+                    subscriber,
+                );
+                inner.tracker.spawn_on(conn.run(), &inner.runtime);
+                reg.next_upstream += 1;
+                let uid = reg.next_upstream;
+                if let Some(k) = &key {
+                    reg.by_key.insert(k.clone(), uid);
+                }
+                reg.upstreams.insert(
+                    uid,
+                    Upstream {
+                        ctl: ctl_tx,
+                        sends: send_tx,
+                        stats,
+                        url,
+                        transport,
+                        key,
+                        subs: HashSet::from([id.clone()]),
+                        linger: None,
+                        max_message_size,
+                    },
+                );
+                (uid, State::Connecting, false)
+            }
+        };
+        let token = inner.root.child_token();
+        reg.subs.insert(
+            id.clone(),
+            Sub {
+                upstream: upstream_id,
+                owner: req.owner,
+                token: token.clone(),
+            },
+        );
+        drop(reg);
+
+        let weak = Arc::downgrade(&self.inner);
+        let sub_id = id.clone();
+        let batch = inner.config.batch;
+        inner.tracker.spawn_on(
+            async move {
+                if deliver_loop(rx, req.sink, batch, token).await.is_err() {
+                    // The receiver is gone (a closed webview): release what it held.
+                    release(&weak, &sub_id, 1001, "going away");
+                }
+            },
+            &inner.runtime,
+        );
+        Ok(Connected {
+            id: id.to_string(),
+            state,
+            shared,
+        })
+    }
+
+    /// Sends a message; `Ok(true)` when it was queued for delivery after reconnect.
+    pub async fn send(&self, id: &str, owner: &str, msg: Outgoing) -> Result<bool, Error> {
+        let (sends, limit) = {
+            let reg = self.inner.lock();
+            let up = owned_upstream(&reg, id, owner)?;
+            (up.sends.clone(), up.max_message_size)
+        };
+        if msg.len() > limit {
+            return Err(Error::MessageTooLarge {
+                size: msg.len(),
+                limit,
+            });
+        }
+        let (reply, answer) = oneshot::channel();
+        sends
+            .send(SendRequest { msg, reply })
+            .await
+            .map_err(|_| Error::Closed(id.to_owned()))?;
+        answer.await.map_err(|_| Error::Closed(id.to_owned()))?
+    }
+
+    /// Decodes base64 for a binary send, with the error the app needs.
+    pub fn binary(data: &str) -> Result<Outgoing, Error> {
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map(Outgoing::Binary)
+            .map_err(|e| Error::InvalidBase64(e.to_string()))
+    }
+
+    /// Ends this subscription; the upstream closes (with this code) once none is left and the linger passed.
+    pub fn close(&self, id: &str, owner: &str, code: Option<u16>, reason: Option<String>) -> Result<(), Error> {
+        let code = code.unwrap_or(1000);
+        if code != 1000 && !(3000..=4999).contains(&code) {
+            return Err(Error::InvalidClose(format!(
+                "code {code} is not allowed; use 1000 or 3000-4999"
+            )));
+        }
+        let reason = reason.unwrap_or_default();
+        if reason.len() > 123 {
+            return Err(Error::InvalidClose(format!(
+                "reason is {} bytes; at most 123 are allowed",
+                reason.len()
+            )));
+        }
+        {
+            let reg = self.inner.lock();
+            owned_upstream(&reg, id, owner)?;
+        }
+        release(&Arc::downgrade(&self.inner), id, code, &reason);
+        Ok(())
+    }
+
+    /// A fresh attempt now, e.g. from `failed`, or to skip a backoff wait.
+    pub fn reconnect(&self, id: &str, owner: &str) -> Result<(), Error> {
+        let reg = self.inner.lock();
+        let up = owned_upstream(&reg, id, owner)?;
+        up.ctl.send(Control::Reconnect).map_err(|_| Error::Closed(id.to_owned()))
+    }
+
+    /// Subscriptions of `owner` (all owners when `None`), optionally only `id`.
+    pub fn inspect(&self, owner: Option<&str>, id: Option<&str>) -> Result<Vec<ConnectionInfo>, Error> {
+        let reg = self.inner.lock();
+        if let Some(id) = id {
+            match reg.subs.get(id) {
+                Some(s) if owner.is_none_or(|o| o == s.owner) => {}
+                _ => return Err(Error::UnknownConnection(id.to_owned())),
+            }
+        }
+        let mut out = Vec::new();
+        for (sid, sub) in &reg.subs {
+            if owner.is_some_and(|o| o != sub.owner) || id.is_some_and(|i| i != &**sid) {
+                continue;
+            }
+            let Some(up) = reg.upstreams.get(&sub.upstream) else {
+                continue;
+            };
+            let snap = up.stats.snapshot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let mut owners = BTreeMap::new();
+            for s in &up.subs {
+                if let Some(o) = reg.subs.get(s) {
+                    *owners.entry(o.owner.clone()).or_insert(0) += 1;
+                }
+            }
+            out.push(ConnectionInfo {
+                id: sid.to_string(),
+                url: up.url.clone(),
+                transport: snap.transport.unwrap_or(up.transport),
+                state: snap.state,
+                attempt: snap.attempt,
+                frames_in: up.stats.frames_in.load(Ordering::Relaxed),
+                frames_out: up.stats.frames_out.load(Ordering::Relaxed),
+                bytes_in: up.stats.bytes_in.load(Ordering::Relaxed),
+                bytes_out: up.stats.bytes_out.load(Ordering::Relaxed),
+                queued: snap.queued,
+                queued_bytes: snap.queued_bytes,
+                last_error: snap.last_error,
+                last_event_id: snap.last_event_id,
+                protocol: snap.protocol,
+                subscribers: up.subs.len(),
+                owners,
+                shared: up.key.is_some(),
+            });
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Drops every subscription of `owner`: its webview was destroyed or reloaded.
+    pub fn release_owner(&self, owner: &str) -> usize {
+        let ids: Vec<Arc<str>> = {
+            let reg = self.inner.lock();
+            reg.subs
+                .iter()
+                .filter(|(_, s)| s.owner == owner)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        let weak = Arc::downgrade(&self.inner);
+        for id in &ids {
+            release(&weak, id, 1001, "going away");
+        }
+        ids.len()
+    }
+
+    /// Owners that hold at least one subscription.
+    pub fn owners(&self) -> Vec<String> {
+        let reg = self.inner.lock();
+        let mut owners: Vec<String> = reg.subs.values().map(|s| s.owner.clone()).collect();
+        owners.sort();
+        owners.dedup();
+        owners
+    }
+
+    /// Upstream connections open now.
+    pub fn upstream_count(&self) -> usize {
+        self.inner.lock().upstreams.len()
+    }
+
+    /// Tasks alive now: connections, deliveries and lingers. Zero once everything is closed.
+    pub fn live_tasks(&self) -> usize {
+        self.inner.tracker.len()
+    }
+
+    /// Closes every upstream (WebSocket close 1001) and waits up to `grace` for the tasks to end.
+    /// Returns whether they all ended in time.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        self.inner.root.cancel();
+        {
+            let mut reg = self.inner.lock();
+            reg.subs.clear();
+            reg.by_key.clear();
+            reg.upstreams.clear();
+        }
+        self.inner.tracker.close();
+        tokio::time::timeout(grace, self.inner.tracker.wait()).await.is_ok()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // A panic elsewhere must not take the whole engine down with a poisoned lock.
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn owned_upstream<'a>(reg: &'a Registry, id: &str, owner: &str) -> Result<&'a Upstream, Error> {
+    // Another owner's id is reported exactly like an unknown one: no probing across webviews.
+    let sub = reg
+        .subs
+        .get(id)
+        .filter(|s| s.owner == owner)
+        .ok_or_else(|| Error::UnknownConnection(id.to_owned()))?;
+    reg.upstreams
+        .get(&sub.upstream)
+        .ok_or_else(|| Error::Closed(id.to_owned()))
+}
+
+/// Removes a subscription; when its upstream has none left, closes it now or after the linger.
+fn release(weak: &Weak<Inner>, id: &str, code: u16, reason: &str) {
+    let Some(inner) = weak.upgrade() else { return };
+    let mut reg = inner.lock();
+    let Some(sub) = reg.subs.remove(id) else { return };
+    sub.token.cancel();
+    let uid = sub.upstream;
+    let Some(up) = reg.upstreams.get_mut(&uid) else { return };
+    up.subs.remove(id);
+    let _ = up.ctl.send(Control::Unsubscribe(id.into()));
+    if !up.subs.is_empty() {
+        return;
+    }
+    let linger = inner.config.linger;
+    if linger.is_zero() || up.key.is_none() {
+        close_upstream(&mut reg, uid, code, reason);
+        return;
+    }
+    let token = inner.root.child_token();
+    up.linger = Some(token.clone());
+    let weak = weak.clone();
+    let reason = reason.to_owned();
+    inner.tracker.spawn_on(
+        async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = tokio::time::sleep(linger) => {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let mut reg = inner.lock();
+                    // Still nobody, and still the same linger (not re-joined and left again).
+                    let still = reg.upstreams.get(&uid).is_some_and(|u| {
+                        u.subs.is_empty() && u.linger.as_ref().is_some_and(|l| !l.is_cancelled())
+                    });
+                    if still && !token.is_cancelled() {
+                        close_upstream(&mut reg, uid, code, &reason);
+                    }
+                }
+            }
+        },
+        &inner.runtime,
+    );
+}
+
+fn close_upstream(reg: &mut Registry, uid: u64, code: u16, reason: &str) {
+    if let Some(up) = reg.upstreams.remove(&uid) {
+        if let Some(k) = &up.key {
+            if reg.by_key.get(k) == Some(&uid) {
+                reg.by_key.remove(k);
+            }
+        }
+        let _ = up.ctl.send(Control::Close {
+            code,
+            reason: reason.to_owned(),
+        });
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A fresh random subscription id (128 bits, hex): unguessable by other webviews.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn build_env(config: &HubConfig) -> Result<Env, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for der in &config.extra_roots {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der.clone()))
+            .map_err(|e| Error::Tls(format!("invalid root certificate: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(tls.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| Error::Tls(e.to_string()))?;
+    Ok(Env {
+        http,
+        tls: Arc::new(tls),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for (id, ok) in [("a", true), ("A-b_9", true), ("", false), ("a b", false), ("ü", false)] {
+            assert_eq!(valid_id(id), ok, "expected {ok} for {id:?}");
+        }
+        assert!(valid_id(&"x".repeat(64)) && !valid_id(&"x".repeat(65)));
+        assert!(valid_id(&new_id()));
+    }
+}

@@ -1,0 +1,24 @@
+//! The streaming engine. It opens WebSocket and SSE streams, numbers every frame, reconnects by policy,
+//! queues what the app sends while down, and lets identical subscriptions share one upstream.
+//!
+//! It must never import `tauri`: it delivers frames to a [`sink::FrameSink`] and is tested without a webview.
+
+pub mod backoff;
+pub(crate) mod connection;
+pub mod error;
+pub mod frame;
+pub mod hub;
+pub mod options;
+pub mod policy;
+pub mod queue;
+pub mod sink;
+pub mod sse;
+pub mod transport;
+
+pub use error::Error;
+pub use frame::{Frame, State, Transport};
+pub use hub::{ConnectRequest, Connected, ConnectionInfo, Hub, HubConfig};
+pub use options::{ConnectOptions, Limits};
+pub use queue::Outgoing;
+pub use sink::{BatchLimits, ChannelSink, FrameSink, SinkGone};
+pub use transport::{AllowAll, UrlGuard};

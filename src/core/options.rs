@@ -1,0 +1,548 @@
+//! Connection options as the app gives them (`ConnectOptions`, camelCase JSON) and their validated form.
+//!
+//! Every default is stated on its field; README and `guest-js/types.ts` state the same numbers.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+
+use super::{error::Error, frame::Transport};
+
+/// What the app asks for. Unknown fields are refused so that a typo is an error, not a silent default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectOptions {
+    /// `ws://`, `wss://`, `http://` or `https://`.
+    pub url: String,
+    /// Default: `websocket` for ws(s) URLs, `sse` for http(s) URLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
+    /// Request headers, sent on every attempt. Default: none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// WebSocket subprotocols (`Sec-WebSocket-Protocol`). Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protocols: Vec<String>,
+    /// SSE request method. Default: `GET`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// SSE request body, re-sent on every reconnect. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// SSE `Last-Event-ID` for the first request. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_id: Option<String>,
+    /// Reconnect policy, or `false` for none. Default: on, see [`ReconnectOptions`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnect: Option<Toggle<ReconnectOptions>>,
+    /// Liveness checks, or `false` for none. Default: on, see [`HeartbeatOptions`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<Toggle<HeartbeatOptions>>,
+    /// Outbound queue limits while not connected. Default: see [`QueueOptions`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueOptions>,
+    /// Polling fallback, or `false`. Default: off until a `pollUrl` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Toggle<FallbackOptions>>,
+    /// `true` (default): identical options share one upstream. `false`: a private upstream.
+    /// A string: share with every subscription that names the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<Share>,
+    /// Largest message accepted from the server, in bytes (a WebSocket message, an SSE event or line).
+    /// Default: 16 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_size: Option<usize>,
+    /// Time allowed to open the stream (TCP, TLS, upgrade or response headers), in ms. Default: 10000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
+}
+
+/// `false`, `true` (the defaults) or an object of settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Toggle<T> {
+    Enabled(bool),
+    With(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Toggle<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Hand-written so that a bad field inside the object is reported as such, rather than as
+        // serde's untagged "did not match any variant".
+        let value = serde_json::Value::deserialize(d)?;
+        match value {
+            serde_json::Value::Bool(b) => Ok(Toggle::Enabled(b)),
+            v @ serde_json::Value::Object(_) => T::deserialize(v)
+                .map(Toggle::With)
+                .map_err(serde::de::Error::custom),
+            other => Err(serde::de::Error::custom(format!(
+                "expected true, false or an object, got {other}"
+            ))),
+        }
+    }
+}
+
+impl<T: Default + Clone> Toggle<T> {
+    fn resolve(this: &Option<Toggle<T>>, default_on: bool) -> Option<T> {
+        match this {
+            None => default_on.then(T::default),
+            Some(Toggle::Enabled(true)) => Some(T::default()),
+            Some(Toggle::Enabled(false)) => None,
+            Some(Toggle::With(t)) => Some(t.clone()),
+        }
+    }
+}
+
+/// `true`/`false`, or a share key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Share {
+    Enabled(bool),
+    Key(String),
+}
+
+/// Exponential backoff: delay = min(initial x multiplier^(n-1), max), shortened by up to `jitter`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ReconnectOptions {
+    /// Delay before the first retry, in ms. Default: 1000.
+    pub initial_delay_ms: u64,
+    /// Growth per attempt. Default: 2.
+    pub multiplier: f64,
+    /// Ceiling of the delay, in ms. Default: 30000.
+    pub max_delay_ms: u64,
+    /// Largest fraction by which a delay is shortened at random (0 turns jitter off). Default: 0.2.
+    pub jitter: f64,
+    /// Attempts before `failed`; `null` for unlimited. Default: unlimited.
+    pub max_retries: Option<u32>,
+    /// How long a connection must stay up before the attempt count resets, in ms. Default: 5000.
+    pub stable_after_ms: u64,
+    /// Reconnect also after the server closes a WebSocket normally (1000). Default: false.
+    pub on_normal_close: bool,
+}
+
+impl Default for ReconnectOptions {
+    fn default() -> Self {
+        Self {
+            initial_delay_ms: 1000,
+            multiplier: 2.0,
+            max_delay_ms: 30_000,
+            jitter: 0.2,
+            max_retries: None,
+            stable_after_ms: 5000,
+            on_normal_close: false,
+        }
+    }
+}
+
+/// Liveness: WebSocket ping/pong, and an idle timeout for SSE.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct HeartbeatOptions {
+    /// WebSocket ping interval, in ms. Default: 30000.
+    pub ping_interval_ms: u64,
+    /// Time allowed for the pong, in ms. Default: 10000.
+    pub pong_timeout_ms: u64,
+    /// SSE: reconnect when no byte at all arrives for this long, in ms. Default: 45000.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for HeartbeatOptions {
+    fn default() -> Self {
+        Self {
+            ping_interval_ms: 30_000,
+            pong_timeout_ms: 10_000,
+            idle_timeout_ms: 45_000,
+        }
+    }
+}
+
+/// Bounds of the outbound queue that holds sends while not connected. Overflow is an error to the caller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct QueueOptions {
+    /// Messages held at most. Default: 1000.
+    pub max_messages: usize,
+    /// Bytes held at most. Default: 1048576 (1 MiB).
+    pub max_bytes: usize,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        Self {
+            max_messages: 1000,
+            max_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The degraded path: HTTP polling when streaming cannot be had.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct FallbackOptions {
+    /// URL to GET while degraded. Without it there is no fallback. Default: none.
+    pub poll_url: Option<String>,
+    /// URL to POST sends to while a WebSocket connection is polling. Default: none (sends are queued).
+    pub send_url: Option<String>,
+    /// Time between the end of one poll and the next, in ms. Default: 2000.
+    pub interval_ms: u64,
+    /// Consecutive failed attempts before polling. Default: 3.
+    pub after_failures: u32,
+    /// Time between attempts to get the stream back, in ms. Default: 30000.
+    pub probe_interval_ms: u64,
+}
+
+impl Default for FallbackOptions {
+    fn default() -> Self {
+        Self {
+            poll_url: None,
+            send_url: None,
+            interval_ms: 2000,
+            after_failures: 3,
+            probe_interval_ms: 30_000,
+        }
+    }
+}
+
+/// Default for [`ConnectOptions::max_message_size`].
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
+/// Default for [`ConnectOptions::connect_timeout_ms`].
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+
+/// Options after validation: parsed URL, resolved transport and defaults applied.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub url: Url,
+    pub transport: Transport,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub protocols: Vec<String>,
+    pub method: http::Method,
+    pub body: Option<String>,
+    pub last_event_id: Option<String>,
+    pub reconnect: Option<ReconnectOptions>,
+    pub heartbeat: Option<HeartbeatOptions>,
+    pub queue: QueueOptions,
+    pub fallback: Option<FallbackOptions>,
+    pub max_message_size: usize,
+    pub connect_timeout: Duration,
+    /// `None`: not shared. `Some(key)`: joins any upstream with the same key.
+    pub share_key: Option<String>,
+}
+
+/// Limits on what an app may ask for, set by the app's Rust code.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Request headers per connection. Default: 64.
+    pub max_headers: usize,
+    /// Bytes of all request header names and values together. Default: 16 KiB.
+    pub max_header_bytes: usize,
+    /// Ceiling for `maxMessageSize`. Default: 64 MiB.
+    pub max_message_size: usize,
+    /// Ceiling for the outbound queue's `maxMessages`. Default: 100000.
+    pub max_queue_messages: usize,
+    /// Ceiling for the outbound queue's `maxBytes`. Default: 64 MiB.
+    pub max_queue_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_headers: 64,
+            max_header_bytes: 16 << 10,
+            max_message_size: 64 << 20,
+            max_queue_messages: 100_000,
+            max_queue_bytes: 64 << 20,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// Checks every field and applies defaults. Errors say which field is wrong and what to do.
+    pub fn resolve(&self, limits: &Limits) -> Result<Resolved, Error> {
+        let url = parse_url(&self.url, "url")?;
+        let scheme_transport = match url.scheme() {
+            "ws" | "wss" => Transport::Websocket,
+            "http" | "https" => Transport::Sse,
+            other => {
+                return Err(Error::InvalidOptions(format!(
+                    "unsupported url scheme `{other}:` in {}; use ws, wss, http or https",
+                    self.url
+                )))
+            }
+        };
+        let transport = self.transport.unwrap_or(scheme_transport);
+        match (transport, scheme_transport) {
+            (Transport::Websocket, Transport::Websocket) | (Transport::Sse | Transport::Poll, Transport::Sse) => {}
+            (t, _) => {
+                return Err(Error::InvalidOptions(format!(
+                    "transport `{}` does not go with a {}: url; leave `transport` out or change the url",
+                    t.name(),
+                    url.scheme()
+                )))
+            }
+        }
+        if transport == Transport::Poll {
+            // Forced polling is implemented with the fallback; refuse it clearly until then.
+            return Err(Error::InvalidOptions(
+                "transport `poll` is not available yet; use `sse` or `websocket`".into(),
+            ));
+        }
+
+        if self.headers.len() > limits.max_headers {
+            return Err(Error::InvalidOptions(format!(
+                "too many headers: {} given, at most {} allowed",
+                self.headers.len(),
+                limits.max_headers
+            )));
+        }
+        let mut header_bytes = 0;
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            header_bytes += name.len() + value.len();
+            let n = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                Error::InvalidOptions(format!("invalid header name {name:?}: use letters, digits and - only"))
+            })?;
+            let v = http::HeaderValue::from_str(value).map_err(|_| {
+                Error::InvalidOptions(format!(
+                    "invalid value for header {name:?}: no line breaks or control characters allowed"
+                ))
+            })?;
+            headers.push((n, v));
+        }
+        if header_bytes > limits.max_header_bytes {
+            return Err(Error::InvalidOptions(format!(
+                "headers too large: {header_bytes} bytes, at most {} allowed",
+                limits.max_header_bytes
+            )));
+        }
+
+        if !self.protocols.is_empty() && transport != Transport::Websocket {
+            return Err(Error::InvalidOptions("`protocols` is only for WebSocket connections".into()));
+        }
+        for p in &self.protocols {
+            let token = !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+            if !token {
+                return Err(Error::InvalidOptions(format!(
+                    "invalid WebSocket subprotocol {p:?}: use a token without spaces or separators"
+                )));
+            }
+        }
+        if transport == Transport::Websocket && (self.method.is_some() || self.body.is_some()) {
+            return Err(Error::InvalidOptions(
+                "`method` and `body` are only for SSE connections; send data over a WebSocket with send()".into(),
+            ));
+        }
+        let method = match &self.method {
+            None => http::Method::GET,
+            Some(m) => http::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .map_err(|_| Error::InvalidOptions(format!("invalid HTTP method {m:?}")))?,
+        };
+        if let Some(id) = &self.last_event_id {
+            if id.contains(['\0', '\r', '\n']) {
+                return Err(Error::InvalidOptions(
+                    "`lastEventId` must not contain NUL or line breaks".into(),
+                ));
+            }
+        }
+
+        let reconnect = Toggle::resolve(&self.reconnect, true);
+        if let Some(r) = &reconnect {
+            if !(r.multiplier.is_finite() && r.multiplier >= 1.0) {
+                return Err(Error::InvalidOptions("`reconnect.multiplier` must be a number >= 1".into()));
+            }
+            if !(0.0..=1.0).contains(&r.jitter) {
+                return Err(Error::InvalidOptions("`reconnect.jitter` must be between 0 and 1".into()));
+            }
+            if r.max_delay_ms < r.initial_delay_ms {
+                return Err(Error::InvalidOptions(
+                    "`reconnect.maxDelayMs` must not be below `reconnect.initialDelayMs`".into(),
+                ));
+            }
+        }
+        let heartbeat = Toggle::resolve(&self.heartbeat, true);
+        if let Some(h) = &heartbeat {
+            if h.ping_interval_ms == 0 || h.pong_timeout_ms == 0 || h.idle_timeout_ms == 0 {
+                return Err(Error::InvalidOptions(
+                    "heartbeat intervals must be above 0 ms; use `heartbeat: false` to turn them off".into(),
+                ));
+            }
+        }
+        let queue = self.queue.clone().unwrap_or_default();
+        if queue.max_messages > limits.max_queue_messages || queue.max_bytes > limits.max_queue_bytes {
+            return Err(Error::InvalidOptions(format!(
+                "queue limits too large: at most {} messages and {} bytes allowed",
+                limits.max_queue_messages, limits.max_queue_bytes
+            )));
+        }
+        let fallback = Toggle::resolve(&self.fallback, false).filter(|f| f.poll_url.is_some());
+        if let Some(f) = &fallback {
+            for (field, u) in [("fallback.pollUrl", &f.poll_url), ("fallback.sendUrl", &f.send_url)] {
+                if let Some(u) = u {
+                    let parsed = parse_url(u, field)?;
+                    if !matches!(parsed.scheme(), "http" | "https") {
+                        return Err(Error::InvalidOptions(format!("`{field}` must be an http or https URL")));
+                    }
+                }
+            }
+        }
+
+        let max_message_size = self.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE);
+        if max_message_size == 0 || max_message_size > limits.max_message_size {
+            return Err(Error::InvalidOptions(format!(
+                "`maxMessageSize` must be between 1 and {} bytes",
+                limits.max_message_size
+            )));
+        }
+        let connect_timeout_ms = self.connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS);
+        if connect_timeout_ms == 0 {
+            return Err(Error::InvalidOptions("`connectTimeoutMs` must be above 0".into()));
+        }
+
+        let share_key = match &self.share {
+            None | Some(Share::Enabled(true)) => {
+                // Identical options share: the key is the options themselves, in a canonical form.
+                let mut canon = self.clone();
+                canon.share = None;
+                Some(format!("auto:{}", serde_json::to_string(&canon).unwrap_or_default()))
+            }
+            Some(Share::Enabled(false)) => None,
+            Some(Share::Key(k)) if k.is_empty() => {
+                return Err(Error::InvalidOptions("`share` key must not be empty".into()))
+            }
+            Some(Share::Key(k)) => Some(format!("key:{k}")),
+        };
+
+        Ok(Resolved {
+            url,
+            transport,
+            headers,
+            protocols: self.protocols.clone(),
+            method,
+            body: self.body.clone(),
+            last_event_id: self.last_event_id.clone(),
+            reconnect,
+            heartbeat,
+            queue,
+            fallback,
+            max_message_size,
+            connect_timeout: Duration::from_millis(connect_timeout_ms),
+            share_key,
+        })
+    }
+}
+
+fn parse_url(raw: &str, field: &str) -> Result<Url, Error> {
+    let url = Url::parse(raw).map_err(|e| {
+        Error::InvalidOptions(format!("`{field}` is not a valid URL ({e}): {raw:?}; give an absolute URL such as wss://host/path"))
+    })?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::InvalidOptions(format!("`{field}` has no host: {raw:?}")));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(url: &str) -> ConnectOptions {
+        ConnectOptions {
+            url: url.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn transport_follows_the_scheme() {
+        let l = Limits::default();
+        assert_eq!(opts("ws://127.0.0.1:1/x").resolve(&l).unwrap().transport, Transport::Websocket);
+        assert_eq!(opts("https://example.test/s").resolve(&l).unwrap().transport, Transport::Sse);
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_a_reason() {
+        let l = Limits::default();
+        let cases: Vec<(ConnectOptions, &str)> = vec![
+            (opts("not a url"), "not a valid URL"),
+            (opts("ftp://host/x"), "unsupported url scheme"),
+            (
+                ConnectOptions {
+                    transport: Some(Transport::Sse),
+                    ..opts("ws://h/x")
+                },
+                "does not go with",
+            ),
+            (
+                ConnectOptions {
+                    headers: [("bad name".to_string(), "v".to_string())].into(),
+                    ..opts("ws://h/x")
+                },
+                "invalid header name",
+            ),
+            (
+                ConnectOptions {
+                    headers: [("x-a".to_string(), "a\r\nb".to_string())].into(),
+                    ..opts("ws://h/x")
+                },
+                "invalid value for header",
+            ),
+            (
+                ConnectOptions {
+                    body: Some("x".into()),
+                    ..opts("ws://h/x")
+                },
+                "only for SSE",
+            ),
+            (
+                ConnectOptions {
+                    protocols: vec!["a b".into()],
+                    ..opts("ws://h/x")
+                },
+                "invalid WebSocket subprotocol",
+            ),
+            (
+                ConnectOptions {
+                    max_message_size: Some(0),
+                    ..opts("ws://h/x")
+                },
+                "maxMessageSize",
+            ),
+        ];
+        for (o, want) in cases {
+            match o.resolve(&l) {
+                Err(Error::InvalidOptions(msg)) => assert!(msg.contains(want), "expected {want:?}, got {msg:?}"),
+                other => panic!("expected InvalidOptions containing {want:?}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_toggles_are_errors() {
+        let e = serde_json::from_str::<ConnectOptions>(r#"{"url":"ws://h/","retries":3}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `retries`"), "got {e}");
+        let e = serde_json::from_str::<ConnectOptions>(r#"{"url":"ws://h/","reconnect":{"maxRetry":1}}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown field `maxRetry`"), "got {e}");
+        let o: ConnectOptions =
+            serde_json::from_str(r#"{"url":"ws://h/","reconnect":false,"heartbeat":{"pingIntervalMs":5}}"#).unwrap();
+        let r = o.resolve(&Limits::default()).unwrap();
+        assert!(r.reconnect.is_none());
+        assert_eq!(r.heartbeat.unwrap().ping_interval_ms, 5);
+    }
+
+    #[test]
+    fn identical_options_share_a_key_and_share_false_opts_out() {
+        let l = Limits::default();
+        let a = opts("ws://h/x").resolve(&l).unwrap().share_key;
+        let b = opts("ws://h/x").resolve(&l).unwrap().share_key;
+        assert_eq!(a, b);
+        assert_ne!(a, opts("ws://h/y").resolve(&l).unwrap().share_key);
+        let private = ConnectOptions {
+            share: Some(Share::Enabled(false)),
+            ..opts("ws://h/x")
+        };
+        assert_eq!(private.resolve(&l).unwrap().share_key, None);
+    }
+}

@@ -1,0 +1,67 @@
+//! Opening a stream: one module per transport. Each returns an open stream or an [`AttemptError`] that says
+//! how the connection should react (retry, give up, or fall back to polling).
+
+pub mod sse;
+pub mod ws;
+
+use std::time::Duration;
+
+/// Why one attempt to open (or keep) a stream failed, classified for the reconnect policy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptError {
+    /// Transient (network error, timeout, 408, 429, 5xx): retry with backoff, at least `retry_after`.
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// The server plainly cannot stream (upgrade refused, SSE with another content type): fall back to
+    /// polling when a poll URL is set, else fail.
+    NoStream { reason: String },
+    /// Retrying cannot help (4xx, scope denial, bad certificate): `failed`.
+    Fatal { reason: String },
+    /// The server asked us to stop (SSE 204): `disconnected`.
+    Stop { reason: String },
+}
+
+impl AttemptError {
+    pub fn reason(&self) -> &str {
+        match self {
+            AttemptError::Retry { reason, .. }
+            | AttemptError::NoStream { reason }
+            | AttemptError::Fatal { reason }
+            | AttemptError::Stop { reason } => reason,
+        }
+    }
+}
+
+/// Classifies an HTTP status that is not the expected success (101 for WebSocket, 200 for SSE).
+pub fn classify_status(status: http::StatusCode, retry_after: Option<Duration>) -> AttemptError {
+    let reason = format!(
+        "HTTP {} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    )
+    .trim_end()
+    .to_string();
+    match status.as_u16() {
+        408 | 429 | 500..=599 => AttemptError::Retry {
+            reason,
+            retry_after,
+        },
+        _ => AttemptError::Fatal { reason },
+    }
+}
+
+/// Is this URL allowed? The Tauri layer answers with its scope; each redirect hop is asked.
+pub trait UrlGuard: Send + Sync + 'static {
+    fn check(&self, url: &url::Url) -> Result<(), String>;
+}
+
+/// A guard that allows everything: for Rust callers that chose their URLs themselves.
+pub struct AllowAll;
+
+impl UrlGuard for AllowAll {
+    fn check(&self, _url: &url::Url) -> Result<(), String> {
+        Ok(())
+    }
+}

@@ -1,0 +1,89 @@
+//! Opening a WebSocket with tokio-tungstenite over rustls.
+
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    tungstenite::{self, client::IntoClientRequest, protocol::WebSocketConfig},
+    Connector, MaybeTlsStream, WebSocketStream,
+};
+
+use super::{classify_status, AttemptError};
+use crate::core::{backoff::parse_retry_after, options::Resolved};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Performs the opening handshake, returning the stream and the subprotocol the server chose.
+pub async fn open(opts: &Resolved, tls: &Arc<rustls::ClientConfig>) -> Result<(Ws, Option<String>), AttemptError> {
+    let mut request = opts
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| AttemptError::Fatal {
+            reason: format!("invalid WebSocket request: {e}"),
+        })?;
+    let headers = request.headers_mut();
+    for (name, value) in &opts.headers {
+        headers.append(name.clone(), value.clone());
+    }
+    if !opts.protocols.is_empty() {
+        let joined = opts.protocols.join(", ");
+        let value = http::HeaderValue::from_str(&joined).map_err(|_| AttemptError::Fatal {
+            reason: "invalid subprotocol list".into(),
+        })?;
+        headers.insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
+    }
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(opts.max_message_size))
+        .max_frame_size(Some(opts.max_message_size));
+    let connector = Connector::Rustls(tls.clone());
+    match tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, Some(connector)).await {
+        Ok((ws, response)) => {
+            let protocol = response
+                .headers()
+                .get(http::header::SEC_WEBSOCKET_PROTOCOL)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            Ok((ws, protocol))
+        }
+        Err(e) => Err(classify(e)),
+    }
+}
+
+fn classify(e: tungstenite::Error) -> AttemptError {
+    use tungstenite::Error as E;
+    match e {
+        E::Http(response) => {
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            match classify_status(status, retry_after) {
+                // Anything else than a transient status means this endpoint will not upgrade.
+                AttemptError::Fatal { reason } => AttemptError::NoStream {
+                    reason: format!("WebSocket upgrade refused: {reason}"),
+                },
+                other => other,
+            }
+        }
+        E::Tls(e) => AttemptError::Fatal {
+            reason: format!("TLS error: {e}"),
+        },
+        E::Url(e) => AttemptError::Fatal {
+            reason: format!("invalid WebSocket URL: {e}"),
+        },
+        E::Protocol(e) => AttemptError::NoStream {
+            reason: format!("WebSocket handshake failed: {e}"),
+        },
+        E::Io(e) => AttemptError::Retry {
+            reason: format!("network error: {e}"),
+            retry_after: None,
+        },
+        other => AttemptError::Retry {
+            reason: other.to_string(),
+            retry_after: None,
+        },
+    }
+}
