@@ -1,0 +1,384 @@
+// `connect()` and the Connection handle: listen first, then start delivery; hold frames until the app
+// attaches handlers; hand them out in `seq` order; always unlisten on close.
+
+import { invoke } from '@tauri-apps/api/core'
+import { listen, type UnlistenFn } from '@tauri-apps/api/event'
+
+import { encodeBase64, toPayload, type SendData } from './base64.js'
+import { connectBrowser, inspectBrowser } from './browser.js'
+import { RealtimeError, toRealtimeError } from './errors.js'
+import type {
+  Connection,
+  ConnectionInfo,
+  ConnectOptions,
+  ConnectResult,
+  Frame,
+  GapInfo,
+  Readable,
+  SendResult,
+  StateFrame,
+  StateValue,
+  Unsubscribe,
+} from './types.js'
+
+/**
+ * Frames held for a connection that has no `on()` handler yet. Beyond this the oldest are dropped, and the
+ * first frame handed out afterwards is reported to `on('gap')` handlers.
+ */
+export const MAX_HELD_FRAMES = 10_000
+
+/** Event name of a connection's frames. */
+export const eventName = (id: string): string => `realtime://${id}`
+
+/** What a connection needs from whatever carries it: the Tauri IPC, or the browser's own sockets. */
+export interface Backend {
+  send(payload: string | Uint8Array): Promise<SendResult>
+  close(code?: number, reason?: string): Promise<void>
+  reconnect(): Promise<void>
+  inspect(): Promise<ConnectionInfo>
+  /** Stops delivery for good (unlisten, or close the browser socket). Never rejects. */
+  detach(): Promise<void>
+  /** The browser's EventSource has no wildcard: outside Tauri it must be told each event type to relay. */
+  watch?(type: string): void
+}
+
+/** Where a backend delivers frames. */
+export interface FrameSink {
+  receive(payload: Frame[] | Frame): void
+}
+
+const KINDS: ReadonlySet<string> = new Set(['message', 'state', 'error', 'close', 'frame', 'gap'])
+
+type AnyHandler = (value: never) => void
+
+function report(error: unknown): void {
+  // A throwing handler must not stop the others or the rest of the batch; surface it like an uncaught error.
+  const g = globalThis as { reportError?: (e: unknown) => void }
+  if (typeof g.reportError === 'function') g.reportError(error)
+  else console.error(error)
+}
+
+function stateValueOf(f: StateFrame): StateValue {
+  const v: StateValue = { state: f.state }
+  if (f.transport !== undefined) v.transport = f.transport
+  if (f.attempt !== undefined) v.attempt = f.attempt
+  if (f.delayMs !== undefined) v.delayMs = f.delayMs
+  if (f.reason !== undefined) v.reason = f.reason
+  return v
+}
+
+function checkSendData(data: unknown): void {
+  const ok =
+    typeof data === 'string' ||
+    data instanceof ArrayBuffer ||
+    ArrayBuffer.isView(data) ||
+    (typeof Blob !== 'undefined' && data instanceof Blob)
+  if (!ok) throw new TypeError('send() takes a string, ArrayBuffer, typed array, DataView or Blob')
+}
+
+/** The Connection handle. Not exported from the package: apps get it from `connect()`. */
+export class ConnectionImpl implements Connection, FrameSink {
+  readonly id: string
+  shared = false
+  readonly state: Readable<StateValue>
+
+  private backend: Backend | undefined
+  private readonly handlers = new Map<string, Set<AnyHandler>>()
+  /** Frames waiting for the first `on()`; `null` once frames are handed out as they arrive. */
+  private held: Frame[] | null = []
+  private flushing = false
+  private flushScheduled = false
+  /** The `seq` expected next; set by the first frame received. */
+  private nextSeq: number | undefined
+  private sawStateFrame = false
+  private stateValue: StateValue = { state: 'connecting' }
+  private readonly stateSubscribers = new Set<{ run: (v: StateValue) => void }>()
+  private sendChain: Promise<unknown> = Promise.resolve()
+  private closing: Promise<void> | undefined
+  /** Set once closed: frames are ignored and no handler runs any more. */
+  private done = false
+
+  constructor(id: string) {
+    this.id = id
+    this.state = {
+      subscribe: (run) => {
+        const sub = { run }
+        this.stateSubscribers.add(sub)
+        run(this.stateValue)
+        return () => {
+          this.stateSubscribers.delete(sub)
+        }
+      },
+      get: () => this.stateValue,
+    }
+  }
+
+  /** Called with the `connect` result once delivery has started. */
+  attach(result: Pick<ConnectResult, 'state' | 'shared'>, backend: Backend): void {
+    this.backend = backend
+    this.shared = result.shared
+    // A state frame received meanwhile is newer than the snapshot in the result.
+    if (!this.sawStateFrame && result.state !== this.stateValue.state) this.setState({ state: result.state })
+    for (const type of this.handlers.keys()) if (!KINDS.has(type)) backend.watch?.(type)
+  }
+
+  receive(payload: Frame[] | Frame): void {
+    if (this.done) return
+    const frames = Array.isArray(payload) ? payload : [payload]
+    for (const frame of frames) {
+      if (this.nextSeq === undefined) this.nextSeq = frame.seq
+      if (frame.kind === 'state') {
+        this.sawStateFrame = true
+        this.setState(stateValueOf(frame))
+      }
+      if (this.held) this.held.push(frame)
+      else this.dispatch(frame)
+      if (this.done) return
+    }
+    if (this.held && !this.flushing && this.held.length > MAX_HELD_FRAMES) {
+      this.held.splice(0, this.held.length - MAX_HELD_FRAMES)
+    }
+  }
+
+  on(kind: string, handler: (value: never) => void): Unsubscribe {
+    if (this.done) return () => {}
+    let set = this.handlers.get(kind)
+    if (!set) {
+      set = new Set()
+      this.handlers.set(kind, set)
+      if (!KINDS.has(kind)) this.backend?.watch?.(kind)
+    }
+    set.add(handler)
+    if (this.held && !this.flushScheduled) {
+      this.flushScheduled = true
+      // A later task, so that every handler attached synchronously after `await connect()` gets the held frames.
+      setTimeout(() => this.flush(), 0)
+    }
+    return () => {
+      this.handlers.get(kind)?.delete(handler)
+    }
+  }
+
+  /** Outside Tauri, asks the browser's EventSource to relay this event type (no-op in Tauri). */
+  watch(type: string): void {
+    this.backend?.watch?.(type)
+  }
+
+  send(data: SendData): Promise<SendResult> {
+    if (this.closing || this.done) {
+      return Promise.reject(new RealtimeError(`connection ${this.id} is closed`))
+    }
+    try {
+      checkSendData(data)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const backend = this.requireBackend()
+    // One send in flight at a time: Tauri may run async commands concurrently, and a Blob needs an await
+    // to read, so chaining is what keeps messages in call order.
+    const result = this.sendChain.then(async () => backend.send(await toPayload(data)))
+    this.sendChain = result.catch(() => undefined)
+    return result.catch((e: unknown) => {
+      throw toRealtimeError(e)
+    })
+  }
+
+  close(code?: number, reason?: string): Promise<void> {
+    this.closing ??= this.doClose(code, reason)
+    return this.closing
+  }
+
+  async reconnect(): Promise<void> {
+    if (this.closing || this.done) throw new RealtimeError(`connection ${this.id} is closed`)
+    try {
+      await this.requireBackend().reconnect()
+    } catch (e) {
+      throw toRealtimeError(e)
+    }
+  }
+
+  async inspect(): Promise<ConnectionInfo> {
+    try {
+      return await this.requireBackend().inspect()
+    } catch (e) {
+      throw toRealtimeError(e)
+    }
+  }
+
+  /** Drops everything without a close command: used when `connect` itself failed. */
+  async abandon(): Promise<void> {
+    this.done = true
+    this.held = null
+    this.handlers.clear()
+    await this.backend?.detach()
+  }
+
+  private async doClose(code?: number, reason?: string): Promise<void> {
+    let error: RealtimeError | undefined
+    try {
+      await this.sendChain
+      await this.requireBackend().close(code, reason)
+    } catch (e) {
+      error = toRealtimeError(e)
+    }
+    await this.abandon()
+    if (this.stateValue.state !== 'disconnected') this.setState({ state: 'disconnected' })
+    if (error) throw error
+  }
+
+  private requireBackend(): Backend {
+    if (!this.backend) throw new RealtimeError(`connection ${this.id} is not open yet`)
+    return this.backend
+  }
+
+  private setState(value: StateValue): void {
+    this.stateValue = value
+    for (const sub of [...this.stateSubscribers]) {
+      if (!this.stateSubscribers.has(sub)) continue
+      try {
+        sub.run(value)
+      } catch (e) {
+        report(e)
+      }
+    }
+  }
+
+  private flush(): void {
+    const held = this.held
+    if (!held || this.done) return
+    this.flushing = true
+    // Frames that a handler causes to arrive meanwhile are appended to `held` and handed out in turn.
+    for (let i = 0; i < held.length && !this.done; i++) this.dispatch(held[i]!)
+    this.flushing = false
+    this.held = null
+  }
+
+  private dispatch(frame: Frame): void {
+    if (this.nextSeq !== undefined && frame.seq !== this.nextSeq) {
+      const gap: GapInfo = { expected: this.nextSeq, got: frame.seq }
+      this.call('gap', gap)
+    }
+    this.nextSeq = frame.seq + 1
+    this.call('frame', frame)
+    this.call(frame.kind, frame)
+    if (frame.kind === 'message' && frame.event !== undefined && !KINDS.has(frame.event)) {
+      this.call(frame.event, frame)
+    }
+  }
+
+  private call(kind: string, value: unknown): void {
+    const set = this.handlers.get(kind)
+    if (!set || set.size === 0) return
+    for (const handler of [...set]) {
+      // A handler removed by an earlier one (or by close) does not run.
+      if (this.done || !set.has(handler)) continue
+      try {
+        ;(handler as (v: unknown) => void)(value)
+      } catch (e) {
+        report(e)
+      }
+    }
+  }
+}
+
+/** True inside a Tauri webview (or under `@tauri-apps/api/mocks`). */
+export function inTauri(): boolean {
+  const internals = (globalThis as { __TAURI_INTERNALS__?: { invoke?: unknown } }).__TAURI_INTERNALS__
+  return typeof internals?.invoke === 'function'
+}
+
+/** A fresh id matching /^[A-Za-z0-9_-]{1,64}$/. */
+export function newId(): string {
+  const c = globalThis.crypto
+  if (typeof c?.randomUUID === 'function') return c.randomUUID()
+  // `randomUUID` needs a secure context; a dev server on a LAN address is not one.
+  return Array.from(c.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+function defined<T extends object>(obj: T): T {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as T
+}
+
+function tauriBackend(id: string, unlisten: UnlistenFn): Backend {
+  return {
+    send: (payload) =>
+      invoke<SendResult>(
+        'plugin:realtime|send',
+        typeof payload === 'string' ? { id, data: payload } : { id, data: encodeBase64(payload), binary: true },
+      ),
+    close: async (code, reason) => {
+      await invoke('plugin:realtime|close', defined({ id, code, reason }))
+    },
+    reconnect: async () => {
+      await invoke('plugin:realtime|reconnect', { id })
+    },
+    inspect: async () => {
+      const list = await invoke<ConnectionInfo[]>('plugin:realtime|inspect', { id })
+      const info = list.find((i) => i.id === id) ?? list[0]
+      if (!info) throw new RealtimeError(`no connection with id ${id}`)
+      return info
+    },
+    detach: async () => {
+      try {
+        // Typed `() => void`, but it returns the promise of the unlisten command.
+        await unlisten()
+      } catch (e) {
+        report(e)
+      }
+    },
+  }
+}
+
+/** Opens a connection and returns the internal handle (the drop-in classes need `watch`). */
+export async function connectInternal(options: ConnectOptions): Promise<ConnectionImpl> {
+  if (!options || typeof options.url !== 'string') throw new TypeError('connect() needs options with a `url` string')
+  const conn = new ConnectionImpl(newId())
+  if (!inTauri()) {
+    conn.attach({ state: 'connecting', shared: false }, connectBrowser(conn.id, options, conn))
+    return conn
+  }
+  // The key contract: the listener exists before `connect` starts delivery, so no frame is emitted unheard.
+  let unlisten: UnlistenFn
+  try {
+    unlisten = await listen<Frame[] | Frame>(eventName(conn.id), (event) => conn.receive(event.payload))
+  } catch (e) {
+    // E.g. the capability lacks `core:event:default`.
+    throw toRealtimeError(e)
+  }
+  let result: ConnectResult
+  try {
+    result = await invoke<ConnectResult>('plugin:realtime|connect', { id: conn.id, options })
+  } catch (e) {
+    await conn.abandon()
+    try {
+      await unlisten()
+    } catch (u) {
+      report(u)
+    }
+    throw toRealtimeError(e)
+  }
+  conn.attach(result, tauriBackend(conn.id, unlisten))
+  return conn
+}
+
+/**
+ * Opens a connection (or joins an identical one, see `ConnectOptions.share`).
+ *
+ * Listens for `realtime://<id>` before asking Rust to connect, so no frame is lost. Frames that arrive before
+ * the first `on()` call are held (at most {@link MAX_HELD_FRAMES}) and handed out in order in a later task.
+ * Rejects with a {@link RealtimeError} carrying the Rust side's message (invalid options, URL not allowed by
+ * the scope, ...). Outside Tauri it uses the browser's own `WebSocket` / `EventSource` behind the same interface.
+ */
+export async function connect(options: ConnectOptions): Promise<Connection> {
+  return connectInternal(options)
+}
+
+/** Every connection this webview can see (or one, by id), with counters, queue depth and last error. */
+export async function inspect(id?: string): Promise<ConnectionInfo[]> {
+  if (!inTauri()) return inspectBrowser(id)
+  try {
+    return await invoke<ConnectionInfo[]>('plugin:realtime|inspect', id === undefined ? {} : { id })
+  } catch (e) {
+    throw toRealtimeError(e)
+  }
+}

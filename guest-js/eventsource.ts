@@ -1,0 +1,159 @@
+// A drop-in for the browser's `EventSource`, carried by the plugin: headers, POST bodies and an initial
+// Last-Event-ID become possible, and existing code switches with one import.
+
+import { connectInternal, type ConnectionImpl } from './connection.js'
+import { toRealtimeError } from './errors.js'
+import { domError, handlerAttributes, MessageEventImpl, RealtimeErrorEvent } from './events.js'
+import type { ConnectOptions, Frame } from './types.js'
+
+/**
+ * The plugin's options for {@link RealtimeEventSource}: `headers`, `method`, `body`, `lastEventId` and the rest
+ * of {@link ConnectOptions} besides the URL. `withCredentials` is accepted for source compatibility and ignored:
+ * the Rust side keeps no cookie jar; send credentials with `headers`.
+ */
+export interface RealtimeEventSourceInit extends Omit<ConnectOptions, 'url' | 'protocols'> {
+  withCredentials?: boolean
+}
+
+type Handler<E extends Event> = ((this: RealtimeEventSource, ev: E) => unknown) | null
+
+/**
+ * Shaped like the browser's `EventSource`; the stream lives in Rust. As in the browser: `open` on each
+ * (re)connection, `error` with `readyState` back to `CONNECTING` while reconnecting, `error` with `CLOSED` when
+ * it gives up (`failed`, or the server ended it for good), `message` for unnamed events, and named events
+ * through `addEventListener(type)`. `error` events are {@link RealtimeErrorEvent}s with a `message`.
+ */
+export class RealtimeEventSource extends EventTarget {
+  static readonly CONNECTING = 0
+  static readonly OPEN = 1
+  static readonly CLOSED = 2
+  readonly CONNECTING = 0
+  readonly OPEN = 1
+  readonly CLOSED = 2
+
+  readonly url: string
+  /** Always false: see {@link RealtimeEventSourceInit}. */
+  readonly withCredentials: boolean = false
+
+  onopen: Handler<Event> = null
+  onmessage: Handler<MessageEvent> = null
+  onerror: Handler<Event> = null
+
+  private state = 0
+  private conn: ConnectionImpl | undefined
+  private closed = false
+  private lastError = ''
+  private readonly origin: string
+  private readonly types = new Set<string>()
+
+  constructor(url: string | URL, init?: RealtimeEventSourceInit) {
+    super()
+    let parsed: URL
+    try {
+      parsed = new URL(String(url))
+    } catch {
+      throw domError(`invalid URL: ${String(url)}`, 'SyntaxError')
+    }
+    this.url = parsed.href
+    this.origin = parsed.origin
+    handlerAttributes(this, ['open', 'message', 'error'], (type) => {
+      const h = { open: this.onopen, message: this.onmessage, error: this.onerror }[type]
+      return (h ?? null) as ((this: RealtimeEventSource, ev: Event) => unknown) | null
+    })
+    const { withCredentials: _ignored, ...rest } = init ?? {}
+    connectInternal({ ...rest, url: this.url }).then(
+      (conn) => this.attach(conn),
+      (e: unknown) => {
+        this.lastError = toRealtimeError(e).message
+        this.fail()
+      },
+    )
+  }
+
+  /** `CONNECTING`, `OPEN` or `CLOSED`. */
+  get readyState(): number {
+    return this.state
+  }
+
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: AddEventListenerOptions | boolean,
+  ): void {
+    super.addEventListener(type, listener, options)
+    if (type !== 'open' && type !== 'error' && !this.types.has(type)) {
+      this.types.add(type)
+      // Outside Tauri the browser's EventSource relays only the event types it is told about.
+      this.conn?.watch(type)
+    }
+  }
+
+  /** Stops the stream. No event fires afterwards. */
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    this.state = RealtimeEventSource.CLOSED
+    void this.conn?.close().catch(() => undefined)
+  }
+
+  private attach(conn: ConnectionImpl): void {
+    if (this.closed) {
+      void conn.close().catch(() => undefined)
+      return
+    }
+    this.conn = conn
+    for (const type of this.types) conn.watch(type)
+    conn.on('frame', (frame: Frame) => this.onFrame(frame))
+  }
+
+  private onFrame(frame: Frame): void {
+    if (this.closed) return
+    switch (frame.kind) {
+      case 'message':
+        this.dispatchEvent(
+          new MessageEventImpl(frame.event ?? 'message', {
+            data: frame.data,
+            lastEventId: frame.lastEventId ?? '',
+            origin: this.origin,
+          }),
+        )
+        break
+      case 'error':
+        this.lastError = frame.message
+        break
+      case 'close':
+        break
+      case 'state':
+        switch (frame.state) {
+          case 'connected':
+          case 'polling':
+            if (this.state !== RealtimeEventSource.OPEN) {
+              this.state = RealtimeEventSource.OPEN
+              this.dispatchEvent(new Event('open'))
+            }
+            break
+          case 'reconnecting':
+            this.state = RealtimeEventSource.CONNECTING
+            this.dispatchEvent(new RealtimeErrorEvent(frame.reason ?? this.lastError))
+            break
+          case 'failed':
+          case 'disconnected':
+            this.lastError = frame.reason ?? this.lastError
+            this.fail()
+            break
+          case 'connecting':
+            break
+        }
+        break
+    }
+  }
+
+  /** Gives up, as the browser does: `CLOSED`, one `error`, and the plugin's subscription released. */
+  private fail(): void {
+    if (this.closed) return
+    this.closed = true
+    this.state = RealtimeEventSource.CLOSED
+    this.dispatchEvent(new RealtimeErrorEvent(this.lastError))
+    void this.conn?.close().catch(() => undefined)
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * Guest bindings of tauri-plugin-realtime: WebSocket and Server-Sent Events streams opened in Rust, relayed to
+ * the webview as Tauri events (`realtime://<id>`, an array of frames in `seq` order).
+ *
+ * - {@link connect} gives a {@link Connection}: `on(kind | eventType, handler)`, a `state` store (Svelte
+ *   contract), `send`, `close`, `reconnect`, `inspect`.
+ * - {@link RealtimeWebSocket} and {@link RealtimeEventSource} are drop-ins for the browser's classes.
+ * - Outside Tauri (a plain browser during `vite dev`) the same API runs on the browser's own WebSocket and
+ *   EventSource, without headers, POST bodies or the plugin's reconnect, queue and fallback.
+ *
+ * @module
+ */
+
+export { connect, inspect, MAX_HELD_FRAMES } from './connection.js'
+export { decodeBinary, type SendData } from './base64.js'
+export { RealtimeError } from './errors.js'
+export { RealtimeErrorEvent } from './events.js'
+export { RealtimeWebSocket, type RealtimeWebSocketInit } from './websocket.js'
+export { RealtimeEventSource, type RealtimeEventSourceInit } from './eventsource.js'
+export type * from './types.js'

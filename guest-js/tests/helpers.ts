@@ -1,0 +1,128 @@
+// A stand-in for the Rust side: `@tauri-apps/api/mocks` with events mocked in-process, a recorder of every IPC
+// call (including `plugin:event|listen` / `unlisten`, which the mock answers itself), and default answers for
+// the realtime commands that a test can override.
+
+import { emit } from '@tauri-apps/api/event'
+import { clearMocks, mockIPC } from '@tauri-apps/api/mocks'
+
+import type { ConnectionInfo, Frame, State } from '../types.js'
+
+export type Args = Record<string, unknown>
+export type CommandHandler = (args: Args) => unknown
+
+export interface Call {
+  cmd: string
+  args: Args
+}
+
+type Internals = { invoke: (cmd: string, args?: unknown, options?: unknown) => Promise<unknown> }
+
+const win = () => globalThis as unknown as { __TAURI_INTERNALS__?: Internals }
+
+export function info(id: string, extra: Partial<ConnectionInfo> = {}): ConnectionInfo {
+  return {
+    id,
+    url: 'wss://example.test/feed',
+    transport: 'websocket',
+    state: 'connected',
+    attempt: 0,
+    framesIn: 3,
+    framesOut: 1,
+    bytesIn: 30,
+    bytesOut: 10,
+    queued: 0,
+    queuedBytes: 0,
+    lastError: null,
+    lastEventId: null,
+    protocol: null,
+    subscribers: 1,
+    owners: { main: 1 },
+    shared: false,
+    ...extra,
+  }
+}
+
+export class FakeRust {
+  readonly calls: Call[] = []
+  readonly handlers: Record<string, CommandHandler> = {
+    connect: (a) => ({ id: a.id, state: 'connecting', shared: false }),
+    send: () => ({ queued: false }),
+    close: () => null,
+    reconnect: () => null,
+    inspect: (a) => [info(String(a.id))],
+  }
+
+  constructor() {
+    mockIPC(
+      (cmd, payload) => {
+        const name = cmd.replace(/^plugin:realtime\|/, '')
+        const handler = this.handlers[name]
+        if (!cmd.startsWith('plugin:realtime|') || !handler) throw `unexpected command ${cmd}`
+        return handler((payload ?? {}) as Args)
+      },
+      { shouldMockEvents: true },
+    )
+    const internals = win().__TAURI_INTERNALS__!
+    const original = internals.invoke
+    internals.invoke = (cmd, args, options) => {
+      this.calls.push({ cmd, args: (args ?? {}) as Args })
+      return original(cmd, args, options)
+    }
+  }
+
+  /** The calls of one command, e.g. `commands('connect')` or `commands('plugin:event|listen')`. */
+  commands(name: string): Args[] {
+    const cmd = name.includes('|') ? name : `plugin:realtime|${name}`
+    return this.calls.filter((c) => c.cmd === cmd).map((c) => c.args)
+  }
+
+  /** The command names in call order, without the emits the tests make. */
+  order(): string[] {
+    return this.calls.map((c) => c.cmd).filter((c) => c !== 'plugin:event|emit')
+  }
+
+  /** The id of the n-th `connect` call. */
+  id(n = 0): string {
+    const args = this.commands('connect')[n]
+    if (!args) throw new Error(`expected a connect call #${n}, got ${this.commands('connect').length}`)
+    return String(args.id)
+  }
+
+  /** Emits a payload to `realtime://<id>` as the Rust relay does. */
+  async emit(id: string, frames: Frame[] | Frame): Promise<void> {
+    await emit(`realtime://${id}`, frames)
+  }
+
+  /** Listeners registered minus unregistered for `realtime://<id>`. */
+  listeners(id: string): number {
+    const event = `realtime://${id}`
+    const on = this.commands('plugin:event|listen').filter((a) => a.event === event).length
+    const off = this.commands('plugin:event|unlisten').filter((a) => a.event === event).length
+    return on - off
+  }
+}
+
+export function resetTauri(): void {
+  clearMocks()
+  delete (globalThis as { __TAURI_INTERNALS__?: unknown }).__TAURI_INTERNALS__
+  delete (globalThis as { __TAURI_EVENT_PLUGIN_INTERNALS__?: unknown }).__TAURI_EVENT_PLUGIN_INTERNALS__
+}
+
+/** Lets pending promises and zero-delay timers (the held-frame flush) run. */
+export async function settle(rounds = 3): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise((r) => setTimeout(r, 0))
+}
+
+let nextSeq = 1
+/** Frame builders with consecutive `seq` numbers (reset with `seqFrom`). */
+export const seqFrom = (n: number): void => {
+  nextSeq = n
+}
+export const st = (state: State, extra: object = {}): Frame =>
+  ({ kind: 'state', seq: nextSeq++, state, ...extra }) as Frame
+export const msg = (data: string, extra: object = {}): Frame =>
+  ({ kind: 'message', seq: nextSeq++, transport: 'websocket', data, ...extra }) as Frame
+export const sse = (event: string, data: string, lastEventId = ''): Frame =>
+  ({ kind: 'message', seq: nextSeq++, transport: 'sse', event, data, lastEventId }) as Frame
+export const err = (message: string, fatal: boolean): Frame => ({ kind: 'error', seq: nextSeq++, message, fatal })
+export const closeF = (code: number, reason: string): Frame => ({ kind: 'close', seq: nextSeq++, code, reason })

@@ -1,0 +1,293 @@
+// The wire contract with the Rust side, hand-kept beside `src/core/frame.rs` and `src/core/options.rs`.
+// Change both together; `tests/frames.test.ts` round-trips the JSON samples that the Rust test
+// `envelope_matches_the_documented_json` asserts (`tests/fixtures/frames.json`).
+
+/** How a connection reaches its server. */
+export type Transport = 'websocket' | 'sse' | 'poll'
+
+/**
+ * The observable state of a connection.
+ *
+ * - `connecting`: an attempt to open the stream is under way.
+ * - `connected`: the stream is open and delivering.
+ * - `reconnecting`: the stream dropped; waiting `delayMs` before the next attempt.
+ * - `polling`: degraded but delivering, HTTP polling instead of a stream.
+ * - `failed`: terminal until `reconnect()` is called (a fatal error, or retries exhausted).
+ * - `disconnected`: closed on purpose, by the app or by the server.
+ */
+export type State = 'connecting' | 'connected' | 'reconnecting' | 'polling' | 'failed' | 'disconnected'
+
+/** A state transition. */
+export interface StateFrame {
+  kind: 'state'
+  seq: number
+  state: State
+  transport?: Transport
+  attempt?: number
+  delayMs?: number
+  reason?: string
+}
+
+/** Data from the server. */
+export interface MessageFrame {
+  kind: 'message'
+  seq: number
+  transport: Transport
+  /** SSE event type (`"message"` when the server named none); absent for WebSocket. */
+  event?: string
+  /** The text, or base64 (standard alphabet, padded) when `binary` is true: see `decodeBinary`. */
+  data: string
+  /** SSE last event id (`""` when none was set); absent for WebSocket. */
+  lastEventId?: string
+  /** Present and true when `data` is base64 of a binary WebSocket message. */
+  binary?: boolean
+}
+
+/** Something went wrong. `fatal: true` is followed by a `failed` state. */
+export interface ErrorFrame {
+  kind: 'error'
+  seq: number
+  message: string
+  fatal: boolean
+}
+
+/** A WebSocket close handshake (from either side), with its code and reason. */
+export interface CloseFrame {
+  kind: 'close'
+  seq: number
+  code: number
+  reason: string
+}
+
+/**
+ * One frame of the envelope, tagged by `kind`. `seq` starts at 1 per connection and rises by exactly one
+ * per frame. The event `realtime://<id>` carries an array of one or more frames in `seq` order.
+ */
+export type Frame = StateFrame | MessageFrame | ErrorFrame | CloseFrame
+
+/** The `kind` tags of {@link Frame}. */
+export type FrameKind = Frame['kind']
+
+/** Exponential backoff: delay = min(initialDelayMs x multiplier^(n-1), maxDelayMs), shortened by up to `jitter`. */
+export interface ReconnectOptions {
+  /** Delay before the first retry, in ms. Default: 1000. */
+  initialDelayMs?: number
+  /** Growth per attempt. Default: 2. */
+  multiplier?: number
+  /** Ceiling of the delay, in ms. Default: 30000. */
+  maxDelayMs?: number
+  /** Largest fraction by which a delay is shortened at random (0 turns jitter off). Default: 0.2. */
+  jitter?: number
+  /** Attempts before `failed`; `null` for unlimited. Default: unlimited. */
+  maxRetries?: number | null
+  /** How long a connection must stay up before the attempt count resets, in ms. Default: 5000. */
+  stableAfterMs?: number
+  /** Reconnect also after the server closes a WebSocket normally (1000). Default: false. */
+  onNormalClose?: boolean
+}
+
+/** Liveness: WebSocket ping/pong, and an idle timeout for SSE. */
+export interface HeartbeatOptions {
+  /** WebSocket ping interval, in ms. Default: 30000. */
+  pingIntervalMs?: number
+  /** Time allowed for the pong, in ms. Default: 10000. */
+  pongTimeoutMs?: number
+  /** SSE: reconnect when no byte at all arrives for this long, in ms. Default: 45000. */
+  idleTimeoutMs?: number
+}
+
+/** Bounds of the outbound queue that holds sends while not connected. Overflow is an error to the caller. */
+export interface QueueOptions {
+  /** Messages held at most. Default: 1000. */
+  maxMessages?: number
+  /** Bytes held at most. Default: 1048576 (1 MiB). */
+  maxBytes?: number
+}
+
+/** The degraded path: HTTP polling when streaming cannot be had. */
+export interface FallbackOptions {
+  /** URL to GET while degraded. Without it there is no fallback. Default: none. */
+  pollUrl?: string
+  /** URL to POST sends to while a WebSocket connection is polling. Default: none (sends are queued). */
+  sendUrl?: string
+  /** Time between the end of one poll and the next, in ms. Default: 2000. */
+  intervalMs?: number
+  /** Consecutive failed attempts before polling. Default: 3. */
+  afterFailures?: number
+  /** Time between attempts to get the stream back, in ms. Default: 30000. */
+  probeIntervalMs?: number
+}
+
+/**
+ * What the app asks for. The Rust side refuses unknown fields, so a typo is an error rather than a silent
+ * default. Outside Tauri (plain browser) only `url`, `transport` (`websocket` | `sse`) and `protocols` apply;
+ * `headers`, `method`, `body` and `lastEventId` are refused there because the browser cannot send them.
+ */
+export interface ConnectOptions {
+  /** `ws://`, `wss://`, `http://` or `https://`. */
+  url: string
+  /** Default: `websocket` for ws(s) URLs, `sse` for http(s) URLs. */
+  transport?: Transport
+  /** Request headers, sent on every attempt. Default: none. */
+  headers?: Record<string, string>
+  /** WebSocket subprotocols (`Sec-WebSocket-Protocol`). Default: none. */
+  protocols?: string[]
+  /** SSE request method. Default: `GET`. */
+  method?: string
+  /** SSE request body, re-sent on every reconnect. Default: none. */
+  body?: string
+  /** SSE `Last-Event-ID` for the first request. Default: none. */
+  lastEventId?: string
+  /**
+   * Reconnect policy, or `false` for none. Default: on (`true`), with initialDelayMs 1000, multiplier 2,
+   * maxDelayMs 30000, jitter 0.2, maxRetries unlimited, stableAfterMs 5000, onNormalClose false.
+   */
+  reconnect?: boolean | ReconnectOptions
+  /**
+   * Liveness checks, or `false` for none. Default: on (`true`), with pingIntervalMs 30000, pongTimeoutMs 10000,
+   * idleTimeoutMs 45000.
+   */
+  heartbeat?: boolean | HeartbeatOptions
+  /** Outbound queue limits while not connected. Default: maxMessages 1000, maxBytes 1048576 (1 MiB). */
+  queue?: QueueOptions
+  /**
+   * Polling fallback, or `false`. Default: off until a `pollUrl` is given; then intervalMs 2000,
+   * afterFailures 3, probeIntervalMs 30000.
+   */
+  fallback?: boolean | FallbackOptions
+  /**
+   * `true` (default): identical options share one upstream. `false`: a private upstream.
+   * A string: share with every subscription that names the same key.
+   */
+  share?: boolean | string
+  /**
+   * Largest message accepted from the server, in bytes (a WebSocket message, an SSE event or line).
+   * Default: 16777216 (16 MiB).
+   */
+  maxMessageSize?: number
+  /** Time allowed to open the stream (TCP, TLS, upgrade or response headers), in ms. Default: 10000. */
+  connectTimeoutMs?: number
+}
+
+/** What the `connect` command gives. */
+export interface ConnectResult {
+  id: string
+  state: State
+  /** True when this subscription joined an existing upstream. */
+  shared: boolean
+}
+
+/** What the `send` command gives. */
+export interface SendResult {
+  /** True when the message is held for delivery after a reconnect. */
+  queued: boolean
+}
+
+/** One subscription and its upstream, as the `inspect` command reports it (`ConnectionInfo` in `src/core/hub.rs`). */
+export interface ConnectionInfo {
+  id: string
+  url: string
+  transport: Transport
+  state: State
+  attempt: number
+  framesIn: number
+  framesOut: number
+  bytesIn: number
+  bytesOut: number
+  /** Messages waiting in the outbound queue. */
+  queued: number
+  /** Bytes waiting in the outbound queue. */
+  queuedBytes: number
+  lastError: string | null
+  lastEventId: string | null
+  /** The WebSocket subprotocol the server chose. */
+  protocol: string | null
+  /** Subscriptions to this upstream, all owners together. */
+  subscribers: number
+  /** Subscriptions to this upstream per owner (webview label). */
+  owners: Record<string, number>
+  /** Whether this upstream can be joined by identical options or a share key (not whether this one joined). */
+  shared: boolean
+}
+
+/** The value of {@link Connection.state}: the fields of the latest `state` frame. */
+export interface StateValue {
+  state: State
+  transport?: Transport
+  attempt?: number
+  delayMs?: number
+  reason?: string
+}
+
+/** The Svelte store contract (`subscribe` returns the unsubscribe function), plus a synchronous `get()`. */
+export interface Readable<T> {
+  /** Calls `run` at once with the current value, then on each change. Returns the unsubscribe function. */
+  subscribe(run: (value: T) => void): () => void
+  /** The current value. */
+  get(): T
+}
+
+/** Given to `on('gap')` handlers when a frame's `seq` is not the previous one plus one. */
+export interface GapInfo {
+  /** The `seq` that should have come next. */
+  expected: number
+  /** The `seq` that came. */
+  got: number
+}
+
+/** The reserved names of {@link Connection.on}; any other string names an SSE event type. */
+export type HandlerKind = FrameKind | 'frame' | 'gap'
+
+/** Removes the handler it was returned for. Calling it twice is harmless. */
+export type Unsubscribe = () => void
+
+/** A connection opened with `connect()`. */
+export interface Connection {
+  /** The id chosen by these bindings; the Tauri event is `realtime://<id>`. */
+  readonly id: string
+  /** True when this subscription joined an existing upstream (see `ConnectOptions.share`). */
+  readonly shared: boolean
+  /** The current state (the latest `state` frame), as a Svelte-compatible store. */
+  readonly state: Readable<StateValue>
+
+  /**
+   * Adds a handler. The reserved kinds take precedence over SSE event types of the same name:
+   *
+   * - `'message'`: every message frame (WebSocket, and SSE of any event type). Binary WebSocket messages
+   *   come with `binary: true` and base64 `data`: use `decodeBinary(frame)`.
+   * - `'state'`, `'error'`, `'close'`: frames of that kind.
+   * - `'frame'`: every frame.
+   * - `'gap'`: a frame's `seq` was not the previous `seq` + 1 (`{ expected, got }`), told just before
+   *   that frame is handed out. The first frame received sets the baseline.
+   * - any other string: SSE message frames whose `event` equals it (e.g. `on('summary', …)`).
+   *
+   * Frames received before the first `on()` call are held (at most 10 000, the oldest dropped beyond that,
+   * which then shows as a gap) and handed out in order in a later task, so every handler attached
+   * synchronously after `await connect()` gets them. After that, frames are handed out as they arrive.
+   * For one frame, `'frame'` handlers run first, then the kind's, then the SSE event type's.
+   */
+  on(kind: 'message', handler: (frame: MessageFrame) => void): Unsubscribe
+  on(kind: 'state', handler: (frame: StateFrame) => void): Unsubscribe
+  on(kind: 'error', handler: (frame: ErrorFrame) => void): Unsubscribe
+  on(kind: 'close', handler: (frame: CloseFrame) => void): Unsubscribe
+  on(kind: 'frame', handler: (frame: Frame) => void): Unsubscribe
+  on(kind: 'gap', handler: (gap: GapInfo) => void): Unsubscribe
+  on(eventType: string, handler: (frame: MessageFrame) => void): Unsubscribe
+
+  /**
+   * Sends a message (WebSocket). Strings go as text; `ArrayBuffer`, typed arrays, `DataView` and `Blob`
+   * go as binary (base64 on the wire). Sends go out in call order. Resolves with `queued: true` when
+   * the message is held for delivery after a reconnect; rejects when the queue is full.
+   */
+  send(data: string | ArrayBuffer | ArrayBufferView | Blob): Promise<SendResult>
+  /**
+   * Ends this subscription (the upstream closes when no subscriber is left), after sends already made.
+   * Always stops listening, sets `state` to `disconnected` and drops every `on()` handler, even when the
+   * command rejects (the promise then rejects too). Calling it again returns the same promise.
+   */
+  close(code?: number, reason?: string): Promise<void>
+  /** A manual retry, e.g. from `failed`. */
+  reconnect(): Promise<void>
+  /** This connection's counters and state. */
+  inspect(): Promise<ConnectionInfo>
+}
