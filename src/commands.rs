@@ -5,15 +5,16 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use tauri::{
+    command,
     ipc::{CommandScope, GlobalScope},
-    command, AppHandle, Runtime, Webview,
+    AppHandle, Runtime, Webview,
 };
 
 use crate::{
     core::{hub::new_id, ConnectOptions, ConnectRequest, Connected, ConnectionInfo, Hub, Outgoing},
     relay::WebviewSink,
     scope::{Entry, Scope},
-    Result, RealtimeExt,
+    RealtimeExt, Result,
 };
 
 /// The answer to `send`.
@@ -71,12 +72,18 @@ pub(crate) async fn close<R: Runtime>(
     code: Option<u16>,
     reason: Option<String>,
 ) -> Result<()> {
-    app.realtime().hub().close(&id, webview.label(), code, reason)?;
+    app.realtime()
+        .hub()
+        .close(&id, webview.label(), code, reason)?;
     Ok(())
 }
 
 #[command]
-pub(crate) async fn reconnect<R: Runtime>(app: AppHandle<R>, webview: Webview<R>, id: String) -> Result<()> {
+pub(crate) async fn reconnect<R: Runtime>(
+    app: AppHandle<R>,
+    webview: Webview<R>,
+    id: String,
+) -> Result<()> {
     app.realtime().hub().reconnect(&id, webview.label())?;
     Ok(())
 }
@@ -87,5 +94,8 @@ pub(crate) async fn inspect<R: Runtime>(
     webview: Webview<R>,
     id: Option<String>,
 ) -> Result<Vec<ConnectionInfo>> {
-    Ok(app.realtime().hub().inspect(Some(webview.label()), id.as_deref())?)
+    Ok(app
+        .realtime()
+        .hub()
+        .inspect(Some(webview.label()), id.as_deref())?)
 }

@@ -29,8 +29,8 @@ mod relay;
 pub mod scope;
 
 pub use crate::core::{
-    AllowAll, ChannelSink, ConnectOptions, Connected, ConnectionInfo, Frame, FrameSink, Hub, HubConfig, Limits,
-    Outgoing, State, Transport, UrlGuard,
+    AllowAll, ChannelSink, ConnectOptions, Connected, ConnectionInfo, Frame, FrameSink, Hub,
+    HubConfig, Limits, Outgoing, State, Transport, UrlGuard,
 };
 pub use error::{Error, Result};
 pub use relay::EVENT_PREFIX;
@@ -141,7 +141,8 @@ impl Builder {
                 commands::inspect
             ])
             .setup(move |app, _api| {
-                let tauri::async_runtime::RuntimeHandle::Tokio(runtime) = tauri::async_runtime::handle();
+                let tauri::async_runtime::RuntimeHandle::Tokio(runtime) =
+                    tauri::async_runtime::handle();
                 let hub = Hub::new(config, runtime)?;
                 app.manage(Realtime {
                     app: app.clone(),
@@ -173,7 +174,9 @@ impl Builder {
                 RunEvent::Exit => {
                     if let Some(rt) = app.try_state::<Realtime<R>>() {
                         let hub = rt.hub.clone();
-                        tauri::async_runtime::block_on(async move { hub.shutdown(EXIT_GRACE).await });
+                        tauri::async_runtime::block_on(
+                            async move { hub.shutdown(EXIT_GRACE).await },
+                        );
                     }
                 }
                 _ => {}

@@ -21,7 +21,8 @@ impl Entry {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let init = UrlPatternInit::parse_constructor_string::<regex::Regex>(raw, None)
             .map_err(|e| format!("`{raw}` is not a valid URL pattern: {e}"))?;
-        let url = UrlPattern::parse(init, Default::default()).map_err(|e| format!("`{raw}` is not a valid URL pattern: {e}"))?;
+        let url = UrlPattern::parse(init, Default::default())
+            .map_err(|e| format!("`{raw}` is not a valid URL pattern: {e}"))?;
         Ok(Self {
             url,
             raw: raw.to_owned(),
@@ -65,8 +66,18 @@ impl Scope {
 
     pub(crate) fn from_ipc(command: &CommandScope<Entry>, global: &GlobalScope<Entry>) -> Self {
         Self::new(
-            command.allows().iter().chain(global.allows()).cloned().collect(),
-            command.denies().iter().chain(global.denies()).cloned().collect(),
+            command
+                .allows()
+                .iter()
+                .chain(global.allows())
+                .cloned()
+                .collect(),
+            command
+                .denies()
+                .iter()
+                .chain(global.denies())
+                .cloned()
+                .collect(),
         )
     }
 
@@ -90,13 +101,20 @@ mod tests {
     use super::*;
 
     fn scope(allow: &[&str], deny: &[&str]) -> Scope {
-        let e = |v: &[&str]| v.iter().map(|p| Arc::new(Entry::parse(p).unwrap())).collect();
+        let e = |v: &[&str]| {
+            v.iter()
+                .map(|p| Arc::new(Entry::parse(p).unwrap()))
+                .collect()
+        };
         Scope::new(e(allow), e(deny))
     }
 
     #[test]
     fn allow_deny_table() {
-        let s = scope(&["ws://127.0.0.1:*/*", "https://*.example.com/*"], &["https://evil.example.com/*"]);
+        let s = scope(
+            &["ws://127.0.0.1:*/*", "https://*.example.com/*"],
+            &["https://evil.example.com/*"],
+        );
         for (url, ok) in [
             ("ws://127.0.0.1:4000/chat", true),
             ("ws://127.0.0.1/chat", true),
@@ -106,7 +124,11 @@ mod tests {
             ("https://evil.example.com/stream", false),
             ("http://api.example.com/stream", false),
         ] {
-            assert_eq!(s.is_allowed(&url.parse().unwrap()), ok, "expected {ok} for {url}");
+            assert_eq!(
+                s.is_allowed(&url.parse().unwrap()),
+                ok,
+                "expected {ok} for {url}"
+            );
         }
     }
 

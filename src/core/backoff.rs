@@ -60,7 +60,9 @@ impl Backoff {
     pub fn delay(&self, attempt: u32, sample: f64) -> Duration {
         let exp = attempt.saturating_sub(1).min(64) as i32;
         let raw = self.base.as_secs_f64() * self.opts.multiplier.powi(exp);
-        let ceiling = Duration::from_millis(self.opts.max_delay_ms).max(self.base).as_secs_f64();
+        let ceiling = Duration::from_millis(self.opts.max_delay_ms)
+            .max(self.base)
+            .as_secs_f64();
         let capped = raw.min(ceiling);
         let jittered = capped * (1.0 - self.opts.jitter * sample.clamp(0.0, 1.0));
         Duration::from_secs_f64(jittered.max(0.0))
@@ -96,16 +98,30 @@ mod tests {
     #[test]
     fn default_policy_doubles_from_one_second_and_caps_at_thirty() {
         let b = Backoff::new(ReconnectOptions::default());
-        let got: Vec<u64> = (1..=8).map(|n| b.delay(n, 0.0).as_millis() as u64).collect();
-        assert_eq!(got, vec![1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000], "got {got:?}");
+        let got: Vec<u64> = (1..=8)
+            .map(|n| b.delay(n, 0.0).as_millis() as u64)
+            .collect();
+        assert_eq!(
+            got,
+            vec![1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000],
+            "got {got:?}"
+        );
     }
 
     #[test]
     fn jitter_only_shortens_and_by_at_most_twenty_percent() {
         let b = Backoff::new(ReconnectOptions::default());
-        for (attempt, sample, want) in [(1, 0.5, 900), (1, 0.999_999, 800), (3, 1.0, 3200), (7, 0.25, 28500)] {
+        for (attempt, sample, want) in [
+            (1, 0.5, 900),
+            (1, 0.999_999, 800),
+            (3, 1.0, 3200),
+            (7, 0.25, 28500),
+        ] {
             let got = b.delay(attempt, sample).as_millis() as u64;
-            assert!((want..=want + 1).contains(&got), "attempt {attempt} sample {sample}: expected {want}, got {got}");
+            assert!(
+                (want..=want + 1).contains(&got),
+                "attempt {attempt} sample {sample}: expected {want}, got {got}"
+            );
         }
     }
 
@@ -129,7 +145,10 @@ mod tests {
         assert!(b.may_retry(1) && b.may_retry(2) && !b.may_retry(3));
         assert_eq!(b.with_retry_after(ms(1000), Some(ms(5000))), ms(5000));
         assert_eq!(b.with_retry_after(ms(8000), Some(ms(5000))), ms(8000));
-        assert_eq!(b.with_retry_after(ms(1), Some(Duration::from_secs(99_999))), MAX_RETRY_AFTER);
+        assert_eq!(
+            b.with_retry_after(ms(1), Some(Duration::from_secs(99_999))),
+            MAX_RETRY_AFTER
+        );
         assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }

@@ -18,7 +18,9 @@ use tokio::{
     sync::{mpsc, oneshot},
     time::{sleep, timeout, Instant},
 };
-use tokio_tungstenite::tungstenite::{self, protocol::frame::coding::CloseCode, protocol::CloseFrame, Message};
+use tokio_tungstenite::tungstenite::{
+    self, protocol::frame::coding::CloseCode, protocol::CloseFrame, Message,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -99,6 +101,14 @@ impl Default for Snapshot {
     }
 }
 
+/// How the hub reaches a connection task, and how it ends it.
+pub(crate) struct Wiring {
+    pub ctl: mpsc::UnboundedReceiver<Control>,
+    pub sends: mpsc::Receiver<SendRequest>,
+    pub stats: Arc<Stats>,
+    pub token: CancellationToken,
+}
+
 /// Why the connection stopped serving the current phase.
 enum Interrupt {
     /// The last subscriber left: close with this code and end.
@@ -136,12 +146,15 @@ impl Connection {
         opts: Arc<Resolved>,
         env: Arc<Env>,
         guard: Arc<dyn UrlGuard>,
-        ctl: mpsc::UnboundedReceiver<Control>,
-        sends: mpsc::Receiver<SendRequest>,
-        stats: Arc<Stats>,
-        token: CancellationToken,
+        wiring: Wiring,
         first: Subscriber,
     ) -> Self {
+        let Wiring {
+            ctl,
+            sends,
+            stats,
+            token,
+        } = wiring;
         let backoff = opts.reconnect.clone().map(|r| {
             Backoff::new(r).with_fallback_after(opts.fallback.as_ref().map(|f| f.after_failures))
         });
@@ -171,15 +184,20 @@ impl Connection {
     pub(crate) async fn run(mut self) {
         let mut attempt: u32 = 0;
         loop {
-            self.set_state(State::Connecting, Some(attempt), None, None).await;
+            self.set_state(State::Connecting, Some(attempt), None, None)
+                .await;
             let ended = match self.attempt().await {
                 Flow::Ended(e) => e,
                 Flow::Interrupt(Interrupt::Reconnect) => {
                     attempt = 0;
                     continue;
                 }
-                Flow::Interrupt(Interrupt::Close(..)) => return self.finish("closed by the app").await,
-                Flow::Interrupt(Interrupt::Shutdown) => return self.finish("the app is exiting").await,
+                Flow::Interrupt(Interrupt::Close(..)) => {
+                    return self.finish("closed by the app").await
+                }
+                Flow::Interrupt(Interrupt::Shutdown) => {
+                    return self.finish("the app is exiting").await
+                }
             };
             let step = decide(
                 self.backoff.as_ref(),
@@ -220,10 +238,12 @@ impl Connection {
                         fatal: true,
                     })
                     .await;
-                    self.set_state(State::Failed, None, None, Some(reason)).await;
+                    self.set_state(State::Failed, None, None, Some(reason))
+                        .await;
                 }
                 Step::Disconnect { reason } => {
-                    self.set_state(State::Disconnected, None, None, Some(reason)).await;
+                    self.set_state(State::Disconnected, None, None, Some(reason))
+                        .await;
                 }
             }
             // Terminal: wait for `reconnect`, or for the last subscriber to leave.
@@ -239,19 +259,27 @@ impl Connection {
         let opts = self.opts.clone();
         let connect_timeout = opts.connect_timeout;
         let timed_out = || AttemptError::Retry {
-            reason: format!("timed out after {} ms opening the stream", connect_timeout.as_millis()),
+            reason: format!(
+                "timed out after {} ms opening the stream",
+                connect_timeout.as_millis()
+            ),
             retry_after: None,
         };
         match opts.transport {
             Transport::Websocket => {
                 let tls = self.env.tls.clone();
-                let open = async move { timeout(connect_timeout, transport::ws::open(&opts, &tls)).await };
+                let open =
+                    async move { timeout(connect_timeout, transport::ws::open(&opts, &tls)).await };
                 match self.serve(open).await {
                     Err(i) => Flow::Interrupt(i),
                     Ok(Err(_)) => Flow::Ended(Ended::Attempt(timed_out())),
                     Ok(Ok(Err(e))) => Flow::Ended(Ended::Attempt(e)),
                     Ok(Ok(Ok((ws, protocol)))) => {
-                        self.stats.snapshot.lock().unwrap_or_else(|p| p.into_inner()).protocol = protocol;
+                        self.stats
+                            .snapshot
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .protocol = protocol;
                         self.pump_ws(ws).await
                     }
                 }
@@ -300,8 +328,12 @@ impl Connection {
 
         let heartbeat = self.opts.heartbeat.clone();
         let far = Duration::from_secs(86_400 * 365);
-        let ping_every = heartbeat.as_ref().map_or(far, |h| Duration::from_millis(h.ping_interval_ms));
-        let pong_within = heartbeat.as_ref().map_or(far, |h| Duration::from_millis(h.pong_timeout_ms));
+        let ping_every = heartbeat
+            .as_ref()
+            .map_or(far, |h| Duration::from_millis(h.ping_interval_ms));
+        let pong_within = heartbeat
+            .as_ref()
+            .map_or(far, |h| Duration::from_millis(h.pong_timeout_ms));
         let ping = sleep(ping_every);
         let pong = sleep(far);
         tokio::pin!(ping, pong);
@@ -436,7 +468,9 @@ impl Connection {
             .opts
             .heartbeat
             .as_ref()
-            .map_or(Duration::from_secs(86_400 * 365), |h| Duration::from_millis(h.idle_timeout_ms));
+            .map_or(Duration::from_secs(86_400 * 365), |h| {
+                Duration::from_millis(h.idle_timeout_ms)
+            });
         let idle_timer = sleep(idle);
         tokio::pin!(idle_timer);
         let mut body = response.bytes_stream();
@@ -492,8 +526,11 @@ impl Connection {
         // A partial event at the end of a stream is discarded (WHATWG).
         self.parser.reset_stream();
         let id = self.parser.last_event_id();
-        self.stats.snapshot.lock().unwrap_or_else(|p| p.into_inner()).last_event_id =
-            (!id.is_empty()).then(|| id.to_owned());
+        self.stats
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_event_id = (!id.is_empty()).then(|| id.to_owned());
         ended
     }
 
@@ -536,11 +573,13 @@ impl Connection {
 
     fn send_offline(&mut self, req: SendRequest) {
         let result = if self.opts.transport != Transport::Websocket {
-            Err(Error::NotWritable(if self.opts.transport == Transport::Sse {
-                "server-sent events"
-            } else {
-                "polling"
-            }))
+            Err(Error::NotWritable(
+                if self.opts.transport == Transport::Sse {
+                    "server-sent events"
+                } else {
+                    "polling"
+                },
+            ))
         } else if self.state == State::Disconnected {
             Err(Error::Closed(self.opts.url.to_string()))
         } else {
@@ -551,10 +590,20 @@ impl Connection {
         let _ = req.reply.send(result);
     }
 
-    async fn set_state(&mut self, state: State, attempt: Option<u32>, delay_ms: Option<u64>, reason: Option<String>) {
+    async fn set_state(
+        &mut self,
+        state: State,
+        attempt: Option<u32>,
+        delay_ms: Option<u64>,
+        reason: Option<String>,
+    ) {
         self.state = state;
         {
-            let mut snap = self.stats.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+            let mut snap = self
+                .stats
+                .snapshot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             snap.state = state;
             snap.transport = Some(self.opts.transport);
             if let Some(a) = attempt {
@@ -581,11 +630,19 @@ impl Connection {
     }
 
     fn note_error(&self, reason: &str) {
-        self.stats.snapshot.lock().unwrap_or_else(|p| p.into_inner()).last_error = Some(reason.to_owned());
+        self.stats
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_error = Some(reason.to_owned());
     }
 
     fn sync_queue_stats(&self) {
-        let mut snap = self.stats.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut snap = self
+            .stats
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         snap.queued = self.queue.len();
         snap.queued_bytes = self.queue.bytes();
     }
@@ -596,12 +653,16 @@ impl Connection {
     }
 
     fn count_in_bytes(&self, bytes: usize) {
-        self.stats.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.stats
+            .bytes_in
+            .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     fn count_out(&self, bytes: usize) {
         self.stats.frames_out.fetch_add(1, Ordering::Relaxed);
-        self.stats.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.stats
+            .bytes_out
+            .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// Ends the connection on purpose, telling whoever still listens.
@@ -650,7 +711,12 @@ fn to_ws(msg: Outgoing) -> Message {
 }
 
 /// Sends a close frame and waits briefly for the server's reply; returns the code and reason it echoed.
-async fn close_ws<S, R>(sink: &mut S, stream: &mut R, code: u16, reason: &str) -> Option<(u16, String)>
+async fn close_ws<S, R>(
+    sink: &mut S,
+    stream: &mut R,
+    code: u16,
+    reason: &str,
+) -> Option<(u16, String)>
 where
     S: futures_util::Sink<Message> + Unpin,
     R: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
@@ -659,7 +725,10 @@ where
         code: CloseCode::from(code),
         reason: reason.to_owned().into(),
     };
-    if timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await.is_err() {
+    if timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame))))
+        .await
+        .is_err()
+    {
         return None;
     }
     let wait = async {

@@ -7,7 +7,9 @@ pub enum Error {
     InvalidOptions(String),
     #[error("invalid connection id {0:?}: use 1 to 64 letters, digits, '-' or '_'")]
     InvalidId(String),
-    #[error("connection id {0:?} is already in use; choose another (the JS bindings pick a random one)")]
+    #[error(
+        "connection id {0:?} is already in use; choose another (the JS bindings pick a random one)"
+    )]
     IdInUse(String),
     #[error("unknown connection id {0:?}: it was closed, or it is not this webview's")]
     UnknownConnection(String),

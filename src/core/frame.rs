@@ -64,7 +64,11 @@ impl State {
 
 /// One frame of the envelope. `seq` starts at 1 per connection and rises by exactly one per frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "lowercase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Frame {
     /// A state transition.
     State {
@@ -95,7 +99,11 @@ pub enum Frame {
         binary: bool,
     },
     /// Something went wrong. `fatal: true` is followed by a `failed` state.
-    Error { seq: u64, message: String, fatal: bool },
+    Error {
+        seq: u64,
+        message: String,
+        fatal: bool,
+    },
     /// A WebSocket close handshake (from either side), with its code and reason.
     Close { seq: u64, code: u16, reason: String },
 }

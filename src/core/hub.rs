@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
-    connection::{Connection, Control, Env, SendRequest, Stats, Subscriber},
+    connection::{Connection, Control, Env, SendRequest, Stats, Subscriber, Wiring},
     error::Error,
     frame::{State, Transport},
     options::{ConnectOptions, Limits},
@@ -180,7 +180,9 @@ impl Hub {
             None => new_id().into(),
         };
         let resolved = req.options.resolve(&inner.config.limits)?;
-        req.guard.check(&resolved.url).map_err(Error::UrlNotAllowed)?;
+        req.guard
+            .check(&resolved.url)
+            .map_err(Error::UrlNotAllowed)?;
         if let Some(f) = &resolved.fallback {
             for u in [&f.poll_url, &f.send_url].into_iter().flatten() {
                 let u = url::Url::parse(u).map_err(|e| Error::InvalidOptions(e.to_string()))?;
@@ -208,12 +210,20 @@ impl Hub {
             .and_then(|k| reg.by_key.get(k).copied());
         let (upstream_id, state, shared) = match joined {
             Some(uid) => {
-                let up = reg.upstreams.get_mut(&uid).expect("by_key points at a live upstream");
+                let up = reg
+                    .upstreams
+                    .get_mut(&uid)
+                    .expect("by_key points at a live upstream");
                 if let Some(linger) = up.linger.take() {
                     linger.cancel();
                 }
                 up.subs.insert(id.clone());
-                let state = up.stats.snapshot.lock().unwrap_or_else(|p| p.into_inner()).state;
+                let state = up
+                    .stats
+                    .snapshot
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .state;
                 let _ = up.ctl.send(Control::Subscribe(subscriber));
                 if state.is_terminal() {
                     // Someone asks for this stream anew: give it a fresh try.
@@ -241,10 +251,12 @@ impl Hub {
                     Arc::new(resolved),
                     inner.env.clone(),
                     req.guard.clone(),
-                    ctl_rx,
-                    send_rx,
-                    stats.clone(),
-                    token,
+                    Wiring {
+                        ctl: ctl_rx,
+                        sends: send_rx,
+                        stats: stats.clone(),
+                        token,
+                    },
                     subscriber,
                 );
                 inner.tracker.spawn_on(conn.run(), &inner.runtime);
@@ -330,7 +342,13 @@ impl Hub {
     }
 
     /// Ends this subscription; the upstream closes (with this code) once none is left and the linger passed.
-    pub fn close(&self, id: &str, owner: &str, code: Option<u16>, reason: Option<String>) -> Result<(), Error> {
+    pub fn close(
+        &self,
+        id: &str,
+        owner: &str,
+        code: Option<u16>,
+        reason: Option<String>,
+    ) -> Result<(), Error> {
         let code = code.unwrap_or(1000);
         if code != 1000 && !(3000..=4999).contains(&code) {
             return Err(Error::InvalidClose(format!(
@@ -356,11 +374,17 @@ impl Hub {
     pub fn reconnect(&self, id: &str, owner: &str) -> Result<(), Error> {
         let reg = self.inner.lock();
         let up = owned_upstream(&reg, id, owner)?;
-        up.ctl.send(Control::Reconnect).map_err(|_| Error::Closed(id.to_owned()))
+        up.ctl
+            .send(Control::Reconnect)
+            .map_err(|_| Error::Closed(id.to_owned()))
     }
 
     /// Subscriptions of `owner` (all owners when `None`), optionally only `id`.
-    pub fn inspect(&self, owner: Option<&str>, id: Option<&str>) -> Result<Vec<ConnectionInfo>, Error> {
+    pub fn inspect(
+        &self,
+        owner: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<Vec<ConnectionInfo>, Error> {
         let reg = self.inner.lock();
         if let Some(id) = id {
             match reg.subs.get(id) {
@@ -376,7 +400,12 @@ impl Hub {
             let Some(up) = reg.upstreams.get(&sub.upstream) else {
                 continue;
             };
-            let snap = up.stats.snapshot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let snap = up
+                .stats
+                .snapshot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let mut owners = BTreeMap::new();
             for s in &up.subs {
                 if let Some(o) = reg.subs.get(s) {
@@ -454,7 +483,9 @@ impl Hub {
             reg.upstreams.clear();
         }
         self.inner.tracker.close();
-        tokio::time::timeout(grace, self.inner.tracker.wait()).await.is_ok()
+        tokio::time::timeout(grace, self.inner.tracker.wait())
+            .await
+            .is_ok()
     }
 }
 
@@ -481,10 +512,14 @@ fn owned_upstream<'a>(reg: &'a Registry, id: &str, owner: &str) -> Result<&'a Up
 fn release(weak: &Weak<Inner>, id: &str, code: u16, reason: &str) {
     let Some(inner) = weak.upgrade() else { return };
     let mut reg = inner.lock();
-    let Some(sub) = reg.subs.remove(id) else { return };
+    let Some(sub) = reg.subs.remove(id) else {
+        return;
+    };
     sub.token.cancel();
     let uid = sub.upstream;
-    let Some(up) = reg.upstreams.get_mut(&uid) else { return };
+    let Some(up) = reg.upstreams.get_mut(&uid) else {
+        return;
+    };
     up.subs.remove(id);
     let _ = up.ctl.send(Control::Unsubscribe(id.into()));
     if !up.subs.is_empty() {
@@ -535,7 +570,10 @@ fn close_upstream(reg: &mut Registry, uid: u64, code: u16, reason: &str) {
 }
 
 fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A fresh random subscription id (128 bits, hex): unguessable by other webviews.
@@ -575,7 +613,13 @@ mod tests {
 
     #[test]
     fn ids() {
-        for (id, ok) in [("a", true), ("A-b_9", true), ("", false), ("a b", false), ("ü", false)] {
+        for (id, ok) in [
+            ("a", true),
+            ("A-b_9", true),
+            ("", false),
+            ("a b", false),
+            ("ü", false),
+        ] {
             assert_eq!(valid_id(id), ok, "expected {ok} for {id:?}");
         }
         assert!(valid_id(&"x".repeat(64)) && !valid_id(&"x".repeat(65)));

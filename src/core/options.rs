@@ -301,7 +301,9 @@ impl ConnectOptions {
         for (name, value) in &self.headers {
             header_bytes += name.len() + value.len();
             let n = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                Error::InvalidOptions(format!("invalid header name {name:?}: use letters, digits and - only"))
+                Error::InvalidOptions(format!(
+                    "invalid header name {name:?}: use letters, digits and - only"
+                ))
             })?;
             let v = http::HeaderValue::from_str(value).map_err(|_| {
                 Error::InvalidOptions(format!(
@@ -318,11 +320,14 @@ impl ConnectOptions {
         }
 
         if !self.protocols.is_empty() && transport != Transport::Websocket {
-            return Err(Error::InvalidOptions("`protocols` is only for WebSocket connections".into()));
+            return Err(Error::InvalidOptions(
+                "`protocols` is only for WebSocket connections".into(),
+            ));
         }
         for p in &self.protocols {
             let token = !p.is_empty()
-                && p.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+                && p.bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
             if !token {
                 return Err(Error::InvalidOptions(format!(
                     "invalid WebSocket subprotocol {p:?}: use a token without spaces or separators"
@@ -350,10 +355,14 @@ impl ConnectOptions {
         let reconnect = Toggle::resolve(&self.reconnect, true);
         if let Some(r) = &reconnect {
             if !(r.multiplier.is_finite() && r.multiplier >= 1.0) {
-                return Err(Error::InvalidOptions("`reconnect.multiplier` must be a number >= 1".into()));
+                return Err(Error::InvalidOptions(
+                    "`reconnect.multiplier` must be a number >= 1".into(),
+                ));
             }
             if !(0.0..=1.0).contains(&r.jitter) {
-                return Err(Error::InvalidOptions("`reconnect.jitter` must be between 0 and 1".into()));
+                return Err(Error::InvalidOptions(
+                    "`reconnect.jitter` must be between 0 and 1".into(),
+                ));
             }
             if r.max_delay_ms < r.initial_delay_ms {
                 return Err(Error::InvalidOptions(
@@ -370,7 +379,9 @@ impl ConnectOptions {
             }
         }
         let queue = self.queue.clone().unwrap_or_default();
-        if queue.max_messages > limits.max_queue_messages || queue.max_bytes > limits.max_queue_bytes {
+        if queue.max_messages > limits.max_queue_messages
+            || queue.max_bytes > limits.max_queue_bytes
+        {
             return Err(Error::InvalidOptions(format!(
                 "queue limits too large: at most {} messages and {} bytes allowed",
                 limits.max_queue_messages, limits.max_queue_bytes
@@ -378,11 +389,16 @@ impl ConnectOptions {
         }
         let fallback = Toggle::resolve(&self.fallback, false).filter(|f| f.poll_url.is_some());
         if let Some(f) = &fallback {
-            for (field, u) in [("fallback.pollUrl", &f.poll_url), ("fallback.sendUrl", &f.send_url)] {
+            for (field, u) in [
+                ("fallback.pollUrl", &f.poll_url),
+                ("fallback.sendUrl", &f.send_url),
+            ] {
                 if let Some(u) = u {
                     let parsed = parse_url(u, field)?;
                     if !matches!(parsed.scheme(), "http" | "https") {
-                        return Err(Error::InvalidOptions(format!("`{field}` must be an http or https URL")));
+                        return Err(Error::InvalidOptions(format!(
+                            "`{field}` must be an http or https URL"
+                        )));
                     }
                 }
             }
@@ -395,9 +411,13 @@ impl ConnectOptions {
                 limits.max_message_size
             )));
         }
-        let connect_timeout_ms = self.connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS);
+        let connect_timeout_ms = self
+            .connect_timeout_ms
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS);
         if connect_timeout_ms == 0 {
-            return Err(Error::InvalidOptions("`connectTimeoutMs` must be above 0".into()));
+            return Err(Error::InvalidOptions(
+                "`connectTimeoutMs` must be above 0".into(),
+            ));
         }
 
         let share_key = match &self.share {
@@ -405,11 +425,16 @@ impl ConnectOptions {
                 // Identical options share: the key is the options themselves, in a canonical form.
                 let mut canon = self.clone();
                 canon.share = None;
-                Some(format!("auto:{}", serde_json::to_string(&canon).unwrap_or_default()))
+                Some(format!(
+                    "auto:{}",
+                    serde_json::to_string(&canon).unwrap_or_default()
+                ))
             }
             Some(Share::Enabled(false)) => None,
             Some(Share::Key(k)) if k.is_empty() => {
-                return Err(Error::InvalidOptions("`share` key must not be empty".into()))
+                return Err(Error::InvalidOptions(
+                    "`share` key must not be empty".into(),
+                ))
             }
             Some(Share::Key(k)) => Some(format!("key:{k}")),
         };
@@ -438,7 +463,9 @@ fn parse_url(raw: &str, field: &str) -> Result<Url, Error> {
         Error::InvalidOptions(format!("`{field}` is not a valid URL ({e}): {raw:?}; give an absolute URL such as wss://host/path"))
     })?;
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::InvalidOptions(format!("`{field}` has no host: {raw:?}")));
+        return Err(Error::InvalidOptions(format!(
+            "`{field}` has no host: {raw:?}"
+        )));
     }
     Ok(url)
 }
@@ -457,8 +484,17 @@ mod tests {
     #[test]
     fn transport_follows_the_scheme() {
         let l = Limits::default();
-        assert_eq!(opts("ws://127.0.0.1:1/x").resolve(&l).unwrap().transport, Transport::Websocket);
-        assert_eq!(opts("https://example.test/s").resolve(&l).unwrap().transport, Transport::Sse);
+        assert_eq!(
+            opts("ws://127.0.0.1:1/x").resolve(&l).unwrap().transport,
+            Transport::Websocket
+        );
+        assert_eq!(
+            opts("https://example.test/s")
+                .resolve(&l)
+                .unwrap()
+                .transport,
+            Transport::Sse
+        );
     }
 
     #[test]
@@ -512,7 +548,9 @@ mod tests {
         ];
         for (o, want) in cases {
             match o.resolve(&l) {
-                Err(Error::InvalidOptions(msg)) => assert!(msg.contains(want), "expected {want:?}, got {msg:?}"),
+                Err(Error::InvalidOptions(msg)) => {
+                    assert!(msg.contains(want), "expected {want:?}, got {msg:?}")
+                }
                 other => panic!("expected InvalidOptions containing {want:?}, got {other:?}"),
             }
         }
@@ -520,13 +558,21 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_wrong_toggles_are_errors() {
-        let e = serde_json::from_str::<ConnectOptions>(r#"{"url":"ws://h/","retries":3}"#).unwrap_err();
+        let e =
+            serde_json::from_str::<ConnectOptions>(r#"{"url":"ws://h/","retries":3}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field `retries`"), "got {e}");
-        let e = serde_json::from_str::<ConnectOptions>(r#"{"url":"ws://h/","reconnect":{"maxRetry":1}}"#)
-            .unwrap_err();
-        assert!(e.to_string().contains("unknown field `maxRetry`"), "got {e}");
-        let o: ConnectOptions =
-            serde_json::from_str(r#"{"url":"ws://h/","reconnect":false,"heartbeat":{"pingIntervalMs":5}}"#).unwrap();
+        let e = serde_json::from_str::<ConnectOptions>(
+            r#"{"url":"ws://h/","reconnect":{"maxRetry":1}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("unknown field `maxRetry`"),
+            "got {e}"
+        );
+        let o: ConnectOptions = serde_json::from_str(
+            r#"{"url":"ws://h/","reconnect":false,"heartbeat":{"pingIntervalMs":5}}"#,
+        )
+        .unwrap();
         let r = o.resolve(&Limits::default()).unwrap();
         assert!(r.reconnect.is_none());
         assert_eq!(r.heartbeat.unwrap().ping_interval_ms, 5);

@@ -15,14 +15,22 @@ pub enum Ended {
     /// An SSE response body ended cleanly; per WHATWG the client reconnects after the reconnection time.
     StreamEnded { uptime: Duration },
     /// The server sent a WebSocket close frame.
-    ServerClosed { code: u16, reason: String, uptime: Duration },
+    ServerClosed {
+        code: u16,
+        reason: String,
+        uptime: Duration,
+    },
 }
 
 /// The next step, and the attempt number it carries.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     /// Wait `delay`, then make attempt `attempt`.
-    Retry { attempt: u32, delay: Duration, reason: String },
+    Retry {
+        attempt: u32,
+        delay: Duration,
+        reason: String,
+    },
     /// Terminal until `reconnect`.
     Fail { reason: String },
     /// Closed on purpose by the server.
@@ -33,19 +41,42 @@ pub enum Step {
 
 /// Decides the next step. `attempt` is the number of the attempt that just ended (0 for the first);
 /// `sample` in [0, 1) drives the jitter; `can_fall_back` says a poll URL is set.
-pub fn decide(backoff: Option<&Backoff>, attempt: u32, ended: &Ended, sample: f64, can_fall_back: bool) -> Step {
+pub fn decide(
+    backoff: Option<&Backoff>,
+    attempt: u32,
+    ended: &Ended,
+    sample: f64,
+    can_fall_back: bool,
+) -> Step {
     let (reason, retry_after, next_attempt) = match ended {
-        Ended::Attempt(AttemptError::Fatal { reason }) => return Step::Fail { reason: reason.clone() },
-        Ended::Attempt(AttemptError::Stop { reason }) => return Step::Disconnect { reason: reason.clone() },
-        Ended::Attempt(AttemptError::NoStream { reason }) => {
-            return if can_fall_back {
-                Step::Fallback { reason: reason.clone() }
-            } else {
-                Step::Fail { reason: reason.clone() }
+        Ended::Attempt(AttemptError::Fatal { reason }) => {
+            return Step::Fail {
+                reason: reason.clone(),
             }
         }
-        Ended::Attempt(AttemptError::Retry { reason, retry_after }) => (reason.clone(), *retry_after, attempt + 1),
-        Ended::ServerClosed { code: 1000, reason, .. } if !backoff.is_some_and(|b| b.reconnects_on_normal_close()) => {
+        Ended::Attempt(AttemptError::Stop { reason }) => {
+            return Step::Disconnect {
+                reason: reason.clone(),
+            }
+        }
+        Ended::Attempt(AttemptError::NoStream { reason }) => {
+            return if can_fall_back {
+                Step::Fallback {
+                    reason: reason.clone(),
+                }
+            } else {
+                Step::Fail {
+                    reason: reason.clone(),
+                }
+            }
+        }
+        Ended::Attempt(AttemptError::Retry {
+            reason,
+            retry_after,
+        }) => (reason.clone(), *retry_after, attempt + 1),
+        Ended::ServerClosed {
+            code: 1000, reason, ..
+        } if !backoff.is_some_and(|b| b.reconnects_on_normal_close()) => {
             return Step::Disconnect {
                 reason: if reason.is_empty() {
                     "server closed the connection (1000)".into()
@@ -54,13 +85,26 @@ pub fn decide(backoff: Option<&Backoff>, attempt: u32, ended: &Ended, sample: f6
                 },
             }
         }
-        Ended::ServerClosed { code, reason, uptime } => (
-            format!("server closed the connection ({code}{}{reason})", if reason.is_empty() { "" } else { " " }),
+        Ended::ServerClosed {
+            code,
+            reason,
+            uptime,
+        } => (
+            format!(
+                "server closed the connection ({code}{}{reason})",
+                if reason.is_empty() { "" } else { " " }
+            ),
             None,
             after_open(backoff, attempt, *uptime),
         ),
-        Ended::Dropped { reason, uptime } => (reason.clone(), None, after_open(backoff, attempt, *uptime)),
-        Ended::StreamEnded { uptime } => ("stream ended".into(), None, after_open(backoff, attempt, *uptime)),
+        Ended::Dropped { reason, uptime } => {
+            (reason.clone(), None, after_open(backoff, attempt, *uptime))
+        }
+        Ended::StreamEnded { uptime } => (
+            "stream ended".into(),
+            None,
+            after_open(backoff, attempt, *uptime),
+        ),
     };
     let Some(backoff) = backoff else {
         return if matches!(ended, Ended::StreamEnded { .. }) {
@@ -124,28 +168,181 @@ mod tests {
             ..Default::default()
         });
         let cases: Vec<(Option<&Backoff>, u32, Ended, bool, Step)> = vec![
-            (Some(&b), 0, retry("refused"), false, Step::Retry { attempt: 1, delay: ms(1000), reason: "refused".into() }),
-            (Some(&b), 3, retry("refused"), false, Step::Retry { attempt: 4, delay: ms(8000), reason: "refused".into() }),
             (
                 Some(&b),
                 0,
-                Ended::Attempt(AttemptError::Retry { reason: "HTTP 503".into(), retry_after: Some(ms(7000)) }),
+                retry("refused"),
                 false,
-                Step::Retry { attempt: 1, delay: ms(7000), reason: "HTTP 503".into() },
+                Step::Retry {
+                    attempt: 1,
+                    delay: ms(1000),
+                    reason: "refused".into(),
+                },
             ),
-            (Some(&b), 0, Ended::Attempt(AttemptError::Fatal { reason: "HTTP 401".into() }), false, Step::Fail { reason: "HTTP 401".into() }),
-            (Some(&b), 0, Ended::Attempt(AttemptError::Stop { reason: "204".into() }), false, Step::Disconnect { reason: "204".into() }),
-            (Some(&b), 0, Ended::Attempt(AttemptError::NoStream { reason: "json".into() }), false, Step::Fail { reason: "json".into() }),
-            (Some(&b), 0, Ended::Attempt(AttemptError::NoStream { reason: "json".into() }), true, Step::Fallback { reason: "json".into() }),
+            (
+                Some(&b),
+                3,
+                retry("refused"),
+                false,
+                Step::Retry {
+                    attempt: 4,
+                    delay: ms(8000),
+                    reason: "refused".into(),
+                },
+            ),
+            (
+                Some(&b),
+                0,
+                Ended::Attempt(AttemptError::Retry {
+                    reason: "HTTP 503".into(),
+                    retry_after: Some(ms(7000)),
+                }),
+                false,
+                Step::Retry {
+                    attempt: 1,
+                    delay: ms(7000),
+                    reason: "HTTP 503".into(),
+                },
+            ),
+            (
+                Some(&b),
+                0,
+                Ended::Attempt(AttemptError::Fatal {
+                    reason: "HTTP 401".into(),
+                }),
+                false,
+                Step::Fail {
+                    reason: "HTTP 401".into(),
+                },
+            ),
+            (
+                Some(&b),
+                0,
+                Ended::Attempt(AttemptError::Stop {
+                    reason: "204".into(),
+                }),
+                false,
+                Step::Disconnect {
+                    reason: "204".into(),
+                },
+            ),
+            (
+                Some(&b),
+                0,
+                Ended::Attempt(AttemptError::NoStream {
+                    reason: "json".into(),
+                }),
+                false,
+                Step::Fail {
+                    reason: "json".into(),
+                },
+            ),
+            (
+                Some(&b),
+                0,
+                Ended::Attempt(AttemptError::NoStream {
+                    reason: "json".into(),
+                }),
+                true,
+                Step::Fallback {
+                    reason: "json".into(),
+                },
+            ),
             // A stream that stayed up long enough restarts the count; a flapping one keeps growing.
-            (Some(&b), 4, Ended::Dropped { reason: "reset".into(), uptime: ms(60_000) }, false, Step::Retry { attempt: 1, delay: ms(1000), reason: "reset".into() }),
-            (Some(&b), 2, Ended::Dropped { reason: "reset".into(), uptime: ms(10) }, false, Step::Retry { attempt: 3, delay: ms(4000), reason: "reset".into() }),
-            (Some(&b), 0, Ended::StreamEnded { uptime: ms(9000) }, false, Step::Retry { attempt: 1, delay: ms(1000), reason: "stream ended".into() }),
-            (Some(&b), 0, Ended::ServerClosed { code: 1000, reason: "bye".into(), uptime: ms(1) }, false, Step::Disconnect { reason: "server closed the connection (1000 bye)".into() }),
-            (Some(&b), 0, Ended::ServerClosed { code: 1011, reason: "".into(), uptime: ms(1) }, false, Step::Retry { attempt: 1, delay: ms(1000), reason: "server closed the connection (1011)".into() }),
-            (Some(&limited), 2, retry("refused"), false, Step::Fail { reason: "gave up after 2 attempts: refused".into() }),
-            (None, 0, retry("refused"), false, Step::Fail { reason: "refused (reconnect is off)".into() }),
-            (None, 0, Ended::StreamEnded { uptime: ms(1) }, false, Step::Disconnect { reason: "stream ended and reconnect is off".into() }),
+            (
+                Some(&b),
+                4,
+                Ended::Dropped {
+                    reason: "reset".into(),
+                    uptime: ms(60_000),
+                },
+                false,
+                Step::Retry {
+                    attempt: 1,
+                    delay: ms(1000),
+                    reason: "reset".into(),
+                },
+            ),
+            (
+                Some(&b),
+                2,
+                Ended::Dropped {
+                    reason: "reset".into(),
+                    uptime: ms(10),
+                },
+                false,
+                Step::Retry {
+                    attempt: 3,
+                    delay: ms(4000),
+                    reason: "reset".into(),
+                },
+            ),
+            (
+                Some(&b),
+                0,
+                Ended::StreamEnded { uptime: ms(9000) },
+                false,
+                Step::Retry {
+                    attempt: 1,
+                    delay: ms(1000),
+                    reason: "stream ended".into(),
+                },
+            ),
+            (
+                Some(&b),
+                0,
+                Ended::ServerClosed {
+                    code: 1000,
+                    reason: "bye".into(),
+                    uptime: ms(1),
+                },
+                false,
+                Step::Disconnect {
+                    reason: "server closed the connection (1000 bye)".into(),
+                },
+            ),
+            (
+                Some(&b),
+                0,
+                Ended::ServerClosed {
+                    code: 1011,
+                    reason: "".into(),
+                    uptime: ms(1),
+                },
+                false,
+                Step::Retry {
+                    attempt: 1,
+                    delay: ms(1000),
+                    reason: "server closed the connection (1011)".into(),
+                },
+            ),
+            (
+                Some(&limited),
+                2,
+                retry("refused"),
+                false,
+                Step::Fail {
+                    reason: "gave up after 2 attempts: refused".into(),
+                },
+            ),
+            (
+                None,
+                0,
+                retry("refused"),
+                false,
+                Step::Fail {
+                    reason: "refused (reconnect is off)".into(),
+                },
+            ),
+            (
+                None,
+                0,
+                Ended::StreamEnded { uptime: ms(1) },
+                false,
+                Step::Disconnect {
+                    reason: "stream ended and reconnect is off".into(),
+                },
+            ),
         ];
         for (i, (b, attempt, ended, fb, want)) in cases.into_iter().enumerate() {
             let got = decide(b, attempt, &ended, 0.0, fb);
@@ -156,12 +353,20 @@ mod tests {
     #[test]
     fn falls_back_after_the_configured_failures() {
         let b = Backoff::new(ReconnectOptions::default()).with_fallback_after(Some(3));
-        assert!(matches!(decide(Some(&b), 1, &retry("x"), 0.0, true), Step::Retry { attempt: 2, .. }));
+        assert!(matches!(
+            decide(Some(&b), 1, &retry("x"), 0.0, true),
+            Step::Retry { attempt: 2, .. }
+        ));
         assert_eq!(
             decide(Some(&b), 3, &retry("x"), 0.0, true),
-            Step::Fallback { reason: "3 failed attempts: x".into() }
+            Step::Fallback {
+                reason: "3 failed attempts: x".into()
+            }
         );
         // Without a poll URL the same count just keeps retrying.
-        assert!(matches!(decide(Some(&b), 3, &retry("x"), 0.0, false), Step::Retry { attempt: 4, .. }));
+        assert!(matches!(
+            decide(Some(&b), 3, &retry("x"), 0.0, false),
+            Step::Retry { attempt: 4, .. }
+        ));
     }
 }

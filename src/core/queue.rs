@@ -43,7 +43,10 @@ impl OutQueue {
 
     pub fn push(&mut self, msg: Outgoing) -> Result<(), Error> {
         if self.items.len() >= self.limits.max_messages {
-            return Err(Error::QueueFull(format!("{} messages held", self.items.len())));
+            return Err(Error::QueueFull(format!(
+                "{} messages held",
+                self.items.len()
+            )));
         }
         if self.bytes + msg.len() > self.limits.max_bytes {
             return Err(Error::QueueFull(format!(
@@ -103,9 +106,15 @@ mod tests {
             max_bytes: 10,
         });
         q.push(Outgoing::Text("abcd".into())).unwrap();
-        assert!(matches!(q.push(Outgoing::Binary(vec![0; 7])), Err(Error::QueueFull(_))));
+        assert!(matches!(
+            q.push(Outgoing::Binary(vec![0; 7])),
+            Err(Error::QueueFull(_))
+        ));
         q.push(Outgoing::Binary(vec![1; 6])).unwrap();
-        assert!(matches!(q.push(Outgoing::Text("x".into())), Err(Error::QueueFull(_))));
+        assert!(matches!(
+            q.push(Outgoing::Text("x".into())),
+            Err(Error::QueueFull(_))
+        ));
         assert_eq!((q.len(), q.bytes()), (2, 10));
         assert_eq!(q.pop(), Some(Outgoing::Text("abcd".into())));
         q.push_front(Outgoing::Text("abcd".into()));

@@ -7,8 +7,8 @@ use std::{
     time::Duration,
 };
 
-use tauri_plugin_realtime::{
-    core::{hub::ConnectRequest, AllowAll, ChannelSink, ConnectOptions, Frame, Hub, HubConfig, State},
+use tauri_plugin_realtime::core::{
+    hub::ConnectRequest, AllowAll, ChannelSink, ConnectOptions, Frame, Hub, HubConfig, State,
 };
 use tokio::sync::mpsc;
 
@@ -42,7 +42,10 @@ impl Frames {
         loop {
             let batch = match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Ok(Some(b)) => b,
-                Ok(None) => panic!("expected {what}, got the end of the stream after {:#?}", self.seen),
+                Ok(None) => panic!(
+                    "expected {what}, got the end of the stream after {:#?}",
+                    self.seen
+                ),
                 Err(_) => panic!("expected {what} within {WAIT:?}, got {:#?}", self.seen),
             };
             self.batches += 1;
@@ -61,8 +64,11 @@ impl Frames {
     }
 
     pub async fn state(&mut self, state: State) -> Frame {
-        self.until(&format!("state {state:?}"), |f| matches!(f, Frame::State { state: s, .. } if *s == state))
-            .await
+        self.until(
+            &format!("state {state:?}"),
+            |f| matches!(f, Frame::State { state: s, .. } if *s == state),
+        )
+        .await
     }
 
     /// Message frames seen so far: (event, data, lastEventId).
@@ -93,7 +99,10 @@ pub fn connect(hub: &Hub, options: ConnectOptions) -> (String, Frames) {
     try_connect(hub, options).expect("connect")
 }
 
-pub fn try_connect(hub: &Hub, options: ConnectOptions) -> Result<(String, Frames), tauri_plugin_realtime::core::Error> {
+pub fn try_connect(
+    hub: &Hub,
+    options: ConnectOptions,
+) -> Result<(String, Frames), tauri_plugin_realtime::core::Error> {
     let (tx, rx) = mpsc::unbounded_channel();
     let connected = hub.connect(ConnectRequest {
         id: None,
@@ -164,7 +173,10 @@ pub async fn closed_port() -> u16 {
 pub async fn wait_until(what: &str, cond: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "expected {what} within {WAIT:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected {what} within {WAIT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

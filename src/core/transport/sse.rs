@@ -46,11 +46,14 @@ pub async fn open(
         let status = response.status();
         if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
             let next = redirect_target(&url, &response)?;
-            guard.check(&next).map_err(|reason| AttemptError::Fatal { reason })?;
+            guard
+                .check(&next)
+                .map_err(|reason| AttemptError::Fatal { reason })?;
             same_origin &= next.origin() == opts.url.origin();
             // Fetch's rule: 303, and 301/302 after a POST, continue as a GET without a body.
             if status == StatusCode::SEE_OTHER
-                || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND) && method == Method::POST)
+                || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+                    && method == Method::POST)
             {
                 method = Method::GET;
                 body = None;
@@ -89,7 +92,11 @@ fn check_response(response: reqwest::Response) -> Result<reqwest::Response, Atte
         return Err(AttemptError::NoStream {
             reason: format!(
                 "server answered with content type {:?}, not text/event-stream",
-                if content_type.is_empty() { "(none)" } else { content_type }
+                if content_type.is_empty() {
+                    "(none)"
+                } else {
+                    content_type
+                }
             ),
         });
     }
@@ -114,7 +121,10 @@ fn redirect_target(base: &Url, response: &reqwest::Response) -> Result<Url, Atte
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| AttemptError::Fatal {
-            reason: format!("HTTP {} redirect without a Location header", response.status().as_u16()),
+            reason: format!(
+                "HTTP {} redirect without a Location header",
+                response.status().as_u16()
+            ),
         })?;
     let next = base.join(location).map_err(|e| AttemptError::Fatal {
         reason: format!("redirect to an invalid URL {location:?}: {e}"),
@@ -142,7 +152,9 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
-fn s_source<'a>(e: Option<&'a (dyn std::error::Error + 'static)>) -> Option<&'a (dyn std::error::Error + 'static)> {
+fn s_source<'a>(
+    e: Option<&'a (dyn std::error::Error + 'static)>,
+) -> Option<&'a (dyn std::error::Error + 'static)> {
     e.and_then(|e| e.source())
 }
 

@@ -14,7 +14,10 @@ use crate::core::{backoff::parse_retry_after, options::Resolved};
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Performs the opening handshake, returning the stream and the subprotocol the server chose.
-pub async fn open(opts: &Resolved, tls: &Arc<rustls::ClientConfig>) -> Result<(Ws, Option<String>), AttemptError> {
+pub async fn open(
+    opts: &Resolved,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<(Ws, Option<String>), AttemptError> {
     let mut request = opts
         .url
         .as_str()
@@ -37,7 +40,14 @@ pub async fn open(opts: &Resolved, tls: &Arc<rustls::ClientConfig>) -> Result<(W
         .max_message_size(Some(opts.max_message_size))
         .max_frame_size(Some(opts.max_message_size));
     let connector = Connector::Rustls(tls.clone());
-    match tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, Some(connector)).await {
+    match tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(config),
+        true,
+        Some(connector),
+    )
+    .await
+    {
         Ok((ws, response)) => {
             let protocol = response
                 .headers()
