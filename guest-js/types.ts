@@ -26,6 +26,8 @@ export interface StateFrame {
   attempt?: number
   delayMs?: number
   reason?: string
+  /** On `connected` over WebSocket: the subprotocol the server chose, if any. */
+  protocol?: string
 }
 
 /** Data from the server. */

@@ -23,7 +23,7 @@ type Handler<E extends Event> = ((this: RealtimeWebSocket, ev: E) => unknown) | 
  * - `error` events are {@link RealtimeErrorEvent}s with a `message`. They fire when the connection drops
  *   (`reconnecting`) or fails, as the browser's do; an `error` frame that changes no state (see `connect()`)
  *   fires none.
- * - `protocol` stays `""`: the plugin does not report the negotiated subprotocol. `bufferedAmount` is always 0.
+ * - `protocol` is the subprotocol the server chose, set before `open` fires. `bufferedAmount` is always 0.
  */
 export class RealtimeWebSocket extends EventTarget {
   static readonly CONNECTING = 0
@@ -37,7 +37,8 @@ export class RealtimeWebSocket extends EventTarget {
 
   /** The URL, serialised (http and https become ws and wss, as the browser does). */
   readonly url: string
-  readonly protocol: string = ''
+  /** The subprotocol the server chose (`""` when none), known from `open` on. */
+  protocol: string = ''
   readonly extensions: string = ''
   readonly bufferedAmount: number = 0
   /** How binary messages arrive: `'blob'` (default, as in the browser) or `'arraybuffer'`. */
@@ -167,6 +168,7 @@ export class RealtimeWebSocket extends EventTarget {
           case 'connected':
           case 'polling':
             if (this.state === RealtimeWebSocket.CONNECTING) {
+              if (frame.protocol !== undefined) this.protocol = frame.protocol
               this.state = RealtimeWebSocket.OPEN
               this.opened = true
               this.closeFrame = undefined

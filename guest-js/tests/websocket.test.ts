@@ -60,6 +60,18 @@ describe('RealtimeWebSocket', () => {
     })
   })
 
+  it('takes the subprotocol the server chose from the connected frame, before open fires', async () => {
+    const ws = new RealtimeWebSocket('wss://example.test/feed', ['chat.v1', 'chat.v2'])
+    let atOpen = 'unset'
+    ws.onopen = () => {
+      atOpen = ws.protocol
+    }
+    await settle()
+    await rust.emit(rust.id(), [st('connected', { transport: 'websocket', protocol: 'chat.v2' })])
+    await settle()
+    expect(atOpen).toBe('chat.v2')
+  })
+
   it('throws SyntaxError for a URL it cannot use, as the browser does', () => {
     expect(() => new RealtimeWebSocket('not a url')).toThrow(expect.objectContaining({ name: 'SyntaxError' }))
     expect(() => new RealtimeWebSocket('ftp://example.test/')).toThrow(expect.objectContaining({ name: 'SyntaxError' }))

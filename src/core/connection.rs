@@ -139,6 +139,8 @@ pub(crate) struct Connection {
     queue: OutQueue,
     backoff: Option<Backoff>,
     parser: SseParser,
+    /// The WebSocket subprotocol of the current stream, announced on `connected`.
+    protocol: Option<String>,
 }
 
 impl Connection {
@@ -177,6 +179,7 @@ impl Connection {
             last_state: None,
             backoff,
             parser,
+            protocol: None,
         }
     }
 
@@ -279,7 +282,8 @@ impl Connection {
                             .snapshot
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
-                            .protocol = protocol;
+                            .protocol = protocol.clone();
+                        self.protocol = protocol;
                         self.pump_ws(ws).await
                     }
                 }
@@ -620,6 +624,11 @@ impl Connection {
             attempt: attempt.filter(|_| matches!(state, State::Connecting | State::Reconnecting)),
             delay_ms,
             reason,
+            protocol: if state == State::Connected {
+                self.protocol.clone()
+            } else {
+                None
+            },
         };
         let frame = emit_to(&mut self.subs, &mut self.seq, body).await;
         self.last_state = Some(frame);

@@ -82,6 +82,9 @@ pub enum Frame {
         delay_ms: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// On `connected` over WebSocket: the subprotocol the server chose, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protocol: Option<String>,
     },
     /// Data from the server.
     Message {
@@ -147,6 +150,7 @@ pub(crate) enum FrameBody {
         attempt: Option<u32>,
         delay_ms: Option<u64>,
         reason: Option<String>,
+        protocol: Option<String>,
     },
     Message {
         transport: Transport,
@@ -174,6 +178,7 @@ impl FrameBody {
                 attempt,
                 delay_ms,
                 reason,
+                protocol,
             } => Frame::State {
                 seq,
                 state,
@@ -181,6 +186,7 @@ impl FrameBody {
                 attempt,
                 delay_ms,
                 reason,
+                protocol,
             },
             FrameBody::Message {
                 transport,
@@ -222,6 +228,7 @@ mod tests {
                     attempt: Some(0),
                     delay_ms: None,
                     reason: None,
+                    protocol: None,
                 },
                 json!({"kind":"state","seq":1,"state":"connecting","transport":"sse","attempt":0}),
             ),
@@ -255,6 +262,7 @@ mod tests {
                     attempt: Some(1),
                     delay_ms: Some(1000),
                     reason: Some("stream ended".into()),
+                    protocol: None,
                 },
                 json!({"kind":"state","seq":5,"state":"reconnecting","attempt":1,"delayMs":1000,"reason":"stream ended"}),
             ),
