@@ -1,0 +1,235 @@
+//! The plugin's commands through Tauri's real IPC and permission system: the example app's own configuration
+//! and capabilities (`tauri::generate_context!`), on the mock runtime, against the demo server on loopback.
+
+use std::time::{Duration, Instant};
+
+use realtime_example_lib::demo::DemoServer;
+use serde_json::{json, Value};
+use tauri::{
+    ipc::{CallbackFn, InvokeBody},
+    test::{get_ipc_response, mock_builder, MockRuntime, INVOKE_KEY},
+    webview::InvokeRequest,
+    App, Manager, WebviewWindow, WebviewWindowBuilder,
+};
+use tauri_plugin_realtime::RealtimeExt;
+
+fn app(server: &DemoServer) -> App<MockRuntime> {
+    realtime_example_lib::register(mock_builder(), server.urls())
+        .build(tauri::generate_context!(test = true))
+        .expect("expected the example app to build on the mock runtime")
+}
+
+fn window(app: &App<MockRuntime>, label: &str) -> WebviewWindow<MockRuntime> {
+    app.get_webview_window(label).unwrap_or_else(|| {
+        WebviewWindowBuilder::new(app, label, Default::default())
+            .build()
+            .expect("expected a mock window")
+    })
+}
+
+fn invoke(w: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, String> {
+    get_ipc_response(
+        w,
+        InvokeRequest {
+            cmd: format!("plugin:realtime|{cmd}"),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|r| r.deserialize::<Value>().expect("a JSON answer"))
+    .map_err(|e| match e {
+        Value::String(s) => s,
+        other => other.to_string(),
+    })
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "expected {what} within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn server() -> DemoServer {
+    tauri::async_runtime::block_on(DemoServer::start()).expect("demo server")
+}
+
+#[test]
+fn granted_commands_work_end_to_end() {
+    let server = server();
+    let app = app(&server);
+    let main = window(&app, "main");
+    let urls = server.urls();
+
+    let got = invoke(
+        &main,
+        "connect",
+        json!({ "id": "chat-1", "options": { "url": urls.ws } }),
+    )
+    .unwrap();
+    assert_eq!(
+        got,
+        json!({ "id": "chat-1", "state": "connecting", "shared": false }),
+        "got {got}"
+    );
+
+    wait_for("the connection to open", || {
+        invoke(&main, "inspect", json!({ "id": "chat-1" })).unwrap()[0]["state"] == "connected"
+    });
+    let sent = invoke(&main, "send", json!({ "id": "chat-1", "data": "hi" })).unwrap();
+    assert_eq!(sent, json!({ "queued": false }), "got {sent}");
+    let sent = invoke(
+        &main,
+        "send",
+        json!({ "id": "chat-1", "data": "AAEC", "binary": true }),
+    )
+    .unwrap();
+    assert_eq!(sent, json!({ "queued": false }), "got {sent}");
+    wait_for("the echoes to come back", || {
+        invoke(&main, "inspect", json!({ "id": "chat-1" })).unwrap()[0]["framesIn"].as_u64()
+            >= Some(3)
+    });
+    let info = &invoke(&main, "inspect", json!({})).unwrap()[0];
+    assert_eq!(
+        (&info["framesOut"], &info["bytesOut"], &info["owners"]),
+        (&json!(2), &json!(5), &json!({ "main": 1 })),
+        "got {info}"
+    );
+
+    // A second identical subscription shares the upstream.
+    let got = invoke(
+        &main,
+        "connect",
+        json!({ "id": "chat-2", "options": { "url": urls.ws } }),
+    )
+    .unwrap();
+    assert_eq!(got["shared"], json!(true), "got {got}");
+    assert_eq!(app.realtime().hub().upstream_count(), 1);
+
+    invoke(&main, "reconnect", json!({ "id": "chat-1" })).unwrap();
+    assert_eq!(
+        invoke(
+            &main,
+            "close",
+            json!({ "id": "chat-1", "code": 4000, "reason": "bye" })
+        )
+        .unwrap(),
+        Value::Null
+    );
+    assert_eq!(
+        invoke(&main, "close", json!({ "id": "chat-2" })).unwrap(),
+        Value::Null
+    );
+    let e = invoke(&main, "send", json!({ "id": "chat-1", "data": "late" })).unwrap_err();
+    assert!(
+        e.contains("unknown connection id"),
+        "expected unknown connection id, got {e}"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_a_message() {
+    let server = server();
+    let app = app(&server);
+    let main = window(&app, "main");
+    let port = server.addr().port();
+    let cases = [
+        (
+            json!({ "options": { "url": "not a url" } }),
+            "not a valid URL",
+        ),
+        (
+            json!({ "options": { "url": "ftp://127.0.0.1/x" } }),
+            "unsupported url scheme",
+        ),
+        (
+            json!({ "options": { "url": format!("ws://127.0.0.1:{port}/chat"), "retries": 3 } }),
+            "unknown field `retries`",
+        ),
+        (
+            json!({ "id": "no spaces", "options": { "url": format!("ws://127.0.0.1:{port}/chat") } }),
+            "invalid connection id",
+        ),
+        // Outside the capability's scope: refused before any traffic.
+        (
+            json!({ "options": { "url": format!("ws://localhost:{port}/chat") } }),
+            "not allowed by the realtime scope",
+        ),
+        (
+            json!({ "options": { "url": format!("wss://127.0.0.1:{port}/chat") } }),
+            "not allowed by the realtime scope",
+        ),
+        (
+            json!({ "options": { "url": format!("ws://127.0.0.1:{port}/chat"), "headers": { "bad name": "x" } } }),
+            "invalid header name",
+        ),
+    ];
+    for (args, want) in cases {
+        let e = invoke(&main, "connect", args.clone()).expect_err("expected an error");
+        assert!(e.contains(want), "expected {want:?} for {args}, got {e:?}");
+    }
+    for (cmd, args) in [
+        ("send", json!({ "id": "missing", "data": "x" })),
+        ("close", json!({ "id": "missing" })),
+        ("reconnect", json!({ "id": "missing" })),
+        ("inspect", json!({ "id": "missing" })),
+    ] {
+        let e = invoke(&main, cmd, args).expect_err("expected an error");
+        assert!(
+            e.contains("unknown connection id"),
+            "{cmd}: expected unknown connection id, got {e:?}"
+        );
+    }
+    assert_eq!(app.realtime().hub().upstream_count(), 0);
+}
+
+#[test]
+fn a_window_without_the_capability_is_refused() {
+    let server = server();
+    let app = app(&server);
+    let other = window(&app, "other");
+    let e = invoke(
+        &other,
+        "connect",
+        json!({ "options": { "url": server.urls().ws } }),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("not allowed"),
+        "expected a permission error, got {e:?}"
+    );
+    assert_eq!(app.realtime().hub().upstream_count(), 0);
+}
+
+#[test]
+fn another_webviews_connection_is_unknown_to_it() {
+    let server = server();
+    let app = app(&server);
+    let main = window(&app, "main");
+    invoke(
+        &main,
+        "connect",
+        json!({ "id": "mine", "options": { "url": server.urls().ws } }),
+    )
+    .unwrap();
+    // Ownership is checked by the hub, whatever the permissions: use the Rust API as a second owner.
+    let e = tauri::async_runtime::block_on(app.realtime().hub().send(
+        "mine",
+        "other",
+        tauri_plugin_realtime::Outgoing::Text("x".into()),
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("unknown connection id"), "got {e}");
+    let e = app
+        .realtime()
+        .hub()
+        .close("mine", "other", None, None)
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown connection id"), "got {e}");
+    invoke(&main, "close", json!({ "id": "mine" })).unwrap();
+}
