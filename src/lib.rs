@@ -4,7 +4,8 @@
 //! (`realtime://<id>`, each payload an array of frames in `seq` order), with reconnect, heartbeats, an
 //! outbound queue, shared upstreams and per-webview ownership.
 //!
-//! ```no_run
+//! ```ignore
+//! // In the app's src-tauri/src/lib.rs:
 //! tauri::Builder::default()
 //!     .plugin(tauri_plugin_realtime::init())
 //!     .run(tauri::generate_context!())

@@ -258,7 +258,7 @@ async fn unreachable_server_reconnects_and_queues_sends() {
     );
     let failed = frames.state(State::Failed).await;
     assert!(
-        matches!(&failed, Frame::State { reason: Some(reason), .. } if reason.contains("gave up after 2 attempts")),
+        matches!(&failed, Frame::State { reason: Some(reason), .. } if reason.contains("gave up after 2 retries")),
         "expected give-up reason, got {failed:?}"
     );
     frames

@@ -32,9 +32,9 @@ impl Backoff {
         self
     }
 
-    /// Whether attempt `attempt` would follow `afterFailures` failures: time to poll instead.
-    pub fn falls_back_after(&self, attempt: u32) -> bool {
-        self.fallback_after.is_some_and(|n| attempt > n)
+    /// Whether `failures` consecutive failed attempts reach `afterFailures`: time to poll instead.
+    pub fn falls_back_after(&self, failures: u32) -> bool {
+        self.fallback_after.is_some_and(|n| failures >= n)
     }
 
     pub fn reconnects_on_normal_close(&self) -> bool {

@@ -31,7 +31,12 @@ use super::{
     policy::{decide, Ended, Step},
     queue::{OutQueue, Outgoing},
     sse::SseParser,
-    transport::{self, sse::error_chain, AttemptError, UrlGuard},
+    transport::{
+        self,
+        poll::{Polled, Poller},
+        sse::error_chain,
+        AttemptError, UrlGuard,
+    },
 };
 
 /// Time allowed for the close handshake, ours or the server's, before the socket is dropped.
@@ -119,6 +124,13 @@ enum Interrupt {
     Shutdown,
 }
 
+/// A stream that is open and ready to pump.
+enum Opened {
+    // Boxed: a TLS WebSocket is large and this enum is moved around.
+    Ws(Box<transport::ws::Ws>, Option<String>),
+    Sse(reqwest::Response),
+}
+
 enum Flow {
     Interrupt(Interrupt),
     Ended(Ended),
@@ -185,11 +197,20 @@ impl Connection {
 
     /// The connection's whole life.
     pub(crate) async fn run(mut self) {
+        let forced_poll = self.opts.transport == Transport::Poll;
         let mut attempt: u32 = 0;
+        let mut degraded: Option<String> = None;
         loop {
-            self.set_state(State::Connecting, Some(attempt), None, None)
-                .await;
-            let ended = match self.attempt().await {
+            let flow = match degraded.take() {
+                _ if forced_poll => self.poll_loop("transport is poll".into(), false).await,
+                Some(reason) => self.poll_loop(reason, true).await,
+                None => {
+                    self.set_state(State::Connecting, Some(attempt), None, None)
+                        .await;
+                    self.attempt().await
+                }
+            };
+            let ended = match flow {
                 Flow::Ended(e) => e,
                 Flow::Interrupt(Interrupt::Reconnect) => {
                     attempt = 0;
@@ -202,14 +223,21 @@ impl Connection {
                     return self.finish("the app is exiting").await
                 }
             };
+            let can_fall_back = !forced_poll && self.opts.fallback.is_some();
             let step = decide(
                 self.backoff.as_ref(),
                 attempt,
                 &ended,
                 fastrand::f64(),
-                false, // the polling fallback is not wired yet: a server that cannot stream fails.
+                can_fall_back,
             );
             match step {
+                Step::Fallback { reason } => {
+                    self.note_error(&reason);
+                    attempt = 0;
+                    degraded = Some(reason);
+                    continue;
+                }
                 Step::Retry {
                     attempt: next,
                     delay,
@@ -234,7 +262,7 @@ impl Connection {
                         Err(Interrupt::Shutdown) => return self.finish("the app is exiting").await,
                     }
                 }
-                Step::Fail { reason } | Step::Fallback { reason } => {
+                Step::Fail { reason } => {
                     self.note_error(&reason);
                     self.emit(FrameBody::Error {
                         message: reason.clone(),
@@ -257,56 +285,228 @@ impl Connection {
         }
     }
 
+    /// Opens the stream: a future that owns what it needs, so it can run beside the connection's own work.
+    fn open(&self) -> impl Future<Output = Result<Opened, AttemptError>> + Send + 'static {
+        let opts = self.opts.clone();
+        let env = self.env.clone();
+        let guard = self.guard.clone();
+        let last_id = self.parser.last_event_id().to_owned();
+        async move {
+            let connect_timeout = opts.connect_timeout;
+            let opening = async {
+                match opts.transport {
+                    Transport::Websocket => transport::ws::open(&opts, &env.tls)
+                        .await
+                        .map(|(ws, protocol)| Opened::Ws(Box::new(ws), protocol)),
+                    Transport::Sse | Transport::Poll => {
+                        transport::sse::open(&env.http, &opts, Some(&last_id), guard.as_ref())
+                            .await
+                            .map(Opened::Sse)
+                    }
+                }
+            };
+            timeout(connect_timeout, opening).await.unwrap_or_else(|_| {
+                Err(AttemptError::Retry {
+                    reason: format!(
+                        "timed out after {} ms opening the stream",
+                        connect_timeout.as_millis()
+                    ),
+                    retry_after: None,
+                })
+            })
+        }
+    }
+
     /// One attempt: open the stream and pump it until it ends.
     async fn attempt(&mut self) -> Flow {
-        let opts = self.opts.clone();
-        let connect_timeout = opts.connect_timeout;
-        let timed_out = || AttemptError::Retry {
-            reason: format!(
-                "timed out after {} ms opening the stream",
-                connect_timeout.as_millis()
-            ),
-            retry_after: None,
-        };
-        match opts.transport {
-            Transport::Websocket => {
-                let tls = self.env.tls.clone();
-                let open =
-                    async move { timeout(connect_timeout, transport::ws::open(&opts, &tls)).await };
-                match self.serve(open).await {
-                    Err(i) => Flow::Interrupt(i),
-                    Ok(Err(_)) => Flow::Ended(Ended::Attempt(timed_out())),
-                    Ok(Ok(Err(e))) => Flow::Ended(Ended::Attempt(e)),
-                    Ok(Ok(Ok((ws, protocol)))) => {
-                        self.stats
-                            .snapshot
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .protocol = protocol.clone();
-                        self.protocol = protocol;
-                        self.pump_ws(ws).await
+        let open = self.open();
+        match self.serve(open).await {
+            Err(i) => Flow::Interrupt(i),
+            Ok(Err(e)) => Flow::Ended(Ended::Attempt(e)),
+            Ok(Ok(opened)) => self.pump(opened).await,
+        }
+    }
+
+    async fn pump(&mut self, opened: Opened) -> Flow {
+        match opened {
+            Opened::Ws(ws, protocol) => {
+                self.stats
+                    .snapshot
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .protocol = protocol.clone();
+                self.protocol = protocol;
+                self.pump_ws(*ws).await
+            }
+            Opened::Sse(response) => self.pump_sse(response).await,
+        }
+    }
+
+    /// The degraded path: poll every `intervalMs`, and (when `probe`) try the stream every
+    /// `probeIntervalMs`. Returns when an upgraded stream ends, on a fatal poll answer, or on an interrupt.
+    ///
+    /// A probe and a poll never overlap, so the stream resumes exactly after the last polled event id.
+    async fn poll_loop(&mut self, reason: String, probe: bool) -> Flow {
+        let fb = self.opts.fallback.clone().unwrap_or_default();
+        let url = fb
+            .poll_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .unwrap_or_else(|| self.opts.url.clone());
+        let interval = Duration::from_millis(fb.interval_ms);
+        let probe_every = Duration::from_millis(fb.probe_interval_ms);
+        self.set_state(State::Polling, None, None, Some(reason))
+            .await;
+
+        type Boxed<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+        let mut poller = Some(Poller::default());
+        let mut polling: Option<Boxed<(Poller, Result<Polled, AttemptError>)>> = None;
+        let mut probing: Option<Boxed<Result<Opened, AttemptError>>> = None;
+        let next_poll = sleep(Duration::ZERO);
+        let next_probe = sleep(probe_every);
+        tokio::pin!(next_poll, next_probe);
+        let mut failures: u32 = 0;
+        let far = Duration::from_secs(86_400 * 365);
+
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.token.cancelled() => return Flow::Interrupt(Interrupt::Shutdown),
+                c = self.ctl.recv() => match self.on_control(c).await {
+                    None => {}
+                    // From polling, `reconnect` means: try the stream now.
+                    Some(Interrupt::Reconnect) if probe => next_probe.as_mut().reset(Instant::now()),
+                    Some(i) => return Flow::Interrupt(i),
+                },
+                Some(req) = self.sends.recv() => self.send_while_polling(req, fb.send_url.as_deref()).await,
+                _ = &mut next_poll, if polling.is_none() && probing.is_none() => {
+                    let Some(mut p) = poller.take() else { continue };
+                    let http = self.env.http.clone();
+                    let url = url.clone();
+                    let opts = self.opts.clone();
+                    let last_id = self.parser.last_event_id().to_owned();
+                    polling = Some(Box::pin(async move {
+                        let r = timeout(
+                            opts.connect_timeout,
+                            p.poll(&http, &url, &opts.headers, &last_id, opts.max_message_size),
+                        )
+                        .await
+                        .unwrap_or_else(|_| Err(AttemptError::Retry { reason: "poll timed out".into(), retry_after: None }));
+                        (p, r)
+                    }));
+                    next_poll.as_mut().reset(Instant::now() + far);
+                }
+                (p, result) = async { polling.as_mut().expect("guarded").await }, if polling.is_some() => {
+                    polling = None;
+                    poller = Some(p);
+                    let mut retry_after = None;
+                    match result {
+                        Ok(polled) => {
+                            failures = 0;
+                            self.relay_polled(polled).await;
+                        }
+                        Err(AttemptError::Fatal { reason }) => {
+                            return Flow::Ended(Ended::Attempt(AttemptError::Fatal { reason }));
+                        }
+                        Err(e) => {
+                            failures += 1;
+                            if let AttemptError::Retry { retry_after: ra, .. } = &e {
+                                retry_after = *ra;
+                            }
+                            self.note_error(e.reason());
+                            self.emit(FrameBody::Error { message: e.reason().to_owned(), fatal: false }).await;
+                        }
+                    }
+                    // Timed from the end of this poll; failed polls back off, without leaving `polling`.
+                    let backoff = interval.saturating_mul(1 << failures.min(4)).min(Duration::from_secs(30).max(interval));
+                    let wait = retry_after.map_or(backoff, |ra| ra.max(backoff));
+                    next_poll.as_mut().reset(Instant::now() + wait);
+                }
+                _ = &mut next_probe, if probe && probing.is_none() && polling.is_none() => {
+                    probing = Some(Box::pin(self.open()));
+                    next_probe.as_mut().reset(Instant::now() + probe_every);
+                }
+                result = async { probing.as_mut().expect("guarded").await }, if probing.is_some() => {
+                    probing = None;
+                    match result {
+                        Ok(opened) => return self.pump(opened).await,
+                        Err(AttemptError::Fatal { reason }) => {
+                            return Flow::Ended(Ended::Attempt(AttemptError::Fatal { reason }));
+                        }
+                        Err(e) => self.note_error(e.reason()),
                     }
                 }
             }
-            Transport::Sse | Transport::Poll => {
-                let http = self.env.http.clone();
-                let guard = self.guard.clone();
-                let last_id = Some(self.parser.last_event_id().to_owned());
-                let open = async move {
-                    timeout(
-                        connect_timeout,
-                        transport::sse::open(&http, &opts, last_id.as_deref(), guard.as_ref()),
-                    )
-                    .await
-                };
-                match self.serve(open).await {
-                    Err(i) => Flow::Interrupt(i),
-                    Ok(Err(_)) => Flow::Ended(Ended::Attempt(timed_out())),
-                    Ok(Ok(Err(e))) => Flow::Ended(Ended::Attempt(e)),
-                    Ok(Ok(Ok(response))) => self.pump_sse(response).await,
+        }
+    }
+
+    async fn relay_polled(&mut self, polled: Polled) {
+        match polled {
+            Polled::Nothing => {}
+            Polled::Body(data) => {
+                self.count_in(data.len());
+                self.emit(FrameBody::Message {
+                    transport: Transport::Poll,
+                    event: None,
+                    data,
+                    last_event_id: None,
+                    binary: false,
+                })
+                .await;
+            }
+            Polled::Events(events) => {
+                for ev in events {
+                    self.count_in(ev.data.len());
+                    if ev.last_event_id != self.parser.last_event_id() {
+                        self.parser.set_last_event_id(ev.last_event_id.clone());
+                    }
+                    self.emit(FrameBody::Message {
+                        transport: Transport::Poll,
+                        event: Some(ev.event),
+                        data: ev.data,
+                        last_event_id: Some(ev.last_event_id),
+                        binary: false,
+                    })
+                    .await;
                 }
+                self.sync_last_event_id();
             }
         }
+    }
+
+    /// While polling, a WebSocket connection's sends go to `sendUrl` when there is one, else to the queue.
+    async fn send_while_polling(&mut self, req: SendRequest, send_url: Option<&str>) {
+        let Some(send_url) = send_url.filter(|_| self.opts.transport == Transport::Websocket)
+        else {
+            return self.send_offline(req);
+        };
+        let len = req.msg.len();
+        let (body, content_type) = match req.msg {
+            Outgoing::Text(t) => (t.into_bytes(), "text/plain; charset=utf-8"),
+            Outgoing::Binary(b) => (b, "application/octet-stream"),
+        };
+        let mut post = self
+            .env
+            .http
+            .post(send_url)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(body);
+        for (n, v) in &self.opts.headers {
+            post = post.header(n.clone(), v.clone());
+        }
+        let result = match timeout(self.opts.connect_timeout, post.send()).await {
+            Ok(Ok(r)) if r.status().is_success() => {
+                self.count_out(len);
+                Ok(false)
+            }
+            Ok(Ok(r)) => Err(Error::SendFailed(format!(
+                "sendUrl answered HTTP {}",
+                r.status().as_u16()
+            ))),
+            Ok(Err(e)) => Err(Error::SendFailed(error_chain(&e))),
+            Err(_) => Err(Error::SendFailed("sendUrl did not answer in time".into())),
+        };
+        let _ = req.reply.send(result);
     }
 
     /// Relays an open WebSocket until it ends; sends go straight out, with a ping/pong heartbeat.
@@ -529,12 +729,7 @@ impl Connection {
         };
         // A partial event at the end of a stream is discarded (WHATWG).
         self.parser.reset_stream();
-        let id = self.parser.last_event_id();
-        self.stats
-            .snapshot
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .last_event_id = (!id.is_empty()).then(|| id.to_owned());
+        self.sync_last_event_id();
         ended
     }
 
@@ -609,13 +804,18 @@ impl Connection {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             snap.state = state;
-            snap.transport = Some(self.opts.transport);
+            snap.transport = Some(if state == State::Polling {
+                Transport::Poll
+            } else {
+                self.opts.transport
+            });
             if let Some(a) = attempt {
                 snap.attempt = a;
             }
         }
         let transport = match state {
-            State::Connecting | State::Connected | State::Polling => Some(self.opts.transport),
+            State::Polling => Some(Transport::Poll),
+            State::Connecting | State::Connected => Some(self.opts.transport),
             _ => None,
         };
         let body = FrameBody::State {
@@ -644,6 +844,15 @@ impl Connection {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .last_error = Some(reason.to_owned());
+    }
+
+    fn sync_last_event_id(&self) {
+        let id = self.parser.last_event_id();
+        self.stats
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_event_id = (!id.is_empty()).then(|| id.to_owned());
     }
 
     fn sync_queue_stats(&self) {

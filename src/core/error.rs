@@ -21,6 +21,8 @@ pub enum Error {
     QueueFull(String),
     #[error("send() is for WebSocket connections; this one streams {0} and cannot send")]
     NotWritable(&'static str),
+    #[error("send failed: {0}; the message was not delivered")]
+    SendFailed(String),
     #[error("message of {size} bytes is larger than the limit of {limit} bytes")]
     MessageTooLarge { size: usize, limit: usize },
     #[error("binary data is not valid base64: {0}")]

@@ -282,12 +282,6 @@ impl ConnectOptions {
                 )))
             }
         }
-        if transport == Transport::Poll {
-            // Forced polling is implemented with the fallback; refuse it clearly until then.
-            return Err(Error::InvalidOptions(
-                "transport `poll` is not available yet; use `sse` or `websocket`".into(),
-            ));
-        }
 
         if self.headers.len() > limits.max_headers {
             return Err(Error::InvalidOptions(format!(
@@ -387,7 +381,9 @@ impl ConnectOptions {
                 limits.max_queue_messages, limits.max_queue_bytes
             )));
         }
-        let fallback = Toggle::resolve(&self.fallback, false).filter(|f| f.poll_url.is_some());
+        // Forced polling keeps the fallback's settings (interval, headers) even without a poll URL: it polls `url`.
+        let fallback = Toggle::resolve(&self.fallback, false)
+            .filter(|f| f.poll_url.is_some() || transport == Transport::Poll);
         if let Some(f) = &fallback {
             for (field, u) in [
                 ("fallback.pollUrl", &f.poll_url),

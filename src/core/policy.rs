@@ -117,14 +117,14 @@ pub fn decide(
             }
         };
     };
-    if !backoff.may_retry(next_attempt) {
-        return Step::Fail {
-            reason: format!("gave up after {} attempts: {reason}", next_attempt - 1),
-        };
-    }
     if can_fall_back && backoff.falls_back_after(next_attempt) {
         return Step::Fallback {
-            reason: format!("{} failed attempts: {reason}", next_attempt - 1),
+            reason: format!("{next_attempt} failed attempts: {reason}"),
+        };
+    }
+    if !backoff.may_retry(next_attempt) {
+        return Step::Fail {
+            reason: format!("gave up after {} retries: {reason}", next_attempt - 1),
         };
     }
     let delay = backoff.with_retry_after(backoff.delay(next_attempt, sample), retry_after);
@@ -322,7 +322,7 @@ mod tests {
                 retry("refused"),
                 false,
                 Step::Fail {
-                    reason: "gave up after 2 attempts: refused".into(),
+                    reason: "gave up after 2 retries: refused".into(),
                 },
             ),
             (
@@ -357,12 +357,23 @@ mod tests {
             decide(Some(&b), 1, &retry("x"), 0.0, true),
             Step::Retry { attempt: 2, .. }
         ));
+        // Attempt 2 was the third failure in a row: poll.
         assert_eq!(
-            decide(Some(&b), 3, &retry("x"), 0.0, true),
+            decide(Some(&b), 2, &retry("x"), 0.0, true),
             Step::Fallback {
                 reason: "3 failed attempts: x".into()
             }
         );
+        // The fallback comes before giving up on maxRetries.
+        let strict = Backoff::new(ReconnectOptions {
+            max_retries: Some(1),
+            ..Default::default()
+        })
+        .with_fallback_after(Some(3));
+        assert!(matches!(
+            decide(Some(&strict), 2, &retry("x"), 0.0, true),
+            Step::Fallback { .. }
+        ));
         // Without a poll URL the same count just keeps retrying.
         assert!(matches!(
             decide(Some(&b), 3, &retry("x"), 0.0, false),

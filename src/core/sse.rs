@@ -103,6 +103,17 @@ impl SseParser {
         self
     }
 
+    /// Sets the last-event-id between streams, e.g. from events that arrived by polling; same rules as
+    /// [`SseParser::with_last_event_id`].
+    pub fn set_last_event_id(&mut self, id: String) {
+        debug_assert!(
+            !id.contains(['\0', '\r', '\n']),
+            "last-event-id must not contain NUL, CR or LF"
+        );
+        self.id_buffer.clone_from(&id);
+        self.committed_id = id;
+    }
+
     /// Feed a chunk; complete events are pushed to `out` in order. Chunks may split anywhere: inside
     /// a line, between CR and LF, inside a UTF-8 sequence.
     ///

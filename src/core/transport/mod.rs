@@ -1,6 +1,7 @@
 //! Opening a stream: one module per transport. Each returns an open stream or an [`AttemptError`] that says
 //! how the connection should react (retry, give up, or fall back to polling).
 
+pub mod poll;
 pub mod sse;
 pub mod ws;
 
