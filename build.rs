@@ -1,5 +1,22 @@
 const COMMANDS: &[&str] = &["connect", "send", "close", "reconnect", "inspect"];
 
+/// A URL the webview may reach with the realtime plugin: the connect URL, `fallback.pollUrl`,
+/// `fallback.sendUrl` and every redirect hop are checked. Deny entries win over allow entries.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct ScopeEntry {
+    /// A URL pattern ([URL Pattern standard](https://urlpattern.spec.whatwg.org/)), for example:
+    ///
+    /// - "wss://chat.example.com/*": any path on that host, over TLS
+    ///
+    /// - "ws://127.0.0.1:*/*": any port and path on the loopback address
+    ///
+    /// - "https://*.example.com/stream/*": SSE or polling under /stream/ on any subdomain
+    url: String,
+}
+
 fn main() {
-    tauri_plugin::Builder::new(COMMANDS).build();
+    tauri_plugin::Builder::new(COMMANDS)
+        .global_scope_schema(schemars::schema_for!(ScopeEntry))
+        .build();
 }

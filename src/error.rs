@@ -8,6 +8,8 @@ pub enum Error {
     Core(#[from] crate::core::Error),
     #[error(transparent)]
     Tauri(#[from] tauri::Error),
+    #[error("invalid realtime plugin configuration: {0}")]
+    Config(String),
 }
 
 impl Serialize for Error {

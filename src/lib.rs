@@ -28,10 +28,11 @@ pub mod core;
 mod error;
 mod relay;
 pub mod scope;
+mod secrets;
 
 pub use crate::core::{
-    AllowAll, ChannelSink, ConnectOptions, Connected, ConnectionInfo, Frame, FrameSink, Hub,
-    HubConfig, Limits, Outgoing, State, Transport, UrlGuard,
+    AllowAll, ChannelSink, ConnectOptions, Connected, ConnectionInfo, Frame, FrameSink,
+    HeaderSource, Hub, HubConfig, Limits, Outgoing, State, TlsConfig, Transport, UrlGuard,
 };
 pub use error::{Error, Result};
 pub use relay::EVENT_PREFIX;
@@ -90,9 +91,12 @@ impl<R: Runtime, T: Manager<R>> RealtimeExt<R> for T {
 }
 
 /// Configures the plugin. `init()` is `Builder::new().build()`.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Builder {
     config: HubConfig,
+    secret_headers: Vec<(String, String, String)>,
+    header_source: Option<Arc<dyn HeaderSource>>,
+    pem_roots: Vec<Vec<u8>>,
 }
 
 impl Builder {
@@ -127,12 +131,61 @@ impl Builder {
 
     /// Trusts an extra root certificate (DER), e.g. a company CA, besides the webpki roots.
     pub fn add_root_certificate(mut self, der: Vec<u8>) -> Self {
-        self.config.extra_roots.push(der);
+        self.config.tls.extra_roots.push(der);
+        self
+    }
+
+    /// Trusts every certificate of a PEM bundle. A bundle with no valid certificate fails the plugin's setup.
+    pub fn add_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.pem_roots.push(pem.into());
+        self
+    }
+
+    /// Also trusts the operating system's root store. Default: false (the webpki roots only).
+    pub fn native_roots(mut self, enabled: bool) -> Self {
+        self.config.tls.native_roots = enabled;
+        self
+    }
+
+    /// Accepts invalid TLS certificates (self-signed, expired, wrong host). Default: false. For development
+    /// only: it removes what TLS protects against.
+    pub fn danger_accept_invalid_certs(mut self, enabled: bool) -> Self {
+        self.config.tls.danger_accept_invalid_certs = enabled;
+        self
+    }
+
+    /// Attaches a header to every request whose URL matches `url_pattern` (the scope's URL pattern syntax):
+    /// WebSocket upgrades, SSE requests (each redirect hop by its own URL), polls and `sendUrl` posts.
+    /// JavaScript never sees it and cannot override it: it replaces a header of the same name from the options.
+    /// An invalid pattern, name or value fails the plugin's setup with a message saying which.
+    ///
+    /// ```ignore
+    /// tauri_plugin_realtime::Builder::new()
+    ///     .secret_header("https://api.example.com/*", "Authorization", format!("Bearer {token}"))
+    ///     .build()
+    /// ```
+    pub fn secret_header(
+        mut self,
+        url_pattern: impl Into<String>,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.secret_headers
+            .push((url_pattern.into(), name.into(), value.into()));
+        self
+    }
+
+    /// Computes secret headers per request, e.g. a token read from the OS keychain and refreshed as needed.
+    /// Its headers come after those of [`Builder::secret_header`] and win over them.
+    pub fn header_source(mut self, source: impl HeaderSource) -> Self {
+        self.header_source = Some(Arc::new(source));
         self
     }
 
     pub fn build<R: Runtime>(self) -> TauriPlugin<R> {
-        let config = self.config;
+        let mut config = self.config;
+        let secrets = secrets::SecretHeaderSet::new(self.secret_headers, self.header_source);
+        let pem_roots = self.pem_roots;
         PluginBuilder::new("realtime")
             .invoke_handler(tauri::generate_handler![
                 commands::connect,
@@ -142,6 +195,14 @@ impl Builder {
                 commands::inspect
             ])
             .setup(move |app, _api| {
+                for pem in &pem_roots {
+                    config
+                        .tls
+                        .extra_roots
+                        .extend(core::tls::pem_certificates(pem).map_err(Error::from)?);
+                }
+                config.secret_headers =
+                    core::SecretHeaders(secrets?.map(|s| Arc::new(s) as Arc<dyn HeaderSource>));
                 let tauri::async_runtime::RuntimeHandle::Tokio(runtime) =
                     tauri::async_runtime::handle();
                 let hub = Hub::new(config, runtime)?;

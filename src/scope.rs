@@ -29,7 +29,7 @@ impl Entry {
         })
     }
 
-    fn matches(&self, url: &Url) -> bool {
+    pub(crate) fn matches(&self, url: &Url) -> bool {
         self.url
             .test(UrlPatternMatchInput::Url(url.clone()))
             .unwrap_or_default()

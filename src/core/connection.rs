@@ -46,6 +46,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 pub(crate) struct Env {
     pub http: reqwest::Client,
     pub tls: Arc<rustls::ClientConfig>,
+    pub secrets: Option<Arc<dyn transport::HeaderSource>>,
 }
 
 /// A subscriber's end of the frame channel.
@@ -295,11 +296,11 @@ impl Connection {
             let connect_timeout = opts.connect_timeout;
             let opening = async {
                 match opts.transport {
-                    Transport::Websocket => transport::ws::open(&opts, &env.tls)
+                    Transport::Websocket => transport::ws::open(&opts, &env)
                         .await
                         .map(|(ws, protocol)| Opened::Ws(Box::new(ws), protocol)),
                     Transport::Sse | Transport::Poll => {
-                        transport::sse::open(&env.http, &opts, Some(&last_id), guard.as_ref())
+                        transport::sse::open(&env, &opts, Some(&last_id), guard.as_ref())
                             .await
                             .map(Opened::Sse)
                     }
@@ -384,11 +385,12 @@ impl Connection {
                     let http = self.env.http.clone();
                     let url = url.clone();
                     let opts = self.opts.clone();
+                    let headers = transport::request_headers(&opts.headers, self.env.secrets.as_deref(), &url);
                     let last_id = self.parser.last_event_id().to_owned();
                     polling = Some(Box::pin(async move {
                         let r = timeout(
                             opts.connect_timeout,
-                            p.poll(&http, &url, &opts.headers, &last_id, opts.max_message_size),
+                            p.poll(&http, &url, &headers, &last_id, opts.max_message_size),
                         )
                         .await
                         .unwrap_or_else(|_| Err(AttemptError::Retry { reason: "poll timed out".into(), retry_after: None }));
@@ -491,8 +493,12 @@ impl Connection {
             .post(send_url)
             .header(http::header::CONTENT_TYPE, content_type)
             .body(body);
-        for (n, v) in &self.opts.headers {
-            post = post.header(n.clone(), v.clone());
+        let target = url::Url::parse(send_url).ok();
+        let headers = target.map_or_else(Vec::new, |u| {
+            transport::request_headers(&self.opts.headers, self.env.secrets.as_deref(), &u)
+        });
+        for (n, v) in headers {
+            post = post.header(n, v);
         }
         let result = match timeout(self.opts.connect_timeout, post.send()).await {
             Ok(Ok(r)) if r.status().is_success() => {

@@ -21,7 +21,8 @@ use super::{
     options::{ConnectOptions, Limits},
     queue::Outgoing,
     sink::{deliver_loop, BatchLimits, FrameSink},
-    transport::UrlGuard,
+    tls::{self, TlsConfig},
+    transport::{HeaderSource, UrlGuard},
 };
 
 /// Settings of the whole engine, chosen by the app's Rust code.
@@ -39,8 +40,25 @@ pub struct HubConfig {
     pub batch: BatchLimits,
     /// Frames waiting per subscriber before the upstream read is paused. Default: 1024.
     pub channel_capacity: usize,
-    /// Extra trusted root certificates (DER), on top of the webpki roots.
-    pub extra_roots: Vec<Vec<u8>>,
+    /// Which certificates to trust.
+    pub tls: TlsConfig,
+    /// Headers the app's Rust code attaches per URL (e.g. a bearer token), unseen by JavaScript.
+    pub secret_headers: SecretHeaders,
+}
+
+/// Headers added by Rust code per URL; JavaScript never sees them and cannot override them.
+#[derive(Clone, Default)]
+pub struct SecretHeaders(pub Option<Arc<dyn HeaderSource>>);
+
+impl std::fmt::Debug for SecretHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the values.
+        f.write_str(if self.0.is_some() {
+            "SecretHeaders(set)"
+        } else {
+            "SecretHeaders(none)"
+        })
+    }
 }
 
 impl Default for HubConfig {
@@ -52,7 +70,8 @@ impl Default for HubConfig {
             max_subscriptions_per_owner: 64,
             batch: BatchLimits::default(),
             channel_capacity: 1024,
-            extra_roots: Vec::new(),
+            tls: TlsConfig::default(),
+            secret_headers: SecretHeaders::default(),
         }
     }
 }
@@ -582,19 +601,7 @@ pub fn new_id() -> String {
 }
 
 fn build_env(config: &HubConfig) -> Result<Env, Error> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for der in &config.extra_roots {
-        roots
-            .add(rustls::pki_types::CertificateDer::from(der.clone()))
-            .map_err(|e| Error::Tls(format!("invalid root certificate: {e}")))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = tls::client_config(&config.tls)?;
     let http = reqwest::Client::builder()
         .use_preconfigured_tls(tls.clone())
         .redirect(reqwest::redirect::Policy::none())
@@ -604,6 +611,7 @@ fn build_env(config: &HubConfig) -> Result<Env, Error> {
     Ok(Env {
         http,
         tls: Arc::new(tls),
+        secrets: config.secret_headers.0.clone(),
     })
 }
 

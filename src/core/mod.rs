@@ -13,12 +13,14 @@ pub mod policy;
 pub mod queue;
 pub mod sink;
 pub mod sse;
+pub mod tls;
 pub mod transport;
 
 pub use error::Error;
 pub use frame::{Frame, State, Transport};
-pub use hub::{ConnectRequest, Connected, ConnectionInfo, Hub, HubConfig};
+pub use hub::{ConnectRequest, Connected, ConnectionInfo, Hub, HubConfig, SecretHeaders};
 pub use options::{ConnectOptions, Limits};
 pub use queue::Outgoing;
 pub use sink::{BatchLimits, ChannelSink, FrameSink, SinkGone};
-pub use transport::{AllowAll, UrlGuard};
+pub use tls::TlsConfig;
+pub use transport::{AllowAll, HeaderSource, UrlGuard};

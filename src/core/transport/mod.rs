@@ -66,3 +66,25 @@ impl UrlGuard for AllowAll {
         Ok(())
     }
 }
+
+/// Headers that the app's Rust code attaches to requests for some URLs (a bearer token from the OS keychain,
+/// say). JavaScript never sees them, and they replace any header of the same name it asked for.
+pub trait HeaderSource: Send + Sync + 'static {
+    fn headers_for(&self, url: &url::Url) -> Vec<(http::HeaderName, http::HeaderValue)>;
+}
+
+/// The connection's own headers for a request to `url`, with the secret ones put over them.
+pub fn request_headers(
+    own: &[(http::HeaderName, http::HeaderValue)],
+    secrets: Option<&dyn HeaderSource>,
+    url: &url::Url,
+) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    let secret = secrets.map(|s| s.headers_for(url)).unwrap_or_default();
+    let mut headers: Vec<_> = own
+        .iter()
+        .filter(|(name, _)| !secret.iter().any(|(s, _)| s == name))
+        .cloned()
+        .collect();
+    headers.extend(secret);
+    headers
+}

@@ -4,15 +4,15 @@
 use http::{header, Method, StatusCode};
 use url::Url;
 
-use super::{classify_status, AttemptError, UrlGuard};
-use crate::core::{backoff::parse_retry_after, options::Resolved};
+use super::{classify_status, request_headers, AttemptError, UrlGuard};
+use crate::core::{backoff::parse_retry_after, connection::Env, options::Resolved};
 
 /// Hops followed before giving up, as browsers do.
 const MAX_REDIRECTS: usize = 10;
 
 /// Sends the request and checks the response: 200 with `text/event-stream`, or a classified error.
-pub async fn open(
-    client: &reqwest::Client,
+pub(crate) async fn open(
+    env: &Env,
     opts: &Resolved,
     last_event_id: Option<&str>,
     guard: &dyn UrlGuard,
@@ -22,16 +22,21 @@ pub async fn open(
     let mut body = opts.body.clone();
     let mut same_origin = true;
     for _hop in 0..=MAX_REDIRECTS {
-        let mut req = client
+        let mut req = env
+            .http
             .request(method.clone(), url.clone())
             .header(header::ACCEPT, "text/event-stream")
             .header(header::CACHE_CONTROL, "no-cache");
-        for (name, value) in &opts.headers {
-            // Credentials do not follow a redirect to another origin, as in browsers.
-            if !same_origin && is_credential(name) {
-                continue;
-            }
-            req = req.header(name.clone(), value.clone());
+        // Secret headers go by the URL of each hop; the app's own credentials do not follow a redirect to
+        // another origin, as in browsers.
+        let own: Vec<_> = opts
+            .headers
+            .iter()
+            .filter(|(name, _)| same_origin || !is_credential(name))
+            .cloned()
+            .collect();
+        for (name, value) in request_headers(&own, env.secrets.as_deref(), &url) {
+            req = req.header(name, value);
         }
         if let Some(id) = last_event_id.filter(|id| !id.is_empty()) {
             req = req.header("last-event-id", id);

@@ -1,23 +1,18 @@
 //! Opening a WebSocket with tokio-tungstenite over rustls.
 
-use std::sync::Arc;
-
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     tungstenite::{self, client::IntoClientRequest, protocol::WebSocketConfig},
     Connector, MaybeTlsStream, WebSocketStream,
 };
 
-use super::{classify_status, AttemptError};
-use crate::core::{backoff::parse_retry_after, options::Resolved};
+use super::{classify_status, request_headers, AttemptError};
+use crate::core::{backoff::parse_retry_after, connection::Env, options::Resolved};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Performs the opening handshake, returning the stream and the subprotocol the server chose.
-pub async fn open(
-    opts: &Resolved,
-    tls: &Arc<rustls::ClientConfig>,
-) -> Result<(Ws, Option<String>), AttemptError> {
+pub(crate) async fn open(opts: &Resolved, env: &Env) -> Result<(Ws, Option<String>), AttemptError> {
     let mut request = opts
         .url
         .as_str()
@@ -26,8 +21,8 @@ pub async fn open(
             reason: format!("invalid WebSocket request: {e}"),
         })?;
     let headers = request.headers_mut();
-    for (name, value) in &opts.headers {
-        headers.append(name.clone(), value.clone());
+    for (name, value) in request_headers(&opts.headers, env.secrets.as_deref(), &opts.url) {
+        headers.append(name, value);
     }
     if !opts.protocols.is_empty() {
         let joined = opts.protocols.join(", ");
@@ -39,7 +34,7 @@ pub async fn open(
     let config = WebSocketConfig::default()
         .max_message_size(Some(opts.max_message_size))
         .max_frame_size(Some(opts.max_message_size));
-    let connector = Connector::Rustls(tls.clone());
+    let connector = Connector::Rustls(env.tls.clone());
     match tokio_tungstenite::connect_async_tls_with_config(
         request,
         Some(config),
