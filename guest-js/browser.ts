@@ -187,6 +187,8 @@ export function connectBrowser(id: string, options: ConnectOptions, sink: FrameS
         subscribers: 1,
         owners: {},
         shared: false,
+        // The browser runs the socket: no plugin task.
+        tasks: 0,
       }
     },
     async detach() {

@@ -210,6 +210,8 @@ export interface ConnectionInfo {
   owners: Record<string, number>
   /** Whether this upstream can be joined by identical options or a share key (not whether this one joined). */
   shared: boolean
+  /** Tasks alive for this upstream: its connection task and one delivery task per subscriber. */
+  tasks: number
 }
 
 /** The value of {@link Connection.state}: the fields of the latest `state` frame. */

@@ -38,6 +38,7 @@ export function info(id: string, extra: Partial<ConnectionInfo> = {}): Connectio
     subscribers: 1,
     owners: { main: 1 },
     shared: false,
+    tasks: 2,
     ...extra,
   }
 }

@@ -124,9 +124,13 @@ pub struct ConnectionInfo {
     pub owners: BTreeMap<String, usize>,
     /// Whether this upstream can be joined by identical options or a share key.
     pub shared: bool,
+    /// Tasks alive for this upstream: its connection task and one delivery task per subscriber.
+    pub tasks: usize,
 }
 
 struct Upstream {
+    /// This upstream's connection and delivery tasks, also counted by the hub's tracker.
+    tasks: TaskTracker,
     ctl: mpsc::UnboundedSender<Control>,
     sends: mpsc::Sender<SendRequest>,
     stats: Arc<Stats>,
@@ -278,7 +282,10 @@ impl Hub {
                     },
                     subscriber,
                 );
-                inner.tracker.spawn_on(conn.run(), &inner.runtime);
+                let tasks = TaskTracker::new();
+                inner
+                    .tracker
+                    .spawn_on(tasks.track_future(conn.run()), &inner.runtime);
                 reg.next_upstream += 1;
                 let uid = reg.next_upstream;
                 if let Some(k) = &key {
@@ -287,6 +294,7 @@ impl Hub {
                 reg.upstreams.insert(
                     uid,
                     Upstream {
+                        tasks,
                         ctl: ctl_tx,
                         sends: send_tx,
                         stats,
@@ -302,6 +310,7 @@ impl Hub {
             }
         };
         let token = inner.root.child_token();
+        let tasks = reg.upstreams[&upstream_id].tasks.clone();
         reg.subs.insert(
             id.clone(),
             Sub {
@@ -316,12 +325,12 @@ impl Hub {
         let sub_id = id.clone();
         let batch = inner.config.batch;
         inner.tracker.spawn_on(
-            async move {
+            tasks.track_future(async move {
                 if deliver_loop(rx, req.sink, batch, token).await.is_err() {
                     // The receiver is gone (a closed webview): release what it held.
                     release(&weak, &sub_id, 1001, "going away");
                 }
-            },
+            }),
             &inner.runtime,
         );
         Ok(Connected {
@@ -449,6 +458,7 @@ impl Hub {
                 subscribers: up.subs.len(),
                 owners,
                 shared: up.key.is_some(),
+                tasks: up.tasks.len(),
             });
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));

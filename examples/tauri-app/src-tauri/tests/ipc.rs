@@ -110,6 +110,13 @@ fn granted_commands_work_end_to_end() {
     .unwrap();
     assert_eq!(got["shared"], json!(true), "got {got}");
     assert_eq!(app.realtime().hub().upstream_count(), 1);
+    let info = &invoke(&main, "inspect", json!({ "id": "chat-1" })).unwrap()[0];
+    // One connection task and one delivery task per subscriber.
+    assert_eq!(
+        (&info["subscribers"], &info["tasks"]),
+        (&json!(2), &json!(3)),
+        "got {info}"
+    );
 
     invoke(&main, "reconnect", json!({ "id": "chat-1" })).unwrap();
     assert_eq!(
