@@ -1,4 +1,4 @@
-const COMMANDS: &[&str] = &["connect", "send", "close", "reconnect", "inspect"];
+const COMMANDS: &[&str] = &["connect", "send", "close", "reconnect", "inspect", "ack"];
 
 /// A URL the webview may reach with the realtime plugin: the connect URL, `fallback.pollUrl`,
 /// `fallback.sendUrl` and every redirect hop are checked. Deny entries win over allow entries.

@@ -27,6 +27,13 @@ import type {
  */
 export const MAX_HELD_FRAMES = 10_000
 
+/**
+ * Flow control with the Rust side: at most this much is delivered to the webview and not yet processed by
+ * the handlers; Rust then pauses (and so does its read from the server) until the bindings acknowledge.
+ * The bindings acknowledge every quarter window, so a slow page bounds memory instead of queueing scripts.
+ */
+export const ACK_WINDOW = { frames: 4096, bytes: 8 * 1024 * 1024 } as const
+
 /** Event name of a connection's frames. */
 export const eventName = (id: string): string => `realtime://${id}`
 
@@ -40,6 +47,8 @@ export interface Backend {
   detach(): Promise<void>
   /** The browser's EventSource has no wildcard: outside Tauri it must be told each event type to relay. */
   watch?(type: string): void
+  /** Tells Rust how many frames the handlers have processed in all (flow control). Never rejects. */
+  ack?(frames: number): void
 }
 
 /** Where a backend delivers frames. */
@@ -97,6 +106,11 @@ export class ConnectionImpl implements Connection, FrameSink {
   private closing: Promise<void> | undefined
   /** Set once closed: frames are ignored and no handler runs any more. */
   private done = false
+  /** Frames handed to handlers, and their data length, in all and at the last acknowledgement. */
+  private processed = 0
+  private processedBytes = 0
+  private ackedFrames = 0
+  private ackedBytes = 0
 
   constructor(id: string) {
     this.id = id
@@ -135,6 +149,7 @@ export class ConnectionImpl implements Connection, FrameSink {
       else this.dispatch(frame)
       if (this.done) return
     }
+    this.maybeAck()
     if (this.held && !this.flushing && this.held.length > MAX_HELD_FRAMES) {
       this.held.splice(0, this.held.length - MAX_HELD_FRAMES)
     }
@@ -251,6 +266,19 @@ export class ConnectionImpl implements Connection, FrameSink {
     for (let i = 0; i < held.length && !this.done; i++) this.dispatch(held[i]!)
     this.flushing = false
     this.held = null
+    this.maybeAck()
+  }
+
+  private maybeAck(): void {
+    if (this.done || !this.backend?.ack) return
+    if (
+      this.processed - this.ackedFrames >= ACK_WINDOW.frames / 4 ||
+      this.processedBytes - this.ackedBytes >= ACK_WINDOW.bytes / 4
+    ) {
+      this.ackedFrames = this.processed
+      this.ackedBytes = this.processedBytes
+      this.backend.ack(this.processed)
+    }
   }
 
   private dispatch(frame: Frame): void {
@@ -259,6 +287,8 @@ export class ConnectionImpl implements Connection, FrameSink {
       this.call('gap', gap)
     }
     this.nextSeq = frame.seq + 1
+    this.processed++
+    if (frame.kind === 'message') this.processedBytes += frame.data.length
     this.call('frame', frame)
     this.call(frame.kind, frame)
     if (frame.kind === 'message' && frame.event !== undefined && !KINDS.has(frame.event)) {
@@ -318,6 +348,11 @@ function tauriBackend(id: string, unlisten: UnlistenFn): Backend {
       if (!info) throw new RealtimeError(`no connection with id ${id}`)
       return info
     },
+    ack: (frames) => {
+      invoke('plugin:realtime|ack', { id, frames }).catch(() => {
+        // The connection is closing or gone: nothing left to pace.
+      })
+    },
     detach: async () => {
       try {
         // Typed `() => void`, but it returns the promise of the unlisten command.
@@ -347,7 +382,7 @@ export async function connectInternal(options: ConnectOptions): Promise<Connecti
   }
   let result: ConnectResult
   try {
-    result = await invoke<ConnectResult>('plugin:realtime|connect', { id: conn.id, options })
+    result = await invoke<ConnectResult>('plugin:realtime|connect', { id: conn.id, options, ack: ACK_WINDOW })
   } catch (e) {
     await conn.abandon()
     try {

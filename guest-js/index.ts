@@ -11,7 +11,7 @@
  * @module
  */
 
-export { connect, inspect, MAX_HELD_FRAMES } from './connection.js'
+export { ACK_WINDOW, connect, inspect, MAX_HELD_FRAMES } from './connection.js'
 export { decodeBinary, type SendData } from './base64.js'
 export { RealtimeError } from './errors.js'
 export { RealtimeErrorEvent } from './events.js'

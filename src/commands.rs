@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tauri::{
     command,
     ipc::{CommandScope, GlobalScope},
@@ -11,11 +11,24 @@ use tauri::{
 };
 
 use crate::{
-    core::{hub::new_id, ConnectOptions, ConnectRequest, Connected, ConnectionInfo, Hub, Outgoing},
+    core::{
+        hub::new_id, AckWindow, ConnectOptions, ConnectRequest, Connected, ConnectionInfo, Hub,
+        Outgoing,
+    },
     relay::WebviewSink,
     scope::{Entry, Scope},
     RealtimeExt, Result,
 };
+
+/// Flow control asked for by the guest bindings: delivery pauses while this much is unacknowledged.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AckArgs {
+    /// Frames in flight at most.
+    pub frames: u64,
+    /// Approximate bytes in flight at most.
+    pub bytes: u64,
+}
 
 /// The answer to `send`.
 #[derive(Debug, Serialize)]
@@ -31,11 +44,13 @@ pub(crate) async fn connect<R: Runtime>(
     webview: Webview<R>,
     id: Option<String>,
     options: ConnectOptions,
+    ack: Option<AckArgs>,
     command_scope: CommandScope<Entry>,
     global_scope: GlobalScope<Entry>,
 ) -> Result<Connected> {
     let id = id.unwrap_or_else(new_id);
-    let sink = Arc::new(WebviewSink::new(app.clone(), webview.label(), &id));
+    let window = ack.map(|a| Arc::new(AckWindow::new(a.frames, a.bytes)));
+    let sink = Arc::new(WebviewSink::new(app.clone(), webview.label(), &id, window));
     let guard = Arc::new(Scope::from_ipc(&command_scope, &global_scope));
     let connected = app.realtime().hub().connect(ConnectRequest {
         id: Some(id),
@@ -98,4 +113,16 @@ pub(crate) async fn inspect<R: Runtime>(
         .realtime()
         .hub()
         .inspect(Some(webview.label()), id.as_deref())?)
+}
+
+/// The webview has processed `frames` frames of this subscription in all (flow control, see `connect`'s `ack`).
+#[command]
+pub(crate) async fn ack<R: Runtime>(
+    app: AppHandle<R>,
+    webview: Webview<R>,
+    id: String,
+    frames: u64,
+) -> Result<()> {
+    app.realtime().hub().ack(&id, webview.label(), frames)?;
+    Ok(())
 }

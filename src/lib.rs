@@ -192,7 +192,8 @@ impl Builder {
                 commands::send,
                 commands::close,
                 commands::reconnect,
-                commands::inspect
+                commands::inspect,
+                commands::ack
             ])
             .setup(move |app, _api| {
                 for pem in &pem_roots {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tauri::{AppHandle, Emitter, EventTarget, Manager, Runtime};
 
-use crate::core::{Frame, FrameSink, SinkGone};
+use crate::core::{AckWindow, Frame, FrameSink, SinkGone};
 
 /// Event name prefix; the full name is `realtime://<id>`.
 pub const EVENT_PREFIX: &str = "realtime://";
@@ -14,14 +14,21 @@ pub(crate) struct WebviewSink<R: Runtime> {
     app: AppHandle<R>,
     label: String,
     event: String,
+    window: Option<Arc<AckWindow>>,
 }
 
 impl<R: Runtime> WebviewSink<R> {
-    pub(crate) fn new(app: AppHandle<R>, label: &str, id: &str) -> Self {
+    pub(crate) fn new(
+        app: AppHandle<R>,
+        label: &str,
+        id: &str,
+        window: Option<Arc<AckWindow>>,
+    ) -> Self {
         Self {
             app,
             label: label.to_owned(),
             event: format!("{EVENT_PREFIX}{id}"),
+            window,
         }
     }
 }
@@ -41,5 +48,9 @@ impl<R: Runtime> FrameSink for WebviewSink<R> {
                 frames,
             )
             .map_err(|_| SinkGone)
+    }
+
+    fn ack_window(&self) -> Option<Arc<AckWindow>> {
+        self.window.clone()
     }
 }

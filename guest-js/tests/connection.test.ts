@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
-import { connect, inspect, MAX_HELD_FRAMES, RealtimeError } from '../index.js'
+import { ACK_WINDOW, connect, inspect, MAX_HELD_FRAMES, RealtimeError } from '../index.js'
 import type { Frame, GapInfo, MessageFrame, StateValue } from '../types.js'
 import { closeF, err, FakeRust, msg, resetTauri, seqFrom, settle, sse, st } from './helpers.js'
 
@@ -24,8 +24,35 @@ describe('connect', () => {
     expect(listenAt, `expected listen before connect, got ${order.join(', ')}`).toBeGreaterThanOrEqual(0)
     expect(connectAt).toBeGreaterThan(listenAt)
     expect(rust.commands('plugin:event|listen')[0]?.event).toBe(`realtime://${conn.id}`)
-    expect(rust.commands('connect')).toEqual([{ id: conn.id, options }])
+    expect(rust.commands('connect')).toEqual([{ id: conn.id, options, ack: ACK_WINDOW }])
     expect(rust.listeners(conn.id)).toBe(1)
+  })
+
+  it('acknowledges processed frames every quarter window, and never frames still held', async () => {
+    const conn = await connect({ url: 'wss://example.test/feed' })
+    const quarter = ACK_WINDOW.frames / 4
+    const batch = (from: number, n: number) => Array.from({ length: n }, (_, i) => msg(`m${from + i}`))
+    // Held (no handler yet): delivered to nobody, so not acknowledged.
+    await rust.emit(conn.id, batch(1, quarter))
+    await settle()
+    expect(rust.commands('ack')).toEqual([])
+    let seen = 0
+    conn.on('message', () => {
+      seen++
+    })
+    await settle()
+    expect(seen).toBe(quarter)
+    expect(rust.commands('ack')).toEqual([{ id: conn.id, frames: quarter }])
+    // Fewer than a quarter more: no new acknowledgement yet.
+    await rust.emit(conn.id, batch(quarter + 1, quarter - 1))
+    await settle()
+    expect(rust.commands('ack')).toHaveLength(1)
+    await rust.emit(conn.id, batch(2 * quarter, 1))
+    await settle()
+    expect(rust.commands('ack')).toEqual([
+      { id: conn.id, frames: quarter },
+      { id: conn.id, frames: 2 * quarter },
+    ])
   })
 
   it('gives each connection its own id', async () => {

@@ -20,7 +20,7 @@ use super::{
     frame::{State, Transport},
     options::{ConnectOptions, Limits},
     queue::Outgoing,
-    sink::{deliver_loop, BatchLimits, FrameSink},
+    sink::{deliver_loop, AckWindow, BatchLimits, FrameSink},
     tls::{self, TlsConfig},
     transport::{HeaderSource, UrlGuard},
 };
@@ -146,6 +146,7 @@ struct Sub {
     upstream: u64,
     owner: String,
     token: CancellationToken,
+    window: Option<Arc<AckWindow>>,
 }
 
 #[derive(Default)]
@@ -317,6 +318,7 @@ impl Hub {
                 upstream: upstream_id,
                 owner: req.owner,
                 token: token.clone(),
+                window: req.sink.ack_window(),
             },
         );
         drop(reg);
@@ -367,6 +369,20 @@ impl Hub {
             .decode(data)
             .map(Outgoing::Binary)
             .map_err(|e| Error::InvalidBase64(e.to_string()))
+    }
+
+    /// The subscriber has processed `frames` frames in all: with an ack window, delivery may go on.
+    pub fn ack(&self, id: &str, owner: &str, frames: u64) -> Result<(), Error> {
+        let reg = self.inner.lock();
+        let sub = reg
+            .subs
+            .get(id)
+            .filter(|s| s.owner == owner)
+            .ok_or_else(|| Error::UnknownConnection(id.to_owned()))?;
+        if let Some(w) = &sub.window {
+            w.ack(frames);
+        }
+        Ok(())
     }
 
     /// Ends this subscription; the upstream closes (with this code) once none is left and the linger passed.

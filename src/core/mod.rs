@@ -21,6 +21,6 @@ pub use frame::{Frame, State, Transport};
 pub use hub::{ConnectRequest, Connected, ConnectionInfo, Hub, HubConfig, SecretHeaders};
 pub use options::{ConnectOptions, Limits};
 pub use queue::Outgoing;
-pub use sink::{BatchLimits, ChannelSink, FrameSink, SinkGone};
+pub use sink::{AckWindow, BatchLimits, ChannelSink, FrameSink, SinkGone};
 pub use tls::TlsConfig;
 pub use transport::{AllowAll, HeaderSource, UrlGuard};

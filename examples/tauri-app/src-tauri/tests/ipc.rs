@@ -118,6 +118,10 @@ fn granted_commands_work_end_to_end() {
         "got {info}"
     );
 
+    assert_eq!(
+        invoke(&main, "ack", json!({ "id": "chat-1", "frames": 3 })).unwrap(),
+        Value::Null
+    );
     invoke(&main, "reconnect", json!({ "id": "chat-1" })).unwrap();
     assert_eq!(
         invoke(
@@ -185,6 +189,7 @@ fn bad_input_is_refused_with_a_message() {
         ("close", json!({ "id": "missing" })),
         ("reconnect", json!({ "id": "missing" })),
         ("inspect", json!({ "id": "missing" })),
+        ("ack", json!({ "id": "missing", "frames": 1 })),
     ] {
         let e = invoke(&main, cmd, args).expect_err("expected an error");
         assert!(
