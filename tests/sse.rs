@@ -101,6 +101,20 @@ async fn post_with_headers_named_events_ids_and_resume() {
 
     frames
         .until(
+            "the first named event",
+            |f| matches!(f, Frame::Message { data, .. } if data == "hello"),
+        )
+        .await;
+    // inspect knows the last event id while the stream is open, not only after it ends.
+    let id = _id.clone();
+    wait_until("inspect to report lastEventId", || {
+        hub.inspect(None, Some(&id)).unwrap()[0]
+            .last_event_id
+            .is_some()
+    })
+    .await;
+    frames
+        .until(
             "the resumed event",
             |f| matches!(f, Frame::Message { data, .. } if data == "after resume"),
         )

@@ -709,6 +709,7 @@ impl Connection {
                                 b.set_base(Duration::from_millis(retry));
                             }
                         }
+                        let relayed = !events.is_empty();
                         for ev in events.drain(..) {
                             self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
                             let body = FrameBody::Message {
@@ -719,6 +720,10 @@ impl Connection {
                                 binary: false,
                             };
                             emit_to(&mut self.subs, &mut self.seq, body).await;
+                        }
+                        // Once per chunk, not per event: `inspect` sees the id without a lock per frame.
+                        if relayed {
+                            self.sync_last_event_id();
                         }
                     }
                     Some(Err(e)) => break Flow::Ended(Ended::Dropped {

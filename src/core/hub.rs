@@ -135,6 +135,8 @@ struct Upstream {
     sends: mpsc::Sender<SendRequest>,
     stats: Arc<Stats>,
     url: String,
+    /// Every URL this upstream may reach (stream, poll, send): a joiner's scope must allow them all.
+    reaches: Vec<url::Url>,
     transport: Transport,
     key: Option<String>,
     subs: HashSet<Arc<str>>,
@@ -204,14 +206,14 @@ impl Hub {
             None => new_id().into(),
         };
         let resolved = req.options.resolve(&inner.config.limits)?;
-        req.guard
-            .check(&resolved.url)
-            .map_err(Error::UrlNotAllowed)?;
+        let mut reaches = vec![resolved.url.clone()];
         if let Some(f) = &resolved.fallback {
             for u in [&f.poll_url, &f.send_url].into_iter().flatten() {
-                let u = url::Url::parse(u).map_err(|e| Error::InvalidOptions(e.to_string()))?;
-                req.guard.check(&u).map_err(Error::UrlNotAllowed)?;
+                reaches.push(url::Url::parse(u).map_err(|e| Error::InvalidOptions(e.to_string()))?);
             }
+        }
+        for u in &reaches {
+            req.guard.check(u).map_err(Error::UrlNotAllowed)?;
         }
 
         let mut reg = inner.lock();
@@ -238,6 +240,10 @@ impl Hub {
                     .upstreams
                     .get_mut(&uid)
                     .expect("by_key points at a live upstream");
+                // A share key must not let a webview read a URL its own scope refuses.
+                for u in &up.reaches {
+                    req.guard.check(u).map_err(Error::UrlNotAllowed)?;
+                }
                 if let Some(linger) = up.linger.take() {
                     linger.cancel();
                 }
@@ -300,6 +306,7 @@ impl Hub {
                         sends: send_tx,
                         stats,
                         url,
+                        reaches,
                         transport,
                         key,
                         subs: HashSet::from([id.clone()]),

@@ -88,3 +88,42 @@ pub fn request_headers(
     headers.extend(secret);
     headers
 }
+
+/// A TLS failure that retrying cannot fix (an untrusted or invalid certificate, no common protocol),
+/// found anywhere in an error's chain. Libraries wrap rustls errors in `io::Error`s, so look inside those too.
+pub fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    fn fatal(r: &rustls::Error) -> Option<String> {
+        match r {
+            rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented
+            | rustls::Error::PeerIncompatible(_) => Some(format!("TLS error: {r}")),
+            _ => None,
+        }
+    }
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return fatal(r);
+        }
+        // `io::Error::source` skips the error it wraps, so step into it by hand.
+        current = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
+/// A failed request: fatal for a bad certificate, otherwise a network error worth retrying.
+pub fn request_failed(what: &str, e: &(dyn std::error::Error + 'static)) -> AttemptError {
+    match tls_failure(e) {
+        Some(reason) => AttemptError::Fatal { reason },
+        None => AttemptError::Retry {
+            reason: format!("{what}: {}", sse::error_chain(e)),
+            retry_after: None,
+        },
+    }
+}

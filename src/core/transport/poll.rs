@@ -9,7 +9,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use http::{header, StatusCode};
 use url::Url;
 
-use super::{classify_status, sse::error_chain, AttemptError};
+use super::{classify_status, request_failed, sse::error_chain, AttemptError};
 use crate::core::{
     backoff::parse_retry_after,
     sse::{SseEvent, SseParser},
@@ -57,10 +57,10 @@ impl Poller {
         if !last_event_id.is_empty() {
             req = req.header("last-event-id", last_event_id);
         }
-        let response = req.send().await.map_err(|e| AttemptError::Retry {
-            reason: format!("poll failed: {}", error_chain(&e)),
-            retry_after: None,
-        })?;
+        let response = req
+            .send()
+            .await
+            .map_err(|e| request_failed("poll failed", &e))?;
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED {
             return Ok(Polled::Nothing);

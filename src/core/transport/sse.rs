@@ -4,7 +4,7 @@
 use http::{header, Method, StatusCode};
 use url::Url;
 
-use super::{classify_status, request_headers, AttemptError, UrlGuard};
+use super::{classify_status, request_failed, request_headers, AttemptError, UrlGuard};
 use crate::core::{backoff::parse_retry_after, connection::Env, options::Resolved};
 
 /// Hops followed before giving up, as browsers do.
@@ -44,16 +44,18 @@ pub(crate) async fn open(
         if let Some(b) = &body {
             req = req.body(b.clone());
         }
-        let response = req.send().await.map_err(|e| AttemptError::Retry {
-            reason: format!("network error: {}", error_chain(&e)),
-            retry_after: None,
-        })?;
+        let response = req
+            .send()
+            .await
+            .map_err(|e| request_failed("network error", &e))?;
         let status = response.status();
         if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
             let next = redirect_target(&url, &response)?;
-            guard
-                .check(&next)
-                .map_err(|reason| AttemptError::Fatal { reason })?;
+            guard.check(&next).map_err(|_| AttemptError::Fatal {
+                reason: format!(
+                    "redirect to {next} is not allowed by the realtime scope; add it to the capability's allow list"
+                ),
+            })?;
             same_origin &= next.origin() == opts.url.origin();
             // Fetch's rule: 303, and 301/302 after a POST, continue as a GET without a body.
             if status == StatusCode::SEE_OTHER

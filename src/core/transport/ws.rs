@@ -6,7 +6,7 @@ use tokio_tungstenite::{
     Connector, MaybeTlsStream, WebSocketStream,
 };
 
-use super::{classify_status, request_headers, AttemptError};
+use super::{classify_status, request_headers, tls_failure, AttemptError};
 use crate::core::{backoff::parse_retry_after, connection::Env, options::Resolved};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -79,12 +79,25 @@ fn classify(e: tungstenite::Error) -> AttemptError {
         E::Url(e) => AttemptError::Fatal {
             reason: format!("invalid WebSocket URL: {e}"),
         },
+        // Closed before the answer, or an answer that is not HTTP at all: a server or proxy in trouble, not
+        // one that refuses to stream. Retry.
+        E::Protocol(
+            e @ (tungstenite::error::ProtocolError::HandshakeIncomplete
+            | tungstenite::error::ProtocolError::HttparseError(_)),
+        ) => AttemptError::Retry {
+            reason: format!("network error: WebSocket handshake failed: {e}"),
+            retry_after: None,
+        },
         E::Protocol(e) => AttemptError::NoStream {
             reason: format!("WebSocket handshake failed: {e}"),
         },
-        E::Io(e) => AttemptError::Retry {
-            reason: format!("network error: {e}"),
-            retry_after: None,
+        // tokio-tungstenite reports rustls handshake failures as I/O errors.
+        E::Io(e) => match tls_failure(&e) {
+            Some(reason) => AttemptError::Fatal { reason },
+            None => AttemptError::Retry {
+                reason: format!("network error: {e}"),
+                retry_after: None,
+            },
         },
         other => AttemptError::Retry {
             reason: other.to_string(),
