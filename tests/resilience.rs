@@ -1,0 +1,1234 @@
+//! Fault injection against real loopback servers: servers killed mid-stream and restarted on the same port,
+//! servers that accept and then stall, the backoff schedule on a paused clock, the stable-period reset of
+//! the attempt count, and the `tap` example driven as a real process.
+//!
+//! The killable servers are plain accept loops on a `TcpListener` whose connections live in a `JoinSet`
+//! inside the server task: aborting that task drops the listener and every socket at once, which is what a
+//! crashed server looks like to the client (no close frame, no end of the chunked body). axum's own `serve`
+//! spawns connections onto the runtime, where an abort cannot reach them.
+
+mod common;
+
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    sync::{Arc, OnceLock},
+    time::{Duration, SystemTime},
+};
+
+use common::{closed_port, hub, opts, Seen, WAIT};
+use futures_util::{SinkExt, StreamExt};
+use tauri_plugin_realtime::core::{
+    hub::ConnectRequest,
+    options::{HeartbeatOptions, ReconnectOptions, Toggle},
+    AllowAll, ChannelSink, ConnectOptions, Frame, Hub, Outgoing, State,
+};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+    task::{JoinHandle, JoinSet},
+    time::{sleep, timeout, timeout_at, Instant},
+};
+use tokio_tungstenite::tungstenite::{
+    protocol::{frame::coding::CloseCode, CloseFrame},
+    Message,
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Frames, with the time each batch arrived.
+
+struct Tape {
+    rx: mpsc::UnboundedReceiver<Vec<Arc<Frame>>>,
+    seen: Vec<(Instant, Frame)>,
+}
+
+impl Tape {
+    /// Waits for the `n`-th frame (1-based) that matches `pred`, for at most [`WAIT`].
+    async fn nth(&mut self, what: &str, n: usize, pred: impl Fn(&Frame) -> bool) -> Frame {
+        self.nth_by(what, n, Instant::now() + WAIT, pred).await
+    }
+
+    async fn until(&mut self, what: &str, pred: impl Fn(&Frame) -> bool) -> Frame {
+        self.nth(what, 1, pred).await
+    }
+
+    async fn nth_by(
+        &mut self,
+        what: &str,
+        n: usize,
+        deadline: Instant,
+        pred: impl Fn(&Frame) -> bool,
+    ) -> Frame {
+        loop {
+            if let Some((_, f)) = self.seen.iter().filter(|(_, f)| pred(f)).nth(n - 1) {
+                return f.clone();
+            }
+            match timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(batch)) => {
+                    let now = Instant::now();
+                    self.seen
+                        .extend(batch.into_iter().map(|f| (now, (*f).clone())));
+                }
+                Ok(None) => panic!(
+                    "expected {what}, got the end of the stream after {:#?}",
+                    self.frames()
+                ),
+                Err(_) => panic!("expected {what} in time, got {:#?}", self.frames()),
+            }
+        }
+    }
+
+    /// When the `n`-th frame matching `pred` arrived.
+    fn time_of(&self, n: usize, pred: impl Fn(&Frame) -> bool) -> Instant {
+        self.seen
+            .iter()
+            .filter(|(_, f)| pred(f))
+            .nth(n - 1)
+            .map(|(t, _)| *t)
+            .expect("a frame seen before")
+    }
+
+    fn frames(&self) -> Vec<Frame> {
+        self.seen.iter().map(|(_, f)| f.clone()).collect()
+    }
+
+    /// Every state frame as (state, attempt, delayMs).
+    fn states(&self) -> Vec<(State, Option<u32>, Option<u64>)> {
+        self.seen
+            .iter()
+            .filter_map(|(_, f)| match f {
+                Frame::State {
+                    state,
+                    attempt,
+                    delay_ms,
+                    ..
+                } => Some((*state, *attempt, *delay_ms)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// (data, lastEventId) of every message frame.
+    fn messages(&self) -> Vec<(String, Option<String>)> {
+        self.seen
+            .iter()
+            .filter_map(|(_, f)| match f {
+                Frame::Message {
+                    data,
+                    last_event_id,
+                    ..
+                } => Some((data.clone(), last_event_id.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn assert_contiguous(&self) {
+        let seqs: Vec<u64> = self.seen.iter().map(|(_, f)| f.seq()).collect();
+        let want: Vec<u64> = (1..=seqs.len() as u64).collect();
+        assert_eq!(seqs, want, "expected contiguous seq from 1, got {seqs:?}");
+    }
+}
+
+fn is_state(f: &Frame, want: State) -> bool {
+    matches!(f, Frame::State { state, .. } if *state == want)
+}
+
+fn reason_of(f: &Frame) -> String {
+    match f {
+        Frame::State {
+            reason: Some(r), ..
+        } => r.clone(),
+        _ => String::new(),
+    }
+}
+
+fn connect(hub: &Hub, options: ConnectOptions) -> (String, Tape) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let connected = hub
+        .connect(ConnectRequest {
+            id: None,
+            options,
+            owner: "test".into(),
+            sink: Arc::new(ChannelSink(tx)),
+            guard: Arc::new(AllowAll),
+        })
+        .expect("connect");
+    (
+        connected.id,
+        Tape {
+            rx,
+            seen: Vec::new(),
+        },
+    )
+}
+
+fn reconnect(r: ReconnectOptions) -> Option<Toggle<ReconnectOptions>> {
+    Some(Toggle::With(r))
+}
+
+/// A quick, exact (no jitter) policy that keeps retrying.
+fn quick_retries() -> ReconnectOptions {
+    ReconnectOptions {
+        initial_delay_ms: 50,
+        max_delay_ms: 200,
+        jitter: 0.0,
+        ..Default::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Killable servers on a fixed port.
+
+struct Server {
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Serves `listener`, calling `handler(socket, n)` for the n-th connection (from 1).
+    fn start<H, F>(listener: TcpListener, handler: H) -> Self
+    where
+        H: Fn(TcpStream, usize) -> F + Send + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let task = tokio::spawn(async move {
+            let mut conns = JoinSet::new();
+            let mut n = 0;
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        if let Ok((socket, _)) = accepted {
+                            n += 1;
+                            conns.spawn(handler(socket, n));
+                        }
+                    }
+                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                }
+            }
+        });
+        Self { task }
+    }
+
+    /// Drops the listener and every connection at once, as a crash would.
+    async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// Binds 127.0.0.1:`port` (0 for any), retrying briefly if the port is still being released.
+async fn bind(port: u16) -> TcpListener {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => return l,
+            Err(_) if Instant::now() < deadline => {
+                sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("expected to bind 127.0.0.1:{port}, got {e}"),
+        }
+    }
+}
+
+/// Reads an HTTP request head; `None` if the client went away first.
+async fn read_head(socket: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = socket.read(&mut buf).await.ok()?;
+        if n == 0 || head.len() > 64 << 10 {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().skip(1).find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    })
+}
+
+/// Response head of an event stream with a chunked body, so that a cut connection is an error to the client,
+/// never a clean end of the body.
+const SSE_HEAD: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n";
+
+async fn chunk(socket: &mut TcpStream, data: &str) {
+    let _ = socket
+        .write_all(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes())
+        .await;
+}
+
+fn sse_event(i: u32) -> String {
+    format!("id: {i}\ndata: event {i}\n\n")
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 1. SSE: killed mid-stream, restarted on the same port.
+
+#[tokio::test]
+async fn sse_server_killed_mid_stream_resumes_with_last_event_id_on_the_same_port() {
+    const N: u32 = 10;
+    let listener = bind(0).await;
+    let port = listener.local_addr().unwrap().port();
+    let requests = Seen::default();
+
+    let r = requests.clone();
+    let first = Server::start(listener, move |mut socket, _| {
+        let r = r.clone();
+        async move {
+            let Some(head) = read_head(&mut socket).await else {
+                return;
+            };
+            r.push(format!(
+                "first last-event-id={}",
+                header(&head, "last-event-id").unwrap_or_default()
+            ));
+            let _ = socket.write_all(SSE_HEAD.as_bytes()).await;
+            for i in 1..=4 {
+                chunk(&mut socket, &sse_event(i)).await;
+            }
+            // Event 5 and, in the same chunk, the start of event 6, which the crash cuts off: its `id: 6`
+            // must not become the Last-Event-ID (WHATWG commits an id only when its event is dispatched).
+            chunk(&mut socket, &format!("{}id: 6\ndata: cut", sse_event(5))).await;
+            std::future::pending::<()>().await;
+        }
+    });
+
+    let hub = hub();
+    let mut o = opts(format!("http://127.0.0.1:{port}/events"));
+    o.reconnect = reconnect(quick_retries());
+    let (id, mut tape) = connect(&hub, o);
+    tape.until(
+        "event 5",
+        |f| matches!(f, Frame::Message { last_event_id: Some(i), .. } if i == "5"),
+    )
+    .await;
+
+    first.kill().await;
+    let dropped = tape
+        .until("reconnecting after the crash", |f| {
+            is_state(f, State::Reconnecting)
+        })
+        .await;
+    // While the port is closed, attempts are refused; the resume must survive them.
+    let refused = tape
+        .until("a refused attempt while the server is down", |f| {
+            is_state(f, State::Reconnecting) && reason_of(f).contains("network error")
+        })
+        .await;
+
+    let r = requests.clone();
+    let second = Server::start(bind(port).await, move |mut socket, _| {
+        let r = r.clone();
+        async move {
+            let Some(head) = read_head(&mut socket).await else {
+                return;
+            };
+            let last = header(&head, "last-event-id").unwrap_or_default();
+            r.push(format!("second last-event-id={last}"));
+            let _ = socket.write_all(SSE_HEAD.as_bytes()).await;
+            let from = last.parse::<u32>().unwrap_or(0) + 1;
+            for i in from..=N {
+                chunk(&mut socket, &sse_event(i)).await;
+            }
+            std::future::pending::<()>().await;
+        }
+    });
+
+    tape.until(
+        &format!("event {N}"),
+        |f| matches!(f, Frame::Message { last_event_id: Some(i), .. } if *i == N.to_string()),
+    )
+    .await;
+    // Room for a duplicate to show up, if the engine were to make one.
+    sleep(Duration::from_millis(100)).await;
+    while let Ok(batch) = tape.rx.try_recv() {
+        let now = Instant::now();
+        tape.seen
+            .extend(batch.into_iter().map(|f| (now, (*f).clone())));
+    }
+
+    let got = tape.messages();
+    let want: Vec<(String, Option<String>)> = (1..=N)
+        .map(|i| (format!("event {i}"), Some(i.to_string())))
+        .collect();
+    assert_eq!(
+        got, want,
+        "expected every event once, in order: {want:?}, got {got:?}"
+    );
+    let seen = requests.all();
+    let want_requests = vec![
+        "first last-event-id=".to_string(),
+        "second last-event-id=5".to_string(),
+    ];
+    assert_eq!(
+        seen,
+        want_requests,
+        "expected {want_requests:?}, got {seen:?} (crash reason {:?}, then {:?})",
+        reason_of(&dropped),
+        reason_of(&refused)
+    );
+    tape.assert_contiguous();
+
+    hub.close(&id, "test", None, None).unwrap();
+    second.kill().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 2. WebSocket: killed, restarted on the same port; what was sent meanwhile arrives, in order.
+
+/// A WebSocket server that records every text message it receives as `<tag>:<text>`.
+fn recording_ws_server(listener: TcpListener, tag: &'static str, seen: Seen) -> Server {
+    Server::start(listener, move |socket, _| {
+        let seen = seen.clone();
+        async move {
+            let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
+                return;
+            };
+            while let Some(Ok(msg)) = ws.next().await {
+                if let Message::Text(t) = msg {
+                    seen.push(format!("{tag}:{}", t.as_str()));
+                }
+            }
+        }
+    })
+}
+
+#[tokio::test]
+async fn ws_server_killed_and_restarted_gets_the_queued_sends_in_order() {
+    let listener = bind(0).await;
+    let port = listener.local_addr().unwrap().port();
+    let seen = Seen::default();
+    let first = recording_ws_server(listener, "first", seen.clone());
+
+    let hub = hub();
+    let mut o = opts(format!("ws://127.0.0.1:{port}/"));
+    o.reconnect = reconnect(quick_retries());
+    let (id, mut tape) = connect(&hub, o);
+    tape.until("connected", |f| is_state(f, State::Connected))
+        .await;
+    let queued = hub
+        .send(&id, "test", Outgoing::Text("before".into()))
+        .await
+        .unwrap();
+    assert!(
+        !queued,
+        "expected a direct write while connected, got queued"
+    );
+    seen.wait_for("the first message", |s| s == "first:before")
+        .await;
+
+    first.kill().await;
+    tape.until("reconnecting after the crash", |f| {
+        is_state(f, State::Reconnecting)
+    })
+    .await;
+    let held: Vec<String> = (1..=5).map(|i| format!("q{i}")).collect();
+    for m in &held {
+        let queued = hub
+            .send(&id, "test", Outgoing::Text(m.clone()))
+            .await
+            .unwrap();
+        assert!(
+            queued,
+            "expected {m} to be queued while down, got a direct write"
+        );
+    }
+    // The queue survives attempts that fail while the server is down.
+    tape.until("a refused attempt while the server is down", |f| {
+        is_state(f, State::Reconnecting) && reason_of(f).contains("network error")
+    })
+    .await;
+    let info = hub.inspect(Some("test"), Some(&id)).unwrap();
+    assert_eq!(info[0].queued, 5, "expected 5 held, got {:?}", info[0]);
+
+    let second = recording_ws_server(bind(port).await, "second", seen.clone());
+    tape.nth("connected again", 2, |f| is_state(f, State::Connected))
+        .await;
+    let queued = hub
+        .send(&id, "test", Outgoing::Text("after".into()))
+        .await
+        .unwrap();
+    assert!(
+        !queued,
+        "expected a direct write after the reconnect, got queued"
+    );
+    seen.wait_for("the message sent after the reconnect", |s| {
+        s == "second:after"
+    })
+    .await;
+
+    let got = seen.all();
+    let mut want = vec!["first:before".to_string()];
+    want.extend(held.iter().map(|m| format!("second:{m}")));
+    want.push("second:after".into());
+    assert_eq!(got, want, "expected {want:?}, got {got:?}");
+    let info = hub.inspect(Some("test"), Some(&id)).unwrap();
+    assert_eq!(
+        info[0].queued, 0,
+        "expected an empty queue, got {:?}",
+        info[0]
+    );
+    tape.assert_contiguous();
+
+    hub.close(&id, "test", None, None).unwrap();
+    second.kill().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 3. Servers that accept and then stall.
+
+#[tokio::test]
+async fn ws_server_that_never_answers_pings_is_dropped_for_no_pong() {
+    let listener = bind(0).await;
+    let port = listener.local_addr().unwrap().port();
+    let server = Server::start(listener, |socket, _| async move {
+        let Ok(ws) = tokio_tungstenite::accept_async(socket).await else {
+            return;
+        };
+        // Never polled again: no read, so no automatic pong.
+        let _held = ws;
+        std::future::pending::<()>().await;
+    });
+
+    let hub = hub();
+    let mut o = opts(format!("ws://127.0.0.1:{port}/"));
+    o.heartbeat = Some(Toggle::With(HeartbeatOptions {
+        ping_interval_ms: 100,
+        pong_timeout_ms: 100,
+        ..Default::default()
+    }));
+    o.reconnect = reconnect(ReconnectOptions {
+        initial_delay_ms: 5000,
+        ..Default::default()
+    });
+    let (id, mut tape) = connect(&hub, o);
+    tape.until("connected", |f| is_state(f, State::Connected))
+        .await;
+    let f = tape
+        .until("reconnecting", |f| is_state(f, State::Reconnecting))
+        .await;
+    assert!(
+        reason_of(&f).contains("no pong"),
+        "expected a reason with \"no pong\", got {f:?}"
+    );
+    // A ping after 100 ms, then 100 ms for its pong.
+    let up = tape.time_of(1, |f| is_state(f, State::Reconnecting))
+        - tape.time_of(1, |f| is_state(f, State::Connected));
+    assert!(
+        (Duration::from_millis(150)..Duration::from_secs(3)).contains(&up),
+        "expected about 200 ms between connected and reconnecting, got {up:?}"
+    );
+
+    hub.close(&id, "test", None, None).unwrap();
+    server.kill().await;
+}
+
+#[tokio::test]
+async fn sse_server_that_goes_quiet_is_dropped_for_idle_timeout() {
+    let listener = bind(0).await;
+    let port = listener.local_addr().unwrap().port();
+    let server = Server::start(listener, |mut socket, _| async move {
+        if read_head(&mut socket).await.is_none() {
+            return;
+        }
+        let _ = socket.write_all(SSE_HEAD.as_bytes()).await;
+        chunk(&mut socket, "id: 1\ndata: only\n\n").await;
+        std::future::pending::<()>().await;
+    });
+
+    let hub = hub();
+    let mut o = opts(format!("http://127.0.0.1:{port}/"));
+    o.heartbeat = Some(Toggle::With(HeartbeatOptions {
+        idle_timeout_ms: 200,
+        ..Default::default()
+    }));
+    o.reconnect = reconnect(ReconnectOptions {
+        initial_delay_ms: 5000,
+        ..Default::default()
+    });
+    let (id, mut tape) = connect(&hub, o);
+    tape.until(
+        "the one event",
+        |f| matches!(f, Frame::Message { data, .. } if data == "only"),
+    )
+    .await;
+    let f = tape
+        .until("reconnecting", |f| is_state(f, State::Reconnecting))
+        .await;
+    assert!(
+        reason_of(&f).contains("idle timeout"),
+        "expected a reason with \"idle timeout\", got {f:?}"
+    );
+    let quiet = tape.time_of(1, |f| is_state(f, State::Reconnecting))
+        - tape.time_of(1, |f| matches!(f, Frame::Message { .. }));
+    assert!(
+        (Duration::from_millis(150)..Duration::from_secs(3)).contains(&quiet),
+        "expected about 200 ms of silence before reconnecting, got {quiet:?}"
+    );
+
+    hub.close(&id, "test", None, None).unwrap();
+    server.kill().await;
+}
+
+#[tokio::test]
+async fn servers_that_accept_but_never_answer_the_request_time_out_and_retry() {
+    let listener = bind(0).await;
+    let port = listener.local_addr().unwrap().port();
+    // TCP accepted, the request read, and then nothing: no 101, no response head.
+    let server = Server::start(listener, |mut socket, _| async move {
+        let _ = read_head(&mut socket).await;
+        std::future::pending::<()>().await;
+    });
+
+    let hub = hub();
+    for url in [
+        format!("ws://127.0.0.1:{port}/"),
+        format!("http://127.0.0.1:{port}/"),
+    ] {
+        let mut o = opts(&url);
+        o.connect_timeout_ms = Some(200);
+        o.reconnect = reconnect(ReconnectOptions {
+            initial_delay_ms: 5000,
+            ..Default::default()
+        });
+        let (id, mut tape) = connect(&hub, o);
+        let f = tape
+            .until("reconnecting", |f| is_state(f, State::Reconnecting))
+            .await;
+        assert!(
+            reason_of(&f).contains("timed out after 200 ms"),
+            "{url}: expected a reason with \"timed out after 200 ms\", got {f:?}"
+        );
+        assert!(
+            !tape.seen.iter().any(|(_, f)| is_state(f, State::Connected)),
+            "{url}: expected no connected state, got {:?}",
+            tape.frames()
+        );
+        hub.close(&id, "test", None, None).unwrap();
+    }
+    server.kill().await;
+}
+
+/// The first connection is accepted, its request read, and then dropped without a response: a server
+/// crashing during the handshake, or a proxy whose backend is down. Later connections are served by
+/// `serve`. A client must treat the first as a network error and retry, not as a server that cannot stream.
+fn drops_first_request_then<H, F>(listener: TcpListener, serve: H) -> Server
+where
+    H: Fn(TcpStream) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let serve = Arc::new(serve);
+    Server::start(listener, move |mut socket, n| {
+        let serve = serve.clone();
+        async move {
+            if n == 1 {
+                let _ = read_head(&mut socket).await;
+                return;
+            }
+            serve(socket).await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn sse_connection_dropped_before_the_response_is_retried() {
+    let listener = bind(0).await;
+    let port = listener.local_addr().unwrap().port();
+    let server = drops_first_request_then(listener, |mut socket| async move {
+        if read_head(&mut socket).await.is_none() {
+            return;
+        }
+        let _ = socket.write_all(SSE_HEAD.as_bytes()).await;
+        chunk(&mut socket, "data: second time lucky\n\n").await;
+        std::future::pending::<()>().await;
+    });
+
+    let hub = hub();
+    let mut o = opts(format!("http://127.0.0.1:{port}/"));
+    o.reconnect = reconnect(quick_retries());
+    let (id, mut tape) = connect(&hub, o);
+    tape.until(
+        "the event from the second connection",
+        |f| matches!(f, Frame::Message { data, .. } if data == "second time lucky"),
+    )
+    .await;
+    let got = tape.states();
+    assert!(
+        matches!(
+            got.as_slice(),
+            [
+                (State::Connecting, Some(0), _),
+                (State::Reconnecting, Some(1), Some(50)),
+                (State::Connecting, Some(1), _),
+                (State::Connected, ..),
+            ]
+        ),
+        "expected connecting, reconnecting, connecting, connected, got {got:?}"
+    );
+    hub.close(&id, "test", None, None).unwrap();
+    server.kill().await;
+}
+
+#[tokio::test]
+async fn ws_connection_dropped_during_the_handshake_is_retried() {
+    let listener = bind(0).await;
+    let port = listener.local_addr().unwrap().port();
+    let server = drops_first_request_then(listener, |socket| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
+            return;
+        };
+        let _ = ws.send(Message::text("second time lucky")).await;
+        while ws.next().await.is_some() {}
+    });
+
+    let hub = hub();
+    let mut o = opts(format!("ws://127.0.0.1:{port}/"));
+    o.reconnect = reconnect(quick_retries());
+    let (id, mut tape) = connect(&hub, o);
+    let first_end = tape
+        .until("the end of the first attempt", |f| {
+            is_state(f, State::Reconnecting) || is_state(f, State::Failed)
+        })
+        .await;
+    assert!(
+        is_state(&first_end, State::Reconnecting),
+        "expected reconnecting after the server dropped the handshake, got {first_end:?}"
+    );
+    tape.until(
+        "the message from the second connection",
+        |f| matches!(f, Frame::Message { data, .. } if data == "second time lucky"),
+    )
+    .await;
+    hub.close(&id, "test", None, None).unwrap();
+    server.kill().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 4. The backoff schedule, on a paused clock.
+
+#[tokio::test(start_paused = true)]
+async fn backoff_delays_follow_the_policy_then_fail() {
+    let port = closed_port().await;
+    let hub = hub();
+    let mut o = opts(format!("ws://127.0.0.1:{port}/"));
+    o.reconnect = reconnect(ReconnectOptions {
+        initial_delay_ms: 1000,
+        jitter: 0.0,
+        max_retries: Some(5),
+        ..Default::default()
+    });
+    let (_id, mut tape) = connect(&hub, o);
+    // Virtual time: the whole schedule is 31 s of waiting, which passes at once.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    tape.nth_by("failed", 1, deadline, |f| is_state(f, State::Failed))
+        .await;
+
+    let delays = [1000u64, 2000, 4000, 8000, 16000];
+    let mut want = vec![(State::Connecting, Some(0), None)];
+    for (i, d) in delays.iter().enumerate() {
+        let n = i as u32 + 1;
+        want.push((State::Reconnecting, Some(n), Some(*d)));
+        want.push((State::Connecting, Some(n), None));
+    }
+    want.push((State::Failed, None, None));
+    let got = tape.states();
+    assert_eq!(got, want, "expected {want:?}, got {got:?}");
+
+    // And the engine really waited that long before each attempt.
+    for (i, d) in delays.iter().enumerate() {
+        let n = i + 1;
+        let waited = tape.time_of(n + 1, |f| is_state(f, State::Connecting))
+            - tape.time_of(n, |f| is_state(f, State::Reconnecting));
+        let d = Duration::from_millis(*d);
+        assert!(
+            waited >= d && waited < d + Duration::from_millis(50),
+            "expected a wait of {d:?} before attempt {n}, got {waited:?}"
+        );
+    }
+    tape.assert_contiguous();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 5. The attempt count resets only after a stable period.
+
+#[tokio::test]
+async fn attempt_count_grows_while_flapping_and_resets_after_a_stable_period() {
+    let listener = bind(0).await;
+    let port = listener.local_addr().unwrap().port();
+    // Connections 1-3 and 5 drop right after the upgrade, without a close frame; 4 stays up 800 ms (twice
+    // stableAfterMs, so a loaded machine cannot blur the two cases) and then drops the same way; 6 stays.
+    let server = Server::start(listener, |socket, n| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
+            return;
+        };
+        match n {
+            4 => {
+                let _ = timeout(Duration::from_millis(800), async {
+                    while ws.next().await.is_some() {}
+                })
+                .await;
+            }
+            n if n >= 6 => while ws.next().await.is_some() {},
+            _ => {}
+        }
+        drop(ws);
+    });
+
+    let hub = hub();
+    let mut o = opts(format!("ws://127.0.0.1:{port}/"));
+    o.reconnect = reconnect(ReconnectOptions {
+        initial_delay_ms: 50,
+        multiplier: 2.0,
+        max_delay_ms: 10_000,
+        jitter: 0.0,
+        stable_after_ms: 400,
+        ..Default::default()
+    });
+    let (id, mut tape) = connect(&hub, o);
+    tape.nth("the sixth connection", 6, |f| is_state(f, State::Connected))
+        .await;
+
+    let retries: Vec<(Option<u32>, Option<u64>)> = tape
+        .states()
+        .into_iter()
+        .filter(|(s, ..)| *s == State::Reconnecting)
+        .map(|(_, a, d)| (a, d))
+        .collect();
+    let want = vec![
+        (Some(1), Some(50)),
+        (Some(2), Some(100)),
+        (Some(3), Some(200)),
+        // Connection 4 was stable: the count starts again.
+        (Some(1), Some(50)),
+        (Some(2), Some(100)),
+    ];
+    assert_eq!(retries, want, "expected {want:?}, got {retries:?}");
+    tape.assert_contiguous();
+
+    hub.close(&id, "test", None, None).unwrap();
+    server.kill().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 6. The `tap` example as a real process.
+
+/// The `tap` example binary. Plain `cargo test` builds every example before it runs any test ("examples — to
+/// ensure they compile", `cargo help test`), and puts it in `target/<profile>/examples/`, beside the
+/// `deps/` folder that holds this test binary. A narrower run (`cargo test --test resilience`) does not
+/// build examples: then, or when the binary is older than a source it was built from (its `.d` file lists
+/// them), it is built here with the cargo that runs this test.
+fn tap_binary() -> &'static Path {
+    static TAP: OnceLock<PathBuf> = OnceLock::new();
+    TAP.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/deps/<test binary>")
+            .to_path_buf();
+        let tap = profile_dir
+            .join("examples")
+            .join(format!("tap{}", std::env::consts::EXE_SUFFIX));
+        if !is_fresh(&tap, &profile_dir.join("examples").join("tap.d")) {
+            build_tap(&profile_dir);
+        }
+        assert!(
+            tap.is_file(),
+            "expected the tap example at {}, got nothing there",
+            tap.display()
+        );
+        tap
+    })
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+fn is_fresh(bin: &Path, dep_info: &Path) -> bool {
+    let (Some(built), Ok(deps)) = (mtime(bin), std::fs::read_to_string(dep_info)) else {
+        return false;
+    };
+    // "<target>: <source> <source> ..." with spaces in paths escaped as "\ ".
+    let Some(first) = deps.lines().next() else {
+        return false;
+    };
+    let Some((_, sources)) = first.split_once(": ") else {
+        return false;
+    };
+    let sources = sources.replace("\\ ", "\u{0}");
+    sources
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(|s| PathBuf::from(s.replace('\u{0}', " ")))
+        .all(|s| mtime(&s).is_some_and(|m| m <= built))
+}
+
+fn build_tap(profile_dir: &Path) {
+    let mut cmd = std::process::Command::new(env!("CARGO"));
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        env!("CARGO_PKG_NAME"),
+        "--example",
+        "tap",
+    ])
+    .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if let Some(target_dir) = profile_dir.parent() {
+        cmd.env("CARGO_TARGET_DIR", target_dir);
+    }
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => {}
+        Some(profile) => {
+            cmd.args(["--profile", profile]);
+        }
+    }
+    let mut child = cmd.spawn().expect("cargo, to build the tap example");
+    // Bounded: a cold build of one example on a slow machine takes well under this.
+    let deadline = std::time::Instant::now() + Duration::from_secs(900);
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for cargo") {
+            assert!(
+                status.success(),
+                "expected `cargo build --example tap` to succeed, got {status}"
+            );
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("expected `cargo build --example tap` to finish within 900 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn tap(args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(tap_binary());
+    cmd.args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+struct Run {
+    code: Option<i32>,
+    frames: Vec<serde_json::Value>,
+    stderr: String,
+}
+
+/// Waits (bounded) for the process to end; every stdout line must be a JSON envelope.
+async fn finish(child: tokio::process::Child) -> Run {
+    let out = timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("expected tap to exit within 10 s")
+        .expect("tap's output");
+    let stdout = String::from_utf8(out.stdout).expect("utf-8 on stdout");
+    let frames = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("expected one JSON envelope per line, got {l:?}: {e}"))
+        })
+        .collect();
+    Run {
+        code: out.status.code(),
+        frames,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A compact view of the envelopes: "state:connected", "message:hello", "close:1000 done", ...
+fn summary(frames: &[serde_json::Value]) -> Vec<String> {
+    frames
+        .iter()
+        .map(|f| match f["kind"].as_str().unwrap_or("?") {
+            "state" => format!("state:{}", f["state"].as_str().unwrap_or("?")),
+            "message" if f["binary"] == true => {
+                format!("binary:{}", f["data"].as_str().unwrap_or("?"))
+            }
+            "message" => format!("message:{}", f["data"].as_str().unwrap_or("?")),
+            "close" => format!(
+                "close:{} {}",
+                f["code"],
+                f["reason"].as_str().unwrap_or("?")
+            ),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+fn assert_seq_contiguous(frames: &[serde_json::Value]) {
+    let seqs: Vec<u64> = frames.iter().filter_map(|f| f["seq"].as_u64()).collect();
+    let want: Vec<u64> = (1..=frames.len() as u64).collect();
+    assert_eq!(seqs, want, "expected contiguous seq from 1, got {seqs:?}");
+}
+
+/// Says hello, echoes one message, then closes with 1000.
+fn hello_echo_close_server(listener: TcpListener) -> Server {
+    Server::start(listener, |socket, _| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
+            return;
+        };
+        let _ = ws.send(Message::text("hello from the server")).await;
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Text(t) = msg {
+                let _ = ws.send(Message::Text(t)).await;
+                break;
+            }
+        }
+        let _ = ws
+            .send(Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "done".into(),
+            })))
+            .await;
+        let _ = timeout(WAIT, async { while ws.next().await.is_some() {} }).await;
+    })
+}
+
+#[tokio::test]
+async fn tap_prints_every_frame_as_json_and_exits_0_when_the_server_closes() {
+    let listener = bind(0).await;
+    let port = listener.local_addr().unwrap().port();
+    let server = hello_echo_close_server(listener);
+
+    let mut child = tap(&[&format!("ws://127.0.0.1:{port}/")])
+        .spawn()
+        .expect("spawn tap");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"typed line\n").await.unwrap();
+    let run = finish(child).await;
+    drop(stdin);
+
+    let got = summary(&run.frames);
+    let want = [
+        "state:connecting",
+        "state:connected",
+        "message:hello from the server",
+        "message:typed line",
+        "close:1000 done",
+        "state:disconnected",
+    ];
+    assert_eq!(
+        got, want,
+        "expected {want:?}, got {got:?} (stderr: {})",
+        run.stderr
+    );
+    assert_eq!(
+        run.frames[0]["transport"], "websocket",
+        "expected the envelope's fields, got {:?}",
+        run.frames[0]
+    );
+    assert_seq_contiguous(&run.frames);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "expected exit 0, got {:?} (stderr: {})",
+        run.code,
+        run.stderr
+    );
+    server.kill().await;
+}
+
+#[tokio::test]
+async fn tap_echo_sends_back_text_and_binary_in_order() {
+    let listener = bind(0).await;
+    let port = listener.local_addr().unwrap().port();
+    let echoed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = echoed.clone();
+    let sent = vec![
+        Message::text("one"),
+        Message::binary(vec![0u8, 1, 2, 255]),
+        Message::text("three"),
+        Message::binary(Vec::<u8>::new()),
+        Message::text("five"),
+    ];
+    let to_send = sent.clone();
+    let server = Server::start(listener, move |socket, _| {
+        let (record, to_send) = (record.clone(), to_send.clone());
+        async move {
+            let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
+                return;
+            };
+            for m in &to_send {
+                let _ = ws.send(m.clone()).await;
+            }
+            while let Some(Ok(msg)) = ws.next().await {
+                if msg.is_text() || msg.is_binary() {
+                    let mut r = record.lock().unwrap();
+                    r.push(msg);
+                    if r.len() == to_send.len() {
+                        break;
+                    }
+                }
+            }
+            let _ = ws
+                .send(Message::Close(Some(CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "echoed".into(),
+                })))
+                .await;
+            let _ = timeout(WAIT, async { while ws.next().await.is_some() {} }).await;
+        }
+    });
+
+    // The flags scripts/autobahn runs every fuzzingserver case with.
+    let child = tap(&[
+        &format!("ws://127.0.0.1:{port}/"),
+        "--echo",
+        "--no-reconnect",
+        "--max-message-size",
+        "67108864",
+    ])
+    .stdin(std::process::Stdio::null())
+    .spawn()
+    .expect("spawn tap");
+    let run = finish(child).await;
+    let got = echoed.lock().unwrap().clone();
+    assert_eq!(
+        got, sent,
+        "expected the messages back unchanged and in order, got {got:?}"
+    );
+    let frames = summary(&run.frames);
+    assert!(
+        frames.contains(&"binary:AAEC/w==".to_string()),
+        "expected the binary frame as base64, got {frames:?}"
+    );
+    assert_eq!(
+        run.code,
+        Some(0),
+        "expected exit 0, got {:?} (stderr: {})",
+        run.code,
+        run.stderr
+    );
+    server.kill().await;
+}
+
+#[tokio::test]
+async fn tap_exits_1_on_failed_and_2_on_bad_arguments() {
+    let port = closed_port().await;
+    let child = tap(&[&format!("ws://127.0.0.1:{port}/"), "--no-reconnect"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn tap");
+    let run = finish(child).await;
+    let got = summary(&run.frames);
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("state:failed"),
+        "expected to end failed, got {got:?}"
+    );
+    assert_eq!(
+        run.code,
+        Some(1),
+        "expected exit 1, got {:?} (stderr: {})",
+        run.code,
+        run.stderr
+    );
+
+    for args in [
+        &[][..],
+        &["ws://127.0.0.1:1/", "--transport", "carrier-pigeon"][..],
+        &["ws://127.0.0.1:1/", "--header", "no colon"][..],
+        &["http://127.0.0.1:1/", "--echo"][..],
+        &["ws://127.0.0.1:1/", "--max-retries", "many"][..],
+        &["ftp://127.0.0.1:1/"][..],
+    ] {
+        let child = tap(args)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn tap");
+        let run = finish(child).await;
+        assert_eq!(
+            run.code,
+            Some(2),
+            "expected exit 2 for {args:?}, got {:?} (stderr: {})",
+            run.code,
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("usage: tap"),
+            "expected the usage for {args:?}, got {:?}",
+            run.stderr
+        );
+        assert!(
+            run.frames.is_empty(),
+            "expected no frame for {args:?}, got {:?}",
+            run.frames
+        );
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn tap_closes_with_1000_on_sigterm_and_exits_0() {
+    let listener = bind(0).await;
+    let port = listener.local_addr().unwrap().port();
+    let closes = Seen::default();
+    let c = closes.clone();
+    let server = Server::start(listener, move |socket, _| {
+        let c = c.clone();
+        async move {
+            let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
+                return;
+            };
+            while let Some(Ok(msg)) = ws.next().await {
+                if let Message::Close(f) = msg {
+                    c.push(match f {
+                        Some(f) => format!("close {}", u16::from(f.code)),
+                        None => "close without code".into(),
+                    });
+                }
+            }
+        }
+    });
+
+    let mut child = tap(&[&format!("ws://127.0.0.1:{port}/")])
+        .spawn()
+        .expect("spawn tap");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains(r#""state":"connected""#) {
+                return;
+            }
+        }
+        panic!("expected a connected line before the end of stdout");
+    })
+    .await
+    .expect("expected tap to connect within 10 s");
+
+    let pid = child.id().expect("tap's pid").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill(1)");
+    assert!(
+        status.success(),
+        "expected kill -TERM to work, got {status}"
+    );
+    let status = timeout(WAIT, child.wait())
+        .await
+        .expect("expected tap to exit within 10 s of SIGTERM")
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "expected exit 0 after SIGTERM, got {status}"
+    );
+    closes
+        .wait_for("the client's close 1000", |s| s == "close 1000")
+        .await;
+    server.kill().await;
+}
