@@ -1,5 +1,9 @@
-// The example page: a WebSocket chat and an SSE search summary, both opened in Rust by tauri-plugin-realtime and
-// relayed here as Tauri events. The servers are the app's embedded demo server on 127.0.0.1 (see src-tauri/src/demo.rs).
+// The example page: a WebSocket chat, an SSE search summary and a live feed with a polling fallback, all opened in
+// Rust by tauri-plugin-realtime and relayed here as Tauri events. The server is the app's demo server on 127.0.0.1
+// (see src-tauri/src/demo.rs).
+//
+// `index.html?view=chat` is the chat-only view of the second window: its chat joins the main window's upstream
+// (identical options share one connection), which `#server-connections` shows from the server's side.
 
 import { invoke } from '@tauri-apps/api/core'
 import { connect, decodeBinary, type Connection, type MessageFrame, type StateValue } from 'tauri-plugin-realtime-api'
@@ -9,7 +13,38 @@ import './style.css'
 interface DemoUrls {
   ws: string
   sse: string
+  /** The feed as a finite SSE document, polled when streaming is refused. */
+  feed: string
+  /** The feed as an SSE stream. */
+  feedStream: string
+  status: string
+  control: string
 }
+
+/** What the `demo_status` and `demo_set_streaming` commands give: the demo server's view. */
+interface DemoStatus {
+  streaming: boolean
+  chatOpen: number
+  chatAccepted: number
+  feedStreams: number
+  summaryStreams: number
+  feedPolls: number
+  refused: number
+  feedLastId: number
+}
+
+/** `all` (the main window) or `chat` (the second window: chat only). */
+const view = new URLSearchParams(location.search).get('view') === 'chat' ? 'chat' : 'all'
+document.body.dataset.view = view
+
+/** How often the page asks the demo server for its counters. */
+const STATUS_EVERY_MS = 1000
+
+/**
+ * The chat's options. Both windows use exactly these, so they share one upstream. A short maximum delay, because
+ * the demo server can be told to refuse streaming, and the chat (which has no fallback) should be back soon after.
+ */
+const chatOptions = (url: string) => ({ url, reconnect: { maxDelayMs: 5000 } })
 
 /** Lists keep at most this many items: the summary stream ticks forever. */
 const MAX_ITEMS = 200
@@ -22,6 +57,7 @@ function el<T extends HTMLElement = HTMLElement>(id: string): T {
 
 const ui = {
   serverAddr: el('server-addr'),
+  serverStreaming: el('server-streaming'),
   ws: {
     url: el('ws-url'),
     state: el('ws-state'),
@@ -30,6 +66,10 @@ const ui = {
     form: el<HTMLFormElement>('ws-form'),
     input: el<HTMLInputElement>('ws-input'),
     send: el<HTMLButtonElement>('ws-send'),
+    connections: el('server-connections'),
+    shared: el('ws-shared'),
+    openWindow: el<HTMLButtonElement>('open-window'),
+    closeWindow: el<HTMLButtonElement>('close-window'),
   },
   sse: {
     url: el('sse-url'),
@@ -39,6 +79,15 @@ const ui = {
     query: el<HTMLInputElement>('sse-query'),
     summary: el('sse-summary'),
     log: el<HTMLUListElement>('sse-log'),
+  },
+  feed: {
+    url: el('feed-url'),
+    pollUrl: el('feed-poll-url'),
+    state: el('feed-state'),
+    detail: el('feed-detail'),
+    toggle: el<HTMLButtonElement>('toggle-streaming'),
+    counts: el('feed-counts'),
+    log: el<HTMLUListElement>('feed-log'),
   },
 }
 
@@ -83,16 +132,20 @@ function append(list: HTMLUListElement, className: string, fields: Array<[string
 // ------------------------------------------------------------------------------------------------------------
 
 async function startChat(url: string): Promise<void> {
-  const { state, detail, log, form, input, send } = ui.ws
+  const { state, detail, log, form, input, send, shared } = ui.ws
   ui.ws.url.textContent = url
   let conn: Connection
   try {
-    conn = await connect({ url })
+    conn = await connect(chatOptions(url))
   } catch (error) {
     showFailure(state, detail, error)
     return
   }
   conn.state.subscribe((value) => showState(state, detail, value))
+  // `shared`: this page joined an upstream that was already open (another window's, or this page's own before a
+  // reload, which lingers for 3 s).
+  shared.dataset.shared = String(conn.shared)
+  shared.textContent = conn.shared ? 'joined the shared connection' : 'opened the connection'
 
   conn.on('message', (frame: MessageFrame) => {
     const text = frame.binary ? `[${decodeBinary(frame).length} bytes]` : frame.data
@@ -167,6 +220,8 @@ async function startSummary(url: string, query: string): Promise<void> {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ query }),
+      // Back soon after the demo server allows streaming again (see the live feed's switch).
+      reconnect: { maxDelayMs: 5000 },
     })
   } catch (error) {
     if (run === summaryRun) showFailure(state, detail, error)
@@ -200,6 +255,102 @@ async function startSummary(url: string, query: string): Promise<void> {
 }
 
 // ------------------------------------------------------------------------------------------------------------
+// Live feed (SSE, polling when the server will not stream)
+// ------------------------------------------------------------------------------------------------------------
+
+async function startFeed(urls: DemoUrls): Promise<void> {
+  const { state, detail, log, counts } = ui.feed
+  ui.feed.url.textContent = urls.feedStream
+  ui.feed.pollUrl.textContent = urls.feed
+  let conn: Connection
+  try {
+    conn = await connect({
+      url: urls.feedStream,
+      // When the stream is refused, GET the feed document every 2 s (the default interval); only events newer
+      // than the last id are relayed. Every 5 s (30 s by default) try the stream again.
+      fallback: { pollUrl: urls.feed, probeIntervalMs: 5000 },
+    })
+  } catch (error) {
+    showFailure(state, detail, error)
+    return
+  }
+  conn.state.subscribe((value) => showState(state, detail, value))
+
+  const via = { sse: 0, poll: 0 }
+  conn.on('message', (frame: MessageFrame) => {
+    const transport = frame.transport === 'poll' ? 'poll' : 'sse'
+    via[transport] += 1
+    const type = frame.event ?? 'message'
+    const item = append(log, `event ${type} via-${transport}`, [
+      ['type', type],
+      ['id', frame.lastEventId ? `#${frame.lastEventId}` : ''],
+      ['data', frame.data],
+      ['via', transport === 'poll' ? 'polled' : 'streamed'],
+    ])
+    item.dataset.id = frame.lastEventId ?? ''
+    item.dataset.transport = transport
+    counts.textContent = `${via.sse} streamed · ${via.poll} polled`
+  })
+  conn.on('error', (frame) => {
+    append(log, 'note error', [['data', frame.message]])
+  })
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// The demo server's side: its counters, and the switch that makes it refuse streaming
+// ------------------------------------------------------------------------------------------------------------
+
+let streaming: boolean | undefined
+
+function showStatus(status: DemoStatus): void {
+  streaming = status.streaming
+  const pill = ui.serverStreaming
+  pill.dataset.streaming = String(status.streaming)
+  pill.textContent = status.streaming ? 'streaming' : 'refusing streams'
+
+  const figure = ui.ws.connections
+  figure.dataset.open = String(status.chatOpen)
+  figure.dataset.accepted = String(status.chatAccepted)
+  const plural = status.chatOpen === 1 ? '' : 's'
+  figure.textContent = `${status.chatOpen} chat connection${plural} at the server (${status.chatAccepted} accepted)`
+
+  const toggle = ui.feed.toggle
+  toggle.dataset.streaming = String(status.streaming)
+  toggle.textContent = status.streaming ? 'Refuse streaming' : 'Allow streaming'
+  toggle.disabled = false
+}
+
+function showStatusError(error: unknown): void {
+  ui.serverStreaming.dataset.streaming = 'unknown'
+  ui.serverStreaming.textContent = 'status unavailable'
+  ui.ws.connections.dataset.open = ''
+  ui.ws.connections.textContent = `server status unavailable: ${error instanceof Error ? error.message : String(error)}`
+}
+
+/** Asks for the server's status every second, one request at a time. */
+async function watchStatus(): Promise<void> {
+  try {
+    showStatus(await invoke<DemoStatus>('demo_status'))
+  } catch (error) {
+    showStatusError(error)
+  }
+  setTimeout(() => void watchStatus(), STATUS_EVERY_MS)
+}
+
+async function toggleStreaming(): Promise<void> {
+  const toggle = ui.feed.toggle
+  if (streaming === undefined) return
+  toggle.disabled = true
+  try {
+    showStatus(await invoke<DemoStatus>('demo_set_streaming', { enabled: !streaming }))
+  } catch (error) {
+    append(ui.feed.log, 'note error', [['data', `switch failed: ${error instanceof Error ? error.message : String(error)}`]])
+  } finally {
+    toggle.disabled = false
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
   ui.ws.send.disabled = true
@@ -210,16 +361,32 @@ async function main(): Promise<void> {
     ui.serverAddr.textContent = 'unavailable'
     showFailure(ui.ws.state, ui.ws.detail, error)
     showFailure(ui.sse.state, ui.sse.detail, error)
+    showFailure(ui.feed.state, ui.feed.detail, error)
     return
   }
   ui.serverAddr.textContent = new URL(urls.sse).host
+  void watchStatus()
+
+  ui.ws.openWindow.addEventListener('click', () => {
+    invoke('open_second_window').catch((error: unknown) => {
+      append(ui.ws.log, 'note error', [['text', `no second window: ${error instanceof Error ? error.message : String(error)}`]])
+    })
+  })
+  ui.ws.closeWindow.addEventListener('click', () => void invoke('close_window'))
+
+  if (view === 'chat') {
+    document.title = 'Realtime Example: chat'
+    await startChat(urls.ws)
+    return
+  }
 
   ui.sse.form.addEventListener('submit', (event) => {
     event.preventDefault()
     void startSummary(urls.sse, ui.sse.query.value.trim())
   })
+  ui.feed.toggle.addEventListener('click', () => void toggleStreaming())
 
-  await Promise.all([startChat(urls.ws), startSummary(urls.sse, ui.sse.query.value.trim())])
+  await Promise.all([startChat(urls.ws), startSummary(urls.sse, ui.sse.query.value.trim()), startFeed(urls)])
 }
 
 void main()

@@ -5,11 +5,30 @@
 //! - `GET|POST /summary`: a Server-Sent-Events stream shaped like an LLM search summary: one word per event, then
 //!   `done`, then a `tick` every few seconds, forever. It honours `Last-Event-ID`, so a client that reconnects
 //!   resumes where it left off and never sees an event twice.
+//! - `GET /feed/stream`: a live feed (one `notice` event about every second, ids rising from 1) as an SSE stream,
+//!   resumable with `Last-Event-ID`.
+//! - `GET /feed`: the same feed for pollers: a finite `text/event-stream` document of the events after
+//!   `Last-Event-ID` (or the most recent ones), with an `ETag`, answering `304` to `If-None-Match` when nothing is
+//!   new.
+//! - `GET /status`: what the server sees, as JSON ([`DemoStatus`]): open chat sockets, open streams, polls.
+//! - `POST /control/streaming` with `{"enabled": false}`: the server **refuses streaming** until it gets
+//!   `{"enabled": true}`. Open streams end at once (chat sockets with close code 1012), new chat upgrades and
+//!   summary requests get `503` with `Retry-After`, and `/feed/stream` answers `200 application/json`, the answer
+//!   of a server that cannot stream, so a client with a polling fallback degrades at once. `/feed` keeps working.
 //!
 //! It is also meant as a plain sample of such a server: nothing in here knows about Tauri. It listens on loopback
-//! only and stops with [`DemoServer::shutdown`] (or when the handle is dropped).
+//! only and stops with [`DemoServer::shutdown`] (or when the handle is dropped). The `realtime-demo-server` binary
+//! runs it on its own, for an app started with `REALTIME_DEMO_SERVER=127.0.0.1:<port>`.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    collections::VecDeque,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
 
 use axum::{
     body::Bytes,
@@ -17,17 +36,21 @@ use axum::{
         ws::{Message, WebSocket, WebSocketUpgrade},
         Query, State,
     },
-    http::HeaderMap,
+    http::{header, HeaderMap, StatusCode},
     response::{
         sse::{Event, Sse},
         IntoResponse, Response,
     },
-    routing::get,
-    Router,
+    routing::{get, post},
+    Json, Router,
 };
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::{broadcast, watch},
+    task::JoinHandle,
+};
 use tokio_util::sync::CancellationToken;
 
 /// The greeting `/chat` sends as soon as a client connects.
@@ -36,8 +59,28 @@ pub const WELCOME: &str = "welcome to the demo chat: every message you send come
 /// What `/summary` streams when the request names no query.
 pub const DEFAULT_QUERY: &str = "tauri realtime";
 
-/// The `retry:` value (in ms) that `/summary` sends first: how long a client should wait before reconnecting.
+/// The `retry:` value (in ms) that `/summary` and `/feed/stream` send first: how long a client should wait before
+/// reconnecting.
 pub const RETRY: Duration = Duration::from_millis(1000);
+
+/// The `Retry-After` (in s) of the `503` answers while streaming is refused.
+pub const REFUSED_RETRY_AFTER_SECS: u64 = 1;
+
+/// The close code `/chat` ends open sockets with when streaming is switched off (1012, Service Restart: the
+/// client should reconnect).
+pub const CLOSE_STREAMING_OFF: u16 = 1012;
+
+/// Feed events the server keeps for resuming streams and for pollers.
+pub const FEED_KEEP: usize = 200;
+
+/// At most this many events in one `/feed` document.
+pub const FEED_WINDOW: usize = 50;
+
+/// Events a new `/feed/stream` (without `Last-Event-ID`) starts with, so a fresh page is not empty.
+pub const FEED_BACKLOG: usize = 5;
+
+/// The SSE event type of the feed.
+pub const FEED_EVENT: &str = "notice";
 
 /// Timing of the demo streams. The defaults are for people watching; tests shorten them.
 #[derive(Debug, Clone)]
@@ -46,6 +89,8 @@ pub struct DemoConfig {
     pub token_interval: Duration,
     /// Pause between two `tick` events after `done`. Default 5 s.
     pub tick_interval: Duration,
+    /// Pause between two feed events. Default 1 s.
+    pub feed_interval: Duration,
 }
 
 impl Default for DemoConfig {
@@ -53,17 +98,27 @@ impl Default for DemoConfig {
         Self {
             token_interval: Duration::from_millis(150),
             tick_interval: Duration::from_secs(5),
+            feed_interval: Duration::from_secs(1),
         }
     }
 }
 
 /// Where the demo server listens, as the page needs it (returned by the `demo_urls` command).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DemoUrls {
     /// The WebSocket chat, `ws://127.0.0.1:PORT/chat`.
     pub ws: String,
     /// The SSE summary stream, `http://127.0.0.1:PORT/summary`.
     pub sse: String,
+    /// The feed as a finite SSE document, for polling: `http://127.0.0.1:PORT/feed`.
+    pub feed: String,
+    /// The feed as an SSE stream: `http://127.0.0.1:PORT/feed/stream`.
+    pub feed_stream: String,
+    /// The server's counters as JSON ([`DemoStatus`]): `http://127.0.0.1:PORT/status`.
+    pub status: String,
+    /// `POST {"enabled": bool}` here to allow or refuse streaming: `http://127.0.0.1:PORT/control/streaming`.
+    pub control: String,
 }
 
 impl DemoUrls {
@@ -71,8 +126,40 @@ impl DemoUrls {
         Self {
             ws: format!("ws://{addr}/chat"),
             sse: format!("http://{addr}/summary"),
+            feed: format!("http://{addr}/feed"),
+            feed_stream: format!("http://{addr}/feed/stream"),
+            status: format!("http://{addr}/status"),
+            control: format!("http://{addr}/control/streaming"),
         }
     }
+}
+
+/// What the server sees (`GET /status`, and the `demo_status` command).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoStatus {
+    /// False while the server refuses streaming.
+    pub streaming: bool,
+    /// WebSocket connections open on `/chat` now.
+    pub chat_open: usize,
+    /// WebSocket connections `/chat` accepted since the server started.
+    pub chat_accepted: u64,
+    /// `/feed/stream` responses streaming now.
+    pub feed_streams: usize,
+    /// `/summary` responses streaming now.
+    pub summary_streams: usize,
+    /// `GET /feed` requests answered since the server started (including `304`s).
+    pub feed_polls: u64,
+    /// Stream requests refused since the server started (while streaming was off).
+    pub refused: u64,
+    /// Id of the newest feed event (0 before the first).
+    pub feed_last_id: u64,
+}
+
+/// `POST /control/streaming` body.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct StreamingSwitch {
+    pub enabled: bool,
 }
 
 /// A running demo server. Dropping it stops the server too, without waiting.
@@ -92,10 +179,17 @@ impl DemoServer {
 
     /// Like [`DemoServer::start`], with the given timing.
     pub async fn start_with(config: DemoConfig) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        Self::start_on(0, config).await
+    }
+
+    /// Like [`DemoServer::start_with`], on `127.0.0.1:port` (0 picks a free port).
+    pub async fn start_on(port: u16, config: DemoConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        let app = router(config, shutdown.clone());
+        let shared = Arc::new(Shared::new(config, shutdown.clone()));
+        tokio::spawn(produce_feed(shared.clone()));
+        let app = router(shared);
         let signal = shutdown.clone().cancelled_owned();
         let task = tokio::spawn(async move {
             if let Err(err) = axum::serve(listener, app)
@@ -136,17 +230,143 @@ impl Drop for DemoServer {
     }
 }
 
-#[derive(Clone)]
-struct AppState {
+/// Everything the handlers share.
+struct Shared {
     config: DemoConfig,
     shutdown: CancellationToken,
+    /// `true` while streaming is allowed; streams watch it to end when it turns `false`.
+    streaming: watch::Sender<bool>,
+    feed: Feed,
+    chat_open: Arc<AtomicUsize>,
+    chat_accepted: AtomicU64,
+    feed_streams: Arc<AtomicUsize>,
+    summary_streams: Arc<AtomicUsize>,
+    feed_polls: AtomicU64,
+    refused: AtomicU64,
 }
 
-fn router(config: DemoConfig, shutdown: CancellationToken) -> Router {
+type AppState = Arc<Shared>;
+
+impl Shared {
+    fn new(config: DemoConfig, shutdown: CancellationToken) -> Self {
+        Self {
+            config,
+            shutdown,
+            streaming: watch::Sender::new(true),
+            feed: Feed::new(),
+            chat_open: Arc::default(),
+            chat_accepted: AtomicU64::new(0),
+            feed_streams: Arc::default(),
+            summary_streams: Arc::default(),
+            feed_polls: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    fn streaming(&self) -> bool {
+        *self.streaming.borrow()
+    }
+
+    fn status(&self) -> DemoStatus {
+        DemoStatus {
+            streaming: self.streaming(),
+            chat_open: self.chat_open.load(Ordering::SeqCst),
+            chat_accepted: self.chat_accepted.load(Ordering::SeqCst),
+            feed_streams: self.feed_streams.load(Ordering::SeqCst),
+            summary_streams: self.summary_streams.load(Ordering::SeqCst),
+            feed_polls: self.feed_polls.load(Ordering::SeqCst),
+            refused: self.refused.load(Ordering::SeqCst),
+            feed_last_id: self.feed.last_id(),
+        }
+    }
+
+    /// Resolves when the server shuts down or streaming is switched off: open streams end then.
+    fn stream_end(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let shutdown = self.shutdown.clone();
+        let mut streaming = self.streaming.subscribe();
+        async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = streaming_off(&mut streaming) => {}
+            }
+        }
+    }
+
+    /// The `503` a stream request gets while streaming is refused.
+    fn refuse(&self) -> Response {
+        self.refused.fetch_add(1, Ordering::SeqCst);
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, REFUSED_RETRY_AFTER_SECS.to_string())],
+            "streaming is switched off on the demo server\n",
+        )
+            .into_response()
+    }
+}
+
+/// Resolves once streaming is off (at once if it is off now), or when the server is gone.
+async fn streaming_off(streaming: &mut watch::Receiver<bool>) {
+    // The guard that `wait_for` returns is not `Send`: drop it here.
+    let _ = streaming.wait_for(|on| !*on).await.map(|_| ());
+}
+
+/// Counts one open connection or stream for as long as it lives.
+struct OpenGuard(Arc<AtomicUsize>);
+
+/// `stream`, counted as open until axum drops it: the client left, or the stream ended.
+fn counted<S>(stream: S, open: OpenGuard) -> impl Stream<Item = S::Item> + Send
+where
+    S: Stream + Send + 'static,
+    S::Item: Send,
+{
+    async_stream::stream! {
+        let _open = open;
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            yield item;
+        }
+    }
+}
+
+impl OpenGuard {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn router(shared: AppState) -> Router {
     Router::new()
         .route("/chat", get(chat))
         .route("/summary", get(summary).post(summary))
-        .with_state(AppState { config, shutdown })
+        .route("/feed", get(feed_document))
+        .route("/feed/stream", get(feed_stream))
+        .route("/status", get(status))
+        .route("/control/streaming", post(set_streaming))
+        .with_state(shared)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Status and the streaming switch
+// ---------------------------------------------------------------------------------------------------------------
+
+async fn status(State(state): State<AppState>) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], Json(state.status())).into_response()
+}
+
+async fn set_streaming(
+    State(state): State<AppState>,
+    Json(switch): Json<StreamingSwitch>,
+) -> Json<DemoStatus> {
+    // `send_replace` also works while no stream is watching.
+    state.streaming.send_replace(switch.enabled);
+    Json(state.status())
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -154,18 +374,36 @@ fn router(config: DemoConfig, shutdown: CancellationToken) -> Router {
 // ---------------------------------------------------------------------------------------------------------------
 
 async fn chat(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    ws.on_upgrade(move |socket| echo(socket, state.shutdown))
+    if !state.streaming() {
+        return state.refuse();
+    }
+    ws.on_upgrade(move |socket| async move {
+        let _open = OpenGuard::new(&state.chat_open);
+        state.chat_accepted.fetch_add(1, Ordering::SeqCst);
+        echo(socket, &state).await;
+    })
 }
 
-async fn echo(mut socket: WebSocket, shutdown: CancellationToken) {
+async fn echo(mut socket: WebSocket, state: &Shared) {
     if socket.send(Message::Text(WELCOME.into())).await.is_err() {
         return;
     }
+    let shutdown = state.shutdown.clone();
+    let mut streaming = state.streaming.subscribe();
     loop {
         let message = tokio::select! {
             message = socket.recv() => message,
             () = shutdown.cancelled() => {
                 let bye = axum::extract::ws::CloseFrame { code: 1001, reason: "server shutting down".into() };
+                let _ = socket.send(Message::Close(Some(bye))).await;
+                return;
+            }
+            () = streaming_off(&mut streaming) => {
+                // Not 1000: a normal close would tell the client not to come back.
+                let bye = axum::extract::ws::CloseFrame {
+                    code: CLOSE_STREAMING_OFF,
+                    reason: "streaming switched off".into(),
+                };
                 let _ = socket.send(Message::Close(Some(bye))).await;
                 return;
             }
@@ -202,7 +440,10 @@ async fn summary(
     Query(params): Query<SummaryRequest>,
     headers: HeaderMap,
     body: Bytes,
-) -> impl IntoResponse {
+) -> Response {
+    if !state.streaming() {
+        return state.refuse();
+    }
     // A POST body that is not the expected JSON is treated like no body: this is a demo, not a validator.
     let from_body = serde_json::from_slice::<SummaryRequest>(&body).unwrap_or_default();
     let query = from_body
@@ -211,15 +452,20 @@ async fn summary(
         .filter(|q| !q.trim().is_empty())
         .unwrap_or_else(|| DEFAULT_QUERY.to_string());
     // A Last-Event-ID that is not one of our numeric ids means "from the start".
-    let last_id = headers
+    let last_id = last_event_id(&headers).unwrap_or(0);
+
+    let events = summary_events(summary_words(&query), last_id, state.config.clone());
+    let stream = counted(events, OpenGuard::new(&state.summary_streams));
+    // Streams run forever, so they must end by themselves when the server shuts down or stops streaming.
+    Sse::new(stream.take_until(state.stream_end())).into_response()
+}
+
+/// A numeric `Last-Event-ID`, if the request has one.
+fn last_event_id(headers: &HeaderMap) -> Option<u64> {
+    headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-
-    let stream = summary_events(summary_words(&query), last_id, state.config);
-    // Streams run forever, so they must end by themselves when the server shuts down.
-    Sse::new(stream.take_until(state.shutdown.cancelled_owned()))
 }
 
 /// The text of the summary, one word per `summary` event.
@@ -278,6 +524,195 @@ fn unix_millis() -> u128 {
         .unwrap_or(0)
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Live feed: an SSE stream, and the same events as a finite document for pollers
+// ---------------------------------------------------------------------------------------------------------------
+
+/// One feed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEvent {
+    pub id: u64,
+    pub text: String,
+}
+
+impl FeedEvent {
+    fn to_sse(&self) -> Event {
+        Event::default()
+            .event(FEED_EVENT)
+            .id(self.id.to_string())
+            .data(&self.text)
+    }
+
+    /// The event in SSE wire format, for the `/feed` document.
+    fn write_to(&self, out: &mut String) {
+        out.push_str(&format!(
+            "event: {FEED_EVENT}\nid: {}\ndata: {}\n\n",
+            self.id, self.text
+        ));
+    }
+}
+
+/// What the `n`th feed event says: a rotating set of made-up notifications.
+pub fn feed_text(n: u64) -> String {
+    const NOTICES: [&str; 6] = [
+        "build #{n} passed",
+        "deploy #{n} rolled out to staging",
+        "{n} new comments on the design review",
+        "cache hit rate back to 9{d}%",
+        "backup #{n} verified",
+        "on-call handed over (shift {n})",
+    ];
+    NOTICES[(n as usize - 1) % NOTICES.len()]
+        .replace("{n}", &n.to_string())
+        .replace("{d}", &(n % 10).to_string())
+}
+
+/// The most recent feed events, and the channel that announces new ones.
+struct Feed {
+    events: Mutex<VecDeque<FeedEvent>>,
+    live: broadcast::Sender<FeedEvent>,
+}
+
+impl Feed {
+    fn new() -> Self {
+        Self {
+            events: Mutex::new(VecDeque::with_capacity(FEED_KEEP)),
+            live: broadcast::Sender::new(64),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<FeedEvent>> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self) -> FeedEvent {
+        let mut events = self.lock();
+        let id = events.back().map_or(1, |e| e.id + 1);
+        let event = FeedEvent {
+            id,
+            text: feed_text(id),
+        };
+        if events.len() == FEED_KEEP {
+            events.pop_front();
+        }
+        events.push_back(event.clone());
+        // Under the lock, so that a stream that subscribed before reading the backlog misses nothing.
+        let _ = self.live.send(event.clone());
+        event
+    }
+
+    fn last_id(&self) -> u64 {
+        self.lock().back().map_or(0, |e| e.id)
+    }
+
+    /// Where a client that last saw `last_id` resumes: after it, or from the start without one. An id newer
+    /// than any event (from an earlier run of the server) counts as none.
+    fn resume_after(&self, last_id: Option<u64>) -> u64 {
+        last_id.filter(|&id| id <= self.last_id()).unwrap_or(0)
+    }
+
+    /// Events with an id above `from`, at most the newest `limit`.
+    fn after(&self, from: u64, limit: usize) -> Vec<FeedEvent> {
+        let events = self.lock();
+        let fresh: Vec<_> = events.iter().filter(|e| e.id > from).cloned().collect();
+        fresh[fresh.len().saturating_sub(limit)..].to_vec()
+    }
+}
+
+async fn produce_feed(state: AppState) {
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            () = tokio::time::sleep(state.config.feed_interval) => {}
+        }
+        state.feed.push();
+    }
+}
+
+/// `GET /feed`: the feed for pollers, a finite SSE document. With `Last-Event-ID` it holds the events after it,
+/// else the most recent ones (at most [`FEED_WINDOW`] either way). `ETag` is the newest id, so a poller that
+/// sends it back in `If-None-Match` gets `304` until there is something new.
+async fn feed_document(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    state.feed_polls.fetch_add(1, Ordering::SeqCst);
+    let etag = format!("\"feed-{}\"", state.feed.last_id());
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
+    if unchanged {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    let mut body = String::new();
+    let from = state.feed.resume_after(last_event_id(&headers));
+    for event in state.feed.after(from, FEED_WINDOW) {
+        event.write_to(&mut body);
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream".to_string()),
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+            (header::ETAG, etag),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /feed/stream`: the feed as it happens. Starts after `Last-Event-ID` (or with the last
+/// [`FEED_BACKLOG`] events), then relays each new event.
+async fn feed_stream(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !state.streaming() {
+        // What a server (or a proxy) that cannot stream answers: a plain document. A client with a polling
+        // fallback degrades at once; without one, this is an error.
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        let body = serde_json::json!({
+            "streaming": false,
+            "message": "this server does not stream right now; poll /feed",
+        });
+        return Json(body).into_response();
+    }
+    let last_id = last_event_id(&headers);
+    let open = OpenGuard::new(&state.feed_streams);
+    // Subscribe before reading the backlog: an event pushed in between is in both, and skipped the second time.
+    let mut live = state.feed.live.subscribe();
+    let mut sent = state.feed.resume_after(last_id);
+    let backlog = state.feed.after(
+        sent,
+        if last_id.is_some() {
+            FEED_KEEP
+        } else {
+            FEED_BACKLOG
+        },
+    );
+    let feed_state = state.clone();
+    let stream = async_stream::stream! {
+        let _open = open;
+        yield Ok::<_, std::convert::Infallible>(Event::default().retry(RETRY));
+        for event in backlog {
+            sent = event.id;
+            yield Ok(event.to_sse());
+        }
+        loop {
+            match live.recv().await {
+                Ok(event) if event.id <= sent => continue,
+                Ok(event) => {
+                    sent = event.id;
+                    yield Ok(event.to_sse());
+                }
+                // Fell behind the channel: catch up from the kept events.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    for event in feed_state.feed.after(sent, FEED_KEEP) {
+                        sent = event.id;
+                        yield Ok(event.to_sse());
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    };
+    Sse::new(stream.take_until(state.stream_end())).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     //! These talk to the real server on 127.0.0.1:0 with real clients. Every await is bounded.
@@ -307,6 +742,7 @@ mod tests {
         DemoConfig {
             token_interval: Duration::from_millis(5),
             tick_interval: Duration::from_millis(50),
+            feed_interval: Duration::from_millis(20),
         }
     }
 
@@ -418,6 +854,15 @@ mod tests {
         let urls = DemoUrls::for_addr(SocketAddr::from(([127, 0, 0, 1], 4321)));
         assert_eq!(urls.ws, "ws://127.0.0.1:4321/chat");
         assert_eq!(urls.sse, "http://127.0.0.1:4321/summary");
+        assert_eq!(urls.feed, "http://127.0.0.1:4321/feed");
+        assert_eq!(urls.feed_stream, "http://127.0.0.1:4321/feed/stream");
+        assert_eq!(urls.status, "http://127.0.0.1:4321/status");
+        assert_eq!(urls.control, "http://127.0.0.1:4321/control/streaming");
+        let json = serde_json::to_value(&urls).unwrap();
+        assert_eq!(
+            json["feedStream"], "http://127.0.0.1:4321/feed/stream",
+            "expected camelCase field names, got {json}"
+        );
     }
 
     #[test]
@@ -653,5 +1098,435 @@ mod tests {
             ended.is_ok(),
             "expected the SSE stream to end after shutdown, got a timeout"
         );
+    }
+
+    // -----------------------------------------------------------------------------------------------------------
+    // Feed, status and the streaming switch
+    // -----------------------------------------------------------------------------------------------------------
+
+    async fn get_status(urls: &DemoUrls) -> DemoStatus {
+        let response = timeout(LIMIT, reqwest::Client::new().get(&urls.status).send())
+            .await
+            .expect("expected /status within the limit, got a timeout")
+            .expect("expected /status to answer");
+        let body = response.bytes().await.expect("expected a /status body");
+        serde_json::from_slice(&body).unwrap_or_else(|e| {
+            panic!(
+                "expected DemoStatus JSON, got {e}: {}",
+                String::from_utf8_lossy(&body)
+            )
+        })
+    }
+
+    async fn switch_streaming(urls: &DemoUrls, enabled: bool) -> DemoStatus {
+        let response = timeout(
+            LIMIT,
+            reqwest::Client::new()
+                .post(&urls.control)
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"enabled": {enabled}}}"#))
+                .send(),
+        )
+        .await
+        .expect("expected /control/streaming within the limit, got a timeout")
+        .expect("expected /control/streaming to answer");
+        assert_eq!(
+            response.status(),
+            200,
+            "expected 200, got {}",
+            response.status()
+        );
+        serde_json::from_slice(&response.bytes().await.unwrap()).expect("expected DemoStatus JSON")
+    }
+
+    /// Polls `/status` until `accept` holds; panics with the last status after the limit.
+    async fn wait_status(
+        urls: &DemoUrls,
+        what: &str,
+        accept: impl Fn(&DemoStatus) -> bool,
+    ) -> DemoStatus {
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            let status = get_status(urls).await;
+            if accept(&status) {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {what} within {LIMIT:?}, got {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn feed_ids(events: &[SseEvent]) -> Vec<u64> {
+        events
+            .iter()
+            .filter(|e| e.event.as_deref() == Some(FEED_EVENT))
+            .map(|e| {
+                e.id.as_deref()
+                    .and_then(|id| id.parse().ok())
+                    .expect("a numeric id")
+            })
+            .collect()
+    }
+
+    /// Parses a finite SSE document (the `/feed` answer).
+    fn parse_document(text: &str) -> Vec<SseEvent> {
+        text.split("\n\n")
+            .filter(|block| !block.trim().is_empty())
+            .map(|block| {
+                let mut event = SseEvent::default();
+                for line in block.lines() {
+                    let (field, value) = line.split_once(": ").unwrap_or((line, ""));
+                    match field {
+                        "event" => event.event = Some(value.into()),
+                        "id" => event.id = Some(value.into()),
+                        "data" => event.data = Some(value.into()),
+                        _ => {}
+                    }
+                }
+                event
+            })
+            .collect()
+    }
+
+    #[test]
+    fn feed_texts_rotate_and_name_the_number() {
+        assert_eq!(feed_text(1), "build #1 passed");
+        assert_eq!(feed_text(7), "build #7 passed");
+        assert!(
+            feed_text(4).starts_with("cache hit rate back to 9"),
+            "got {}",
+            feed_text(4)
+        );
+    }
+
+    #[tokio::test]
+    async fn feed_stream_relays_new_events_in_order_and_resumes_after_last_event_id() {
+        let server = DemoServer::start_with(fast()).await.unwrap();
+        let urls = server.urls();
+        let mut reader = open_sse(reqwest::Client::new().get(&urls.feed_stream)).await;
+        let first = reader.next().await;
+        assert_eq!(
+            first.retry.as_deref(),
+            Some("1000"),
+            "expected retry: 1000 first, got {first:?}"
+        );
+        let mut events = Vec::new();
+        for _ in 0..5 {
+            events.push(reader.next().await);
+        }
+        let ids = feed_ids(&events);
+        let expected: Vec<u64> = (ids[0]..ids[0] + 5).collect();
+        assert_eq!(ids, expected, "expected 5 consecutive ids, got {events:?}");
+        assert_eq!(
+            events[0].data.as_deref(),
+            Some(feed_text(ids[0]).as_str()),
+            "expected the feed text, got {events:?}"
+        );
+
+        // Resume after the third: the fourth comes next, whatever was produced meanwhile.
+        let request = reqwest::Client::new()
+            .get(&urls.feed_stream)
+            .header("Last-Event-ID", ids[2].to_string());
+        let mut resumed = open_sse(request).await;
+        let _retry = resumed.next().await;
+        let mut again = Vec::new();
+        for _ in 0..3 {
+            again.push(resumed.next().await);
+        }
+        assert_eq!(
+            feed_ids(&again),
+            vec![ids[2] + 1, ids[2] + 2, ids[2] + 3],
+            "expected the events after #{}, got {again:?}",
+            ids[2]
+        );
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn feed_document_answers_304_while_nothing_is_new() {
+        // The producer waits an hour: no event comes during this test.
+        let config = DemoConfig {
+            feed_interval: Duration::from_secs(3600),
+            ..fast()
+        };
+        let server = DemoServer::start_with(config).await.unwrap();
+        let urls = server.urls();
+        let client = reqwest::Client::new();
+
+        let response = client.get(&urls.feed).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "expected 200, got {}",
+            response.status()
+        );
+        let content_type = response.headers().get("content-type").cloned();
+        assert_eq!(
+            content_type.as_ref().and_then(|v| v.to_str().ok()),
+            Some("text/event-stream"),
+            "expected text/event-stream, got {content_type:?}"
+        );
+        let etag = response
+            .headers()
+            .get("etag")
+            .cloned()
+            .expect("expected an ETag");
+        let body = response.text().await.unwrap();
+        assert_eq!(
+            body, "",
+            "expected an empty document before the first event, got {body:?}"
+        );
+
+        let response = client
+            .get(&urls.feed)
+            .header("If-None-Match", etag.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            304,
+            "expected 304 for {etag:?}, got {}",
+            response.status()
+        );
+        let status = get_status(&urls).await;
+        assert_eq!(
+            status.feed_polls, 2,
+            "expected 2 polls counted, got {status:?}"
+        );
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn feed_document_after_last_event_id() {
+        let server = DemoServer::start_with(fast()).await.unwrap();
+        let urls = server.urls();
+        wait_status(&urls, "at least 8 feed events", |s| s.feed_last_id >= 8).await;
+        let client = reqwest::Client::new();
+
+        let all = parse_document(
+            &client
+                .get(&urls.feed)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+        let ids = feed_ids(&all);
+        assert!(ids.len() >= 8, "expected at least 8 events, got {ids:?}");
+        let expected: Vec<u64> = (ids[0]..ids[0] + ids.len() as u64).collect();
+        assert_eq!(ids, expected, "expected consecutive ids, got {ids:?}");
+
+        let response = client
+            .get(&urls.feed)
+            .header("Last-Event-ID", "5")
+            .send()
+            .await
+            .unwrap();
+        let ids = feed_ids(&parse_document(&response.text().await.unwrap()));
+        assert_eq!(
+            ids.first(),
+            Some(&6),
+            "expected the document to start at #6, got {ids:?}"
+        );
+
+        // An id from an earlier run of the server (newer than any event) counts as none.
+        let response = client
+            .get(&urls.feed)
+            .header("Last-Event-ID", "999999")
+            .send()
+            .await
+            .unwrap();
+        let ids = feed_ids(&parse_document(&response.text().await.unwrap()));
+        assert!(
+            !ids.is_empty(),
+            "expected the recent events for a stale id, got none"
+        );
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn status_counts_open_chat_sockets() {
+        let server = DemoServer::start_with(fast()).await.unwrap();
+        let urls = server.urls();
+        let status = get_status(&urls).await;
+        assert_eq!(
+            (status.streaming, status.chat_open, status.chat_accepted),
+            (true, 0, 0),
+            "expected streaming with no chat socket, got {status:?}"
+        );
+        let mut sockets = Vec::new();
+        for _ in 0..2 {
+            let (mut ws, _) = timeout(LIMIT, tokio_tungstenite::connect_async(&urls.ws))
+                .await
+                .unwrap()
+                .unwrap();
+            let _welcome = recv(&mut ws).await;
+            sockets.push(ws);
+        }
+        wait_status(&urls, "2 open chat sockets", |s| {
+            s.chat_open == 2 && s.chat_accepted == 2
+        })
+        .await;
+        let mut first = sockets.remove(0);
+        first.close(None).await.unwrap();
+        let _ = timeout(LIMIT, first.next()).await;
+        drop(first);
+        wait_status(&urls, "1 open chat socket, 2 accepted", |s| {
+            s.chat_open == 1 && s.chat_accepted == 2
+        })
+        .await;
+        drop(sockets);
+        wait_status(&urls, "no open chat socket", |s| s.chat_open == 0).await;
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn refusing_streaming_ends_open_streams_and_refuses_new_ones_until_allowed_again() {
+        let server = DemoServer::start_with(fast()).await.unwrap();
+        let urls = server.urls();
+        let client = reqwest::Client::new();
+        let (mut ws, _) = timeout(LIMIT, tokio_tungstenite::connect_async(&urls.ws))
+            .await
+            .unwrap()
+            .unwrap();
+        let _welcome = recv(&mut ws).await;
+        let mut feed = open_sse(client.get(&urls.feed_stream)).await;
+        let _retry = feed.next().await;
+        let mut summary = open_sse(client.get(&urls.sse)).await;
+        let _retry = summary.next().await;
+        wait_status(&urls, "one of each stream open", |s| {
+            (s.chat_open, s.feed_streams, s.summary_streams) == (1, 1, 1)
+        })
+        .await;
+
+        let status = switch_streaming(&urls, false).await;
+        assert!(!status.streaming, "expected streaming off, got {status:?}");
+
+        // The open socket is closed with 1012 (come back later), not 1000.
+        loop {
+            match recv(&mut ws).await {
+                tungstenite::Message::Close(Some(frame)) => {
+                    assert_eq!(
+                        u16::from(frame.code),
+                        CLOSE_STREAMING_OFF,
+                        "expected close code {CLOSE_STREAMING_OFF}, got {frame:?}"
+                    );
+                    break;
+                }
+                tungstenite::Message::Close(None) => panic!("expected a close code, got none"),
+                _ => continue,
+            }
+        }
+        // Both SSE bodies end.
+        for (name, reader) in [("feed", &mut feed), ("summary", &mut summary)] {
+            let ended = timeout(LIMIT, async {
+                loop {
+                    match reader.response.chunk().await {
+                        Ok(Some(_)) => continue,
+                        Ok(None) | Err(_) => return,
+                    }
+                }
+            })
+            .await;
+            assert!(
+                ended.is_ok(),
+                "expected the {name} stream to end, got a timeout"
+            );
+        }
+        wait_status(&urls, "no stream open", |s| {
+            (s.chat_open, s.feed_streams, s.summary_streams) == (0, 0, 0)
+        })
+        .await;
+
+        // New streams are refused: 503 with Retry-After for the chat and the summary ...
+        match timeout(LIMIT, tokio_tungstenite::connect_async(&urls.ws))
+            .await
+            .unwrap()
+        {
+            Err(tungstenite::Error::Http(response)) => {
+                assert_eq!(
+                    response.status(),
+                    503,
+                    "expected 503, got {}",
+                    response.status()
+                );
+                assert_eq!(
+                    response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok()),
+                    Some("1"),
+                    "expected Retry-After: 1, got {:?}",
+                    response.headers()
+                );
+            }
+            other => panic!("expected the upgrade to be refused with 503, got {other:?}"),
+        }
+        let response = client.get(&urls.sse).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            503,
+            "expected 503 for /summary, got {}",
+            response.status()
+        );
+        // ... and a plain JSON answer from the feed stream, while the poll document still works.
+        let response = client.get(&urls.feed_stream).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "expected 200, got {}",
+            response.status()
+        );
+        let content_type = response.headers().get("content-type").cloned();
+        assert_eq!(
+            content_type.as_ref().and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "expected application/json, got {content_type:?}"
+        );
+        let response = client.get(&urls.feed).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "expected /feed to answer 200, got {}",
+            response.status()
+        );
+        let status = get_status(&urls).await;
+        assert_eq!(
+            status.refused, 3,
+            "expected 3 refused requests, got {status:?}"
+        );
+        assert!(
+            status.feed_polls >= 1,
+            "expected the poll counted, got {status:?}"
+        );
+
+        // Allowed again: everything streams.
+        let status = switch_streaming(&urls, true).await;
+        assert!(status.streaming, "expected streaming on, got {status:?}");
+        let (mut ws, _) = timeout(LIMIT, tokio_tungstenite::connect_async(&urls.ws))
+            .await
+            .unwrap()
+            .expect("expected the upgrade to succeed again");
+        let welcome = recv(&mut ws).await;
+        assert_eq!(
+            welcome,
+            tungstenite::Message::text(WELCOME),
+            "got {welcome:?}"
+        );
+        let mut feed = open_sse(client.get(&urls.feed_stream)).await;
+        let _retry = feed.next().await;
+        let event = feed.next().await;
+        assert_eq!(
+            event.event.as_deref(),
+            Some(FEED_EVENT),
+            "expected a feed event, got {event:?}"
+        );
+        server.shutdown().await;
     }
 }

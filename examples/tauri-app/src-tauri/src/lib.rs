@@ -1,17 +1,121 @@
-//! The example app for `tauri-plugin-realtime`: one window whose page streams from an embedded demo server (see
-//! [`demo`]) through the plugin, a WebSocket chat and an SSE search summary.
+//! The example app for `tauri-plugin-realtime`: a window whose page streams from a demo server (see [`demo`])
+//! through the plugin: a WebSocket chat, an SSE search summary, and a live feed with a polling fallback. A second,
+//! chat-only window shares the chat's upstream connection.
 //!
 //! [`register`] holds everything the app adds to a `tauri::Builder` (plugin, state, commands) and is generic over
 //! the runtime, so tests build the very same app on `tauri::test::mock_builder()`.
+//!
+//! The demo server normally runs inside the app (started by [`run`]). With `REALTIME_DEMO_SERVER=127.0.0.1:<port>`
+//! the app uses one that runs on its own instead (the `realtime-demo-server` binary), which outlives the app: the
+//! end-to-end test reads its counters after the app has quit.
 
 pub mod demo;
 
-use demo::{DemoServer, DemoUrls};
+use std::{net::SocketAddr, time::Duration};
+
+use demo::{DemoServer, DemoStatus, DemoUrls, StreamingSwitch};
+use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
+
+/// Label of the second, chat-only window (listed in `capabilities/default.json`).
+pub const SECOND_WINDOW: &str = "second";
+
+/// The environment variable that names an external demo server, `127.0.0.1:<port>`.
+pub const DEMO_SERVER_ENV: &str = "REALTIME_DEMO_SERVER";
+
+/// Time allowed for one request to the demo server's status or control endpoint.
+const DEMO_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The HTTP client the app's own commands use to reach the demo server (status and streaming switch). The app
+/// talks to the server only over HTTP, as to any backend, whether the server runs inside the app or not.
+pub struct DemoClient(reqwest::Client);
+
+impl DemoClient {
+    fn new() -> Self {
+        let client = reqwest::Client::builder()
+            // Loopback only: never through a proxy from the environment.
+            .no_proxy()
+            .timeout(DEMO_REQUEST_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        Self(client)
+    }
+
+    async fn status_from(&self, request: reqwest::RequestBuilder) -> Result<DemoStatus, String> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("demo server unreachable: {e}"))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("demo server answer cut short: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("demo server answered HTTP {status}"));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| format!("demo server answered something else than a status: {e}"))
+    }
+}
 
 /// The demo server's URLs, for the page to connect to.
 #[tauri::command]
 fn demo_urls(urls: tauri::State<'_, DemoUrls>) -> DemoUrls {
     urls.inner().clone()
+}
+
+/// What the demo server sees: open chat sockets, open streams, polls, and whether it streams at all.
+#[tauri::command]
+async fn demo_status(
+    urls: tauri::State<'_, DemoUrls>,
+    client: tauri::State<'_, DemoClient>,
+) -> Result<DemoStatus, String> {
+    client.status_from(client.0.get(&urls.status)).await
+}
+
+/// Makes the demo server refuse streaming (`enabled: false`) or allow it again; gives the new status.
+#[tauri::command]
+async fn demo_set_streaming(
+    enabled: bool,
+    urls: tauri::State<'_, DemoUrls>,
+    client: tauri::State<'_, DemoClient>,
+) -> Result<DemoStatus, String> {
+    let body = serde_json::to_vec(&StreamingSwitch { enabled }).map_err(|e| e.to_string())?;
+    let request = client
+        .0
+        .post(&urls.control)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body);
+    client.status_from(request).await
+}
+
+/// Opens the second, chat-only window (`index.html?view=chat`), or brings it to the front if it is open.
+///
+/// An app command rather than the JS window API, so the capability does not need `core:window:allow-create`.
+/// Async, because creating a window from a synchronous command deadlocks on Windows.
+#[tauri::command]
+async fn open_second_window<R: Runtime>(app: AppHandle<R>) -> Result<(), String> {
+    if let Some(window) = app.get_webview_window(SECOND_WINDOW) {
+        window.show().map_err(|e| e.to_string())?;
+        return window.set_focus().map_err(|e| e.to_string());
+    }
+    WebviewWindowBuilder::new(
+        &app,
+        SECOND_WINDOW,
+        WebviewUrl::App("index.html?view=chat".into()),
+    )
+    .title("Realtime Example: chat (second window)")
+    .inner_size(480.0, 640.0)
+    .min_inner_size(360.0, 400.0)
+    .build()
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+/// Closes the window that asks: the chat-only window's "Close window" button.
+#[tauri::command]
+fn close_window<R: Runtime>(window: tauri::Window<R>) -> Result<(), String> {
+    window.close().map_err(|e| e.to_string())
 }
 
 /// Adds the realtime plugin, the demo server's URLs (as managed state) and the app's commands to `builder`.
@@ -27,7 +131,14 @@ pub fn register<R: tauri::Runtime>(
     builder
         .plugin(tauri_plugin_realtime::init())
         .manage(demo)
-        .invoke_handler(tauri::generate_handler![demo_urls])
+        .manage(DemoClient::new())
+        .invoke_handler(tauri::generate_handler![
+            demo_urls,
+            demo_status,
+            demo_set_streaming,
+            open_second_window,
+            close_window
+        ])
 }
 
 /// [`register`] on a fresh `tauri::Builder`.
@@ -35,13 +146,42 @@ pub fn builder<R: tauri::Runtime>(demo: DemoUrls) -> tauri::Builder<R> {
     register(tauri::Builder::<R>::new(), demo)
 }
 
-/// Starts the demo server on Tauri's async runtime, then runs the app until its last window closes.
+/// Reads `REALTIME_DEMO_SERVER` (`127.0.0.1:<port>`, or `http://127.0.0.1:<port>`). Only 127.0.0.1 is accepted:
+/// it is also all that the capability's URL scope allows.
+pub fn external_demo_server(value: &str) -> Result<SocketAddr, String> {
+    let trimmed = value
+        .trim()
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let addr: SocketAddr = trimmed
+        .parse()
+        .map_err(|_| format!("{DEMO_SERVER_ENV} must be 127.0.0.1:<port>, got {value:?}"))?;
+    if addr.ip() != std::net::IpAddr::from([127, 0, 0, 1]) || addr.port() == 0 {
+        return Err(format!(
+            "{DEMO_SERVER_ENV} must be 127.0.0.1:<port>, got {value:?}"
+        ));
+    }
+    Ok(addr)
+}
+
+/// Starts the demo server on Tauri's async runtime (unless `REALTIME_DEMO_SERVER` names one), then runs the app
+/// until its last window closes.
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
-    let server = tauri::async_runtime::block_on(DemoServer::start())
-        .expect("error while starting the demo server on 127.0.0.1");
+    let (server, urls) = match std::env::var(DEMO_SERVER_ENV) {
+        Ok(value) => {
+            let addr = external_demo_server(&value).unwrap_or_else(|e| panic!("{e}"));
+            (None, DemoUrls::for_addr(addr))
+        }
+        Err(_) => {
+            let server = tauri::async_runtime::block_on(DemoServer::start())
+                .expect("error while starting the demo server on 127.0.0.1");
+            let urls = server.urls();
+            (Some(server), urls)
+        }
+    };
     // `server` stays alive for the whole run: the event loop below ends the process without returning.
-    register(tauri::Builder::default(), server.urls())
+    register(tauri::Builder::default(), urls)
         .run(tauri::generate_context!())
         .expect("error while running tauri application");
     drop(server);
@@ -50,36 +190,147 @@ pub fn run() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
     use tauri::ipc::{CallbackFn, InvokeBody};
-    use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, INVOKE_KEY};
+    use tauri::test::{
+        get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
+    };
     use tauri::webview::InvokeRequest;
+
+    fn app(urls: DemoUrls) -> tauri::App<MockRuntime> {
+        register(mock_builder(), urls)
+            .build(mock_context(noop_assets()))
+            .expect("expected the app to build on the mock runtime")
+    }
+
+    fn window(app: &tauri::App<MockRuntime>) -> tauri::WebviewWindow<MockRuntime> {
+        tauri::WebviewWindowBuilder::new(app, "main", Default::default())
+            .build()
+            .expect("expected a mock webview")
+    }
+
+    fn invoke(
+        webview: &tauri::WebviewWindow<MockRuntime>,
+        cmd: &str,
+        args: Value,
+    ) -> Result<Value, Value> {
+        get_ipc_response(
+            webview,
+            InvokeRequest {
+                cmd: cmd.into(),
+                callback: CallbackFn(0),
+                error: CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body: InvokeBody::Json(args),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|r| r.deserialize::<Value>().expect("expected a JSON answer"))
+    }
 
     #[test]
     fn demo_urls_command_answers_over_ipc() {
         let urls = DemoUrls::for_addr(([127, 0, 0, 1], 4321).into());
-        let app = register(mock_builder(), urls.clone())
-            .build(mock_context(noop_assets()))
-            .expect("expected the app to build on the mock runtime");
-        let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
-            .build()
-            .expect("expected a mock webview");
-
-        let response = get_ipc_response(
-            &webview,
-            InvokeRequest {
-                cmd: "demo_urls".into(),
-                callback: CallbackFn(0),
-                error: CallbackFn(1),
-                url: "tauri://localhost".parse().unwrap(),
-                body: InvokeBody::default(),
-                headers: Default::default(),
-                invoke_key: INVOKE_KEY.to_string(),
-            },
-        );
-        let got: DemoUrls = response
-            .expect("expected demo_urls to succeed")
-            .deserialize()
-            .expect("expected a DemoUrls payload");
+        let app = app(urls.clone());
+        let webview = window(&app);
+        let got: DemoUrls = serde_json::from_value(
+            invoke(&webview, "demo_urls", json!({})).expect("expected demo_urls to succeed"),
+        )
+        .expect("expected a DemoUrls payload");
         assert_eq!(got, urls, "expected {urls:?}, got {got:?}");
+    }
+
+    #[test]
+    fn demo_status_and_streaming_switch_reach_the_server_over_http() {
+        let server = tauri::async_runtime::block_on(DemoServer::start()).expect("demo server");
+        let app = app(server.urls());
+        let webview = window(&app);
+
+        let status: DemoStatus = serde_json::from_value(
+            invoke(&webview, "demo_status", json!({})).expect("expected demo_status to succeed"),
+        )
+        .unwrap();
+        assert!(
+            status.streaming,
+            "expected streaming on at start, got {status:?}"
+        );
+
+        let off: DemoStatus = serde_json::from_value(
+            invoke(&webview, "demo_set_streaming", json!({ "enabled": false }))
+                .expect("expected demo_set_streaming to succeed"),
+        )
+        .unwrap();
+        assert!(!off.streaming, "expected streaming off, got {off:?}");
+        let on: DemoStatus = serde_json::from_value(
+            invoke(&webview, "demo_set_streaming", json!({ "enabled": true })).unwrap(),
+        )
+        .unwrap();
+        assert!(on.streaming, "expected streaming on again, got {on:?}");
+
+        let e = invoke(&webview, "demo_set_streaming", json!({})).expect_err("expected an error");
+        assert!(
+            e.to_string().contains("enabled"),
+            "expected a missing `enabled` argument error, got {e}"
+        );
+        drop(server);
+    }
+
+    #[test]
+    fn demo_status_without_a_server_is_an_error_not_a_hang() {
+        // A port nothing listens on: bind, read the port, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let app = app(DemoUrls::for_addr(([127, 0, 0, 1], port).into()));
+        let webview = window(&app);
+        let e = invoke(&webview, "demo_status", json!({})).expect_err("expected an error");
+        assert!(
+            e.to_string().contains("demo server unreachable"),
+            "expected `demo server unreachable`, got {e}"
+        );
+    }
+
+    #[test]
+    fn open_second_window_opens_it_once() {
+        let app = app(DemoUrls::for_addr(([127, 0, 0, 1], 4321).into()));
+        let webview = window(&app);
+        for _ in 0..2 {
+            invoke(&webview, "open_second_window", json!({})).expect("expected the window to open");
+            assert!(
+                app.get_webview_window(SECOND_WINDOW).is_some(),
+                "expected a window labelled {SECOND_WINDOW:?}"
+            );
+        }
+        let labels: Vec<String> = app.webview_windows().into_keys().collect();
+        assert_eq!(
+            labels.len(),
+            2,
+            "expected main and second only, got {labels:?}"
+        );
+    }
+
+    #[test]
+    fn external_demo_server_must_be_127_0_0_1() {
+        assert_eq!(
+            external_demo_server("127.0.0.1:4321"),
+            Ok(([127, 0, 0, 1], 4321).into())
+        );
+        assert_eq!(
+            external_demo_server("http://127.0.0.1:4321/"),
+            Ok(([127, 0, 0, 1], 4321).into())
+        );
+        for bad in [
+            "10.0.0.1:4321",
+            "localhost:4321",
+            "127.0.0.1:0",
+            "127.0.0.1",
+            "",
+        ] {
+            let got = external_demo_server(bad);
+            assert!(got.is_err(), "expected {bad:?} to be refused, got {got:?}");
+        }
     }
 }
