@@ -140,7 +140,9 @@ export class ConnectionImpl implements Connection, FrameSink {
     if (this.done) return
     const frames = Array.isArray(payload) ? payload : [payload]
     for (const frame of frames) {
-      if (this.nextSeq === undefined) this.nextSeq = frame.seq
+      // A joiner's snapshot repeats an old seq: the numbering to check starts with the frame after it.
+      const snapshot = frame.kind === 'state' && frame.snapshot === true
+      if (this.nextSeq === undefined && !snapshot) this.nextSeq = frame.seq
       if (frame.kind === 'state') {
         this.sawStateFrame = true
         this.setState(stateValueOf(frame))
@@ -282,11 +284,15 @@ export class ConnectionImpl implements Connection, FrameSink {
   }
 
   private dispatch(frame: Frame): void {
-    if (this.nextSeq !== undefined && frame.seq !== this.nextSeq) {
-      const gap: GapInfo = { expected: this.nextSeq, got: frame.seq }
-      this.call('gap', gap)
+    if (frame.kind === 'state' && frame.snapshot === true) {
+      // Not part of the numbering (see StateFrame.snapshot).
+    } else {
+      if (this.nextSeq !== undefined && frame.seq !== this.nextSeq) {
+        const gap: GapInfo = { expected: this.nextSeq, got: frame.seq }
+        this.call('gap', gap)
+      }
+      this.nextSeq = frame.seq + 1
     }
-    this.nextSeq = frame.seq + 1
     this.processed++
     if (frame.kind === 'message') this.processedBytes += frame.data.length
     this.call('frame', frame)

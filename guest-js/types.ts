@@ -28,6 +28,11 @@ export interface StateFrame {
   reason?: string
   /** On `connected` over WebSocket: the subprotocol the server chose, if any. */
   protocol?: string
+  /**
+   * True on the copy of the current state that a subscription joining a live upstream gets first. Its `seq`
+   * repeats an earlier frame's, so it is not counted for gap detection; the next frame has a later `seq`.
+   */
+  snapshot?: boolean
 }
 
 /** Data from the server. */

@@ -55,6 +55,24 @@ describe('connect', () => {
     ])
   })
 
+  it('does not report a gap for a late joiner whose snapshot repeats an old seq', async () => {
+    const conn = await connect({ url: 'wss://example.test/feed' })
+    const gaps: GapInfo[] = []
+    const states: string[] = []
+    conn.on('gap', (g: GapInfo) => gaps.push(g))
+    conn.on('state', (f: Frame) => states.push(f.kind === 'state' ? f.state : ''))
+    seqFrom(2)
+    await rust.emit(conn.id, [st('connected', { transport: 'websocket', snapshot: true })])
+    seqFrom(6)
+    await rust.emit(conn.id, [msg('live'), msg('next')])
+    seqFrom(9)
+    await rust.emit(conn.id, [msg('after a real gap')])
+    await settle()
+    expect(states).toEqual(['connected'])
+    expect(conn.state.get().state).toBe('connected')
+    expect(gaps).toEqual([{ expected: 8, got: 9 }])
+  })
+
   it('gives each connection its own id', async () => {
     const a = await connect({ url: 'wss://example.test/a' })
     const b = await connect({ url: 'wss://example.test/a' })

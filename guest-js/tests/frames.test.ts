@@ -16,7 +16,7 @@ const samples = fixture.frames as Frame[]
 // `Required<Record<keyof X, boolean>>`: the compiler insists that each list names every field of its variant and
 // nothing else; the boolean says whether the field is required.
 const FIELDS: { [K in FrameKind]: Record<keyof Extract<Frame, { kind: K }>, boolean> } = {
-  state: { kind: true, seq: true, state: true, transport: false, attempt: false, delayMs: false, reason: false, protocol: false },
+  state: { kind: true, seq: true, state: true, transport: false, attempt: false, delayMs: false, reason: false, protocol: false, snapshot: false },
   message: { kind: true, seq: true, transport: true, event: false, data: true, lastEventId: false, binary: false },
   error: { kind: true, seq: true, message: true, fatal: true },
   close: { kind: true, seq: true, code: true, reason: true },

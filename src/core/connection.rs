@@ -767,7 +767,7 @@ impl Connection {
             Some(Control::Subscribe(sub)) => {
                 // A late joiner learns the current state at once.
                 if let Some(f) = &self.last_state {
-                    let _ = sub.tx.send(f.clone()).await;
+                    let _ = sub.tx.send(Arc::new(f.as_snapshot())).await;
                 }
                 self.subs.push(sub);
                 None

@@ -85,6 +85,10 @@ pub enum Frame {
         /// On `connected` over WebSocket: the subprotocol the server chose, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         protocol: Option<String>,
+        /// True on the copy of the current state that a subscriber joining a live upstream gets first. It
+        /// repeats an earlier `seq`, so it is not a gap, and the next frame has a later `seq`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        snapshot: bool,
     },
     /// Data from the server.
     Message {
@@ -112,6 +116,15 @@ pub enum Frame {
 }
 
 impl Frame {
+    /// The same state frame marked as a late joiner's snapshot; other frames unchanged.
+    pub fn as_snapshot(&self) -> Frame {
+        let mut copy = self.clone();
+        if let Frame::State { snapshot, .. } = &mut copy {
+            *snapshot = true;
+        }
+        copy
+    }
+
     pub fn seq(&self) -> u64 {
         match self {
             Frame::State { seq, .. }
@@ -187,6 +200,7 @@ impl FrameBody {
                 delay_ms,
                 reason,
                 protocol,
+                snapshot: false,
             },
             FrameBody::Message {
                 transport,
@@ -229,6 +243,7 @@ mod tests {
                     delay_ms: None,
                     reason: None,
                     protocol: None,
+                    snapshot: false,
                 },
                 json!({"kind":"state","seq":1,"state":"connecting","transport":"sse","attempt":0}),
             ),
@@ -263,6 +278,7 @@ mod tests {
                     delay_ms: Some(1000),
                     reason: Some("stream ended".into()),
                     protocol: None,
+                    snapshot: false,
                 },
                 json!({"kind":"state","seq":5,"state":"reconnecting","attempt":1,"delayMs":1000,"reason":"stream ended"}),
             ),

@@ -1,0 +1,616 @@
+//! Lifecycle of the plugin's upstreams in the example app (its own configuration and capabilities, on the mock
+//! runtime): a webview that goes away, a page that reloads, and app exit. The streams go to a counting server
+//! on 127.0.0.1:0 (the capability allows `ws://127.0.0.1:*/*` and `http://127.0.0.1:*/*`), which records the
+//! TCP sockets it holds, its live WebSocket sessions and SSE streams, and every close frame it receives.
+//!
+//! What the mock runtime (tauri 2.12) can and cannot drive, read from `tauri::test::mock_runtime`:
+//!
+//! - `WebviewWindow::destroy()` and `close()` only post a message to the mock event loop, which exists only
+//!   inside `App::run` / `run_return`. There, `destroy` removes the window from the mock's own table and
+//!   `close` emits `CloseRequested` first; neither ever emits `WindowEvent::Destroyed`, so tauri's manager
+//!   keeps the window and the plugin's `Destroyed` hook is never called. A test cannot raise that event
+//!   itself either: `RunEvent::WindowEvent` is `#[non_exhaustive]`. When the last window goes, the loop
+//!   emits `ExitRequested`, then `Exit`, which reach the plugin like on a real runtime.
+//! - The mock never calls page-load handlers (and `PageLoadPayload` cannot be built outside tauri), so the
+//!   plugin's reload hook (`PageLoadEvent::Started`) cannot run either.
+//!
+//! So these tests drive what can be driven for real: a webview that tauri's manager forgets
+//! (`Webview::close()`, the same removal that a `Destroyed` event does) loses its subscriptions through the
+//! relay, as soon as a frame for it finds no webview; a reload is modelled by `release_owner(label)`, the one
+//! call the reload hook makes; app exit runs the mock event loop to `RunEvent::Exit`.
+
+use std::{
+    io,
+    net::SocketAddr,
+    panic::AssertUnwindSafe,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{
+        ws::{Message, WebSocket, WebSocketUpgrade},
+        State as AxState,
+    },
+    response::{IntoResponse, Response},
+    routing::get,
+    Router,
+};
+use realtime_example_lib::demo::DemoUrls;
+use serde_json::{json, Value};
+use tauri::{
+    ipc::{CallbackFn, InvokeBody},
+    test::{get_ipc_response, mock_builder, MockRuntime, INVOKE_KEY},
+    webview::InvokeRequest,
+    App, AppHandle, Manager, RunEvent, WebviewWindow, WebviewWindowBuilder,
+};
+use tauri_plugin_realtime::RealtimeExt;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::broadcast,
+};
+
+/// The plugin's default linger (`init()`), which the example app uses.
+const LINGER: Duration = Duration::from_secs(3);
+const WAIT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------------------
+// A counting server.
+
+struct Gauge(Arc<AtomicUsize>);
+
+impl Gauge {
+    fn new(n: &Arc<AtomicUsize>) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        Self(n.clone())
+    }
+}
+
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A server-side socket, counted open until the server drops it.
+struct Counted {
+    inner: TcpStream,
+    _open: Gauge,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+struct CountingListener {
+    inner: TcpListener,
+    open: Arc<AtomicUsize>,
+}
+
+impl axum::serve::Listener for CountingListener {
+    type Io = Counted;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Counted, SocketAddr) {
+        loop {
+            if let Ok((inner, addr)) = self.inner.accept().await {
+                let open = Gauge::new(&self.open);
+                return (Counted { inner, _open: open }, addr);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+#[derive(Clone)]
+struct Server {
+    addr: SocketAddr,
+    tcp_open: Arc<AtomicUsize>,
+    ws_upgrades: Arc<AtomicUsize>,
+    ws_live: Arc<AtomicUsize>,
+    sse_live: Arc<AtomicUsize>,
+    closes: Arc<Mutex<Vec<String>>>,
+    tx: broadcast::Sender<String>,
+}
+
+impl Server {
+    fn start() -> Self {
+        tauri::async_runtime::block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = Server {
+                addr,
+                tcp_open: Arc::default(),
+                ws_upgrades: Arc::default(),
+                ws_live: Arc::default(),
+                sse_live: Arc::default(),
+                closes: Arc::default(),
+                tx: broadcast::channel(64).0,
+            };
+            let app = Router::new()
+                .route("/ws", get(ws_handler))
+                .route("/sse", get(sse_handler))
+                .with_state(server.clone());
+            let listener = CountingListener {
+                inner: listener,
+                open: server.tcp_open.clone(),
+            };
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            server
+        })
+    }
+
+    fn ws(&self, tag: &str) -> String {
+        format!("ws://{}/ws?{tag}", self.addr)
+    }
+
+    fn sse(&self, tag: &str) -> String {
+        format!("http://{}/sse?{tag}", self.addr)
+    }
+
+    fn say(&self, text: &str) {
+        let _ = self.tx.send(text.to_owned());
+    }
+
+    fn closes(&self) -> Vec<String> {
+        self.closes.lock().unwrap().clone()
+    }
+
+    fn n(counter: &AtomicUsize) -> usize {
+        counter.load(Ordering::SeqCst)
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "tcp_open={} ws_upgrades={} ws_live={} sse_live={} closes={:?}",
+            Self::n(&self.tcp_open),
+            Self::n(&self.ws_upgrades),
+            Self::n(&self.ws_live),
+            Self::n(&self.sse_live),
+            self.closes()
+        )
+    }
+}
+
+async fn ws_handler(ws: WebSocketUpgrade, AxState(srv): AxState<Server>) -> Response {
+    srv.ws_upgrades.fetch_add(1, Ordering::SeqCst);
+    ws.on_upgrade(move |mut socket: WebSocket| async move {
+        let mut said = srv.tx.subscribe();
+        let _live = Gauge::new(&srv.ws_live);
+        loop {
+            tokio::select! {
+                m = socket.recv() => match m {
+                    Some(Ok(Message::Close(c))) => {
+                        let (code, reason) = c
+                            .map(|c| (c.code, c.reason.to_string()))
+                            .unwrap_or((1005, String::new()));
+                        srv.closes.lock().unwrap().push(format!("close {code} {reason}"));
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break,
+                },
+                s = said.recv() => match s {
+                    Ok(text) => if socket.send(Message::Text(text.into())).await.is_err() { break },
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+    })
+}
+
+async fn sse_handler(AxState(srv): AxState<Server>) -> Response {
+    let said = srv.tx.subscribe();
+    let live = Gauge::new(&srv.sse_live);
+    // A comment every 50 ms: a client that went away is noticed at the next write.
+    let beat = tokio::time::interval(Duration::from_millis(50));
+    let body = futures_util::stream::unfold(
+        (said, beat, live),
+        |(mut said, mut beat, live)| async move {
+            let chunk = tokio::select! {
+                s = said.recv() => match s {
+                    Ok(text) => format!("data: {text}\n\n"),
+                    Err(broadcast::error::RecvError::Lagged(_)) => ":\n\n".to_owned(),
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = beat.tick() => ":\n\n".to_owned(),
+            };
+            Some((
+                Ok::<_, std::convert::Infallible>(Bytes::from(chunk)),
+                (said, beat, live),
+            ))
+        },
+    );
+    (
+        [("content-type", "text/event-stream")],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The app and its IPC, as in ipc.rs.
+
+fn app(server: &Server) -> App<MockRuntime> {
+    realtime_example_lib::register(mock_builder(), DemoUrls::for_addr(server.addr))
+        .build(tauri::generate_context!(test = true))
+        .expect("expected the example app to build on the mock runtime")
+}
+
+fn main_window(app: &App<MockRuntime>) -> WebviewWindow<MockRuntime> {
+    app.get_webview_window("main").unwrap_or_else(|| {
+        WebviewWindowBuilder::new(app, "main", Default::default())
+            .build()
+            .expect("expected a mock window")
+    })
+}
+
+fn invoke(w: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, String> {
+    get_ipc_response(
+        w,
+        InvokeRequest {
+            cmd: format!("plugin:realtime|{cmd}"),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|r| r.deserialize::<Value>().expect("a JSON answer"))
+    .map_err(|e| match e {
+        Value::String(s) => s,
+        other => other.to_string(),
+    })
+}
+
+fn connect(w: &WebviewWindow<MockRuntime>, id: &str, url: &str) -> Value {
+    invoke(w, "connect", json!({ "id": id, "options": { "url": url } }))
+        .unwrap_or_else(|e| panic!("expected connect {id} to {url} to succeed, got {e}"))
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "expected {what} within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until `main` sees every one of `ids` connected.
+fn wait_connected(w: &WebviewWindow<MockRuntime>, ids: &[&str]) {
+    wait_for(&format!("{ids:?} to be connected"), || {
+        let all = invoke(w, "inspect", json!({})).unwrap();
+        ids.iter().all(|id| {
+            all.as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["id"] == *id && i["state"] == "connected")
+        })
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/// A webview that tauri no longer knows (what `Destroyed` does to the manager: `Webview::close()` performs the
+/// same removal on the mock runtime) loses its subscriptions as soon as a frame for it finds no webview;
+/// the upstreams linger, then close (WebSocket 1001 "going away", SSE request ended), leaving no task and no
+/// socket.
+#[test]
+fn a_gone_webview_loses_its_subscriptions_and_the_upstreams_close_after_the_linger() {
+    let srv = Server::start();
+    let app = app(&srv);
+    let main = main_window(&app);
+    let hub = app.realtime().hub().clone();
+
+    let got = connect(&main, "ws-1", &srv.ws("room"));
+    assert_eq!(got["shared"], json!(false), "got {got}");
+    let got = connect(&main, "ws-2", &srv.ws("room"));
+    assert_eq!(
+        got["shared"],
+        json!(true),
+        "expected the second to share, got {got}"
+    );
+    connect(&main, "sse-1", &srv.sse("feed"));
+    wait_connected(&main, &["ws-1", "ws-2", "sse-1"]);
+    wait_for("the sessions at the server", || {
+        Server::n(&srv.ws_live) == 1 && Server::n(&srv.sse_live) == 1
+    });
+    assert_eq!(
+        (hub.upstream_count(), hub.owners()),
+        (2, vec!["main".to_owned()]),
+        "expected 2 upstreams held by main, got (upstreams, owners)"
+    );
+
+    AsRef::<tauri::Webview<MockRuntime>>::as_ref(&main)
+        .close()
+        .expect("expected the webview to close");
+    assert!(
+        app.get_webview_window("main").is_none(),
+        "expected tauri to have forgotten the webview"
+    );
+    // No event reached the plugin: the subscriptions are still there until a frame finds no webview.
+    assert_eq!(hub.owners(), ["main"], "got {:?}", hub.owners());
+
+    srv.say("for nobody");
+    wait_for("main's subscriptions to be released", || {
+        hub.owners().is_empty()
+    });
+    let released = Instant::now();
+    // The upstreams linger, so that a reloaded page could re-attach.
+    std::thread::sleep(LINGER / 3);
+    assert_eq!(
+        (
+            hub.upstream_count(),
+            Server::n(&srv.ws_live),
+            Server::n(&srv.sse_live)
+        ),
+        (2, 1, 1),
+        "expected both upstreams to linger, got (upstreams, ws live, sse live); server: {}",
+        srv.summary()
+    );
+    assert!(
+        srv.closes().is_empty(),
+        "expected no close yet, got {:?}",
+        srv.closes()
+    );
+
+    wait_for("the WebSocket close at the server", || {
+        !srv.closes().is_empty()
+    });
+    let closed_after = released.elapsed();
+    assert_eq!(
+        srv.closes(),
+        ["close 1001 going away"],
+        "expected one close 1001 going away"
+    );
+    assert!(
+        closed_after + Duration::from_millis(100) >= LINGER,
+        "expected the upstream to close after the {LINGER:?} linger, got {closed_after:?}"
+    );
+    wait_for("the SSE request to end", || Server::n(&srv.sse_live) == 0);
+    wait_for("no upstream", || hub.upstream_count() == 0);
+    wait_for("no live task", || hub.live_tasks() == 0);
+    wait_for("no open socket at the server", || {
+        Server::n(&srv.tcp_open) == 0
+    });
+    assert_eq!(
+        Server::n(&srv.ws_upgrades),
+        1,
+        "expected one WebSocket for the two shared subscriptions; server: {}",
+        srv.summary()
+    );
+}
+
+/// A reload drops the page's subscriptions (the reload hook calls `release_owner(label)`, which is what this
+/// test calls: the mock runtime has no page loads); the reloaded page connects again within the linger and
+/// re-attaches to the same upstream, with no new connection at the server. Once it leaves for good, the
+/// upstream closes after the linger.
+#[test]
+fn a_reloaded_page_reattaches_within_the_linger() {
+    let srv = Server::start();
+    let app = app(&srv);
+    let main = main_window(&app);
+    let hub = app.realtime().hub().clone();
+
+    connect(&main, "chat", &srv.ws("chat"));
+    wait_connected(&main, &["chat"]);
+    wait_for("the session at the server", || Server::n(&srv.ws_live) == 1);
+
+    assert_eq!(
+        hub.release_owner("main"),
+        1,
+        "expected one subscription released"
+    );
+    let e = invoke(&main, "inspect", json!({ "id": "chat" })).unwrap_err();
+    assert!(
+        e.contains("unknown connection id"),
+        "expected the old page's id to be gone, got {e}"
+    );
+    std::thread::sleep(LINGER / 6);
+    let got = connect(&main, "chat", &srv.ws("chat"));
+    assert_eq!(
+        got,
+        json!({ "id": "chat", "state": "connected", "shared": true }),
+        "expected the reloaded page to re-attach to the lingering upstream, got {got}"
+    );
+    // Past the first linger: still the same single upstream.
+    std::thread::sleep(LINGER + LINGER / 6);
+    let info = invoke(&main, "inspect", json!({ "id": "chat" })).unwrap();
+    assert!(
+        info[0]["state"] == "connected" && info[0]["subscribers"] == 1,
+        "expected the re-attached subscription connected, got {info}"
+    );
+    assert_eq!(
+        (
+            Server::n(&srv.ws_upgrades),
+            Server::n(&srv.ws_live),
+            srv.closes().len()
+        ),
+        (1, 1, 0),
+        "expected no reconnect and no close, got (upgrades, live, closes); server: {}",
+        srv.summary()
+    );
+
+    invoke(
+        &main,
+        "close",
+        json!({ "id": "chat", "code": 4000, "reason": "done" }),
+    )
+    .unwrap();
+    let left = Instant::now();
+    wait_for("the close at the server", || !srv.closes().is_empty());
+    assert!(
+        left.elapsed() + Duration::from_millis(100) >= LINGER,
+        "expected the close after the linger, got {:?}",
+        left.elapsed()
+    );
+    assert_eq!(srv.closes(), ["close 4000 done"], "expected the app's code");
+    wait_for("no live task", || hub.live_tasks() == 0);
+    wait_for("no open socket at the server", || {
+        Server::n(&srv.tcp_open) == 0
+    });
+    assert_eq!(hub.upstream_count(), 0, "expected no upstream");
+}
+
+/// What the app saw while its event loop ran.
+#[derive(Default)]
+struct Seen {
+    events: Vec<String>,
+    exit_requested: Option<Instant>,
+    exit: Option<Instant>,
+    tasks_at_exit: Option<usize>,
+    upstreams_at_exit: Option<usize>,
+    worker: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+/// Opens streams from `main` through the IPC, then destroys the only window, which ends the mock event loop.
+fn drive(handle: AppHandle<MockRuntime>, srv: Server) -> Result<(), String> {
+    let main = handle
+        .get_webview_window("main")
+        .ok_or("expected the app's setup to create the main window")?;
+    let steps = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        assert_eq!(connect(&main, "a", &srv.ws("one"))["shared"], json!(false));
+        assert_eq!(connect(&main, "b", &srv.ws("one"))["shared"], json!(true));
+        connect(&main, "c", &srv.ws("two"));
+        connect(&main, "d", &srv.sse("three"));
+        wait_connected(&main, &["a", "b", "c", "d"]);
+        wait_for("every session at the server", || {
+            Server::n(&srv.ws_live) == 2 && Server::n(&srv.sse_live) == 1
+        });
+        // One of them is lingering when the app exits.
+        invoke(&main, "close", json!({ "id": "c" })).unwrap();
+    }));
+    // Whatever happened, end the event loop: the last window gone, the mock exits.
+    let destroyed = main.destroy().map_err(|e| e.to_string());
+    steps.map_err(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the worker panicked".into())
+    })?;
+    destroyed
+}
+
+/// App exit (`RunEvent::Exit`, reached on the mock runtime by running its event loop until the last window
+/// is gone) closes every upstream with 1001, the lingering one too, within the plugin's 2 s exit grace, and
+/// leaves no task and no socket.
+#[test]
+fn app_exit_closes_every_upstream_with_1001() {
+    let srv = Server::start();
+    let app = app(&srv);
+    // The window comes from the app's configuration, created by setup when the event loop starts.
+    assert!(app.get_webview_window("main").is_none());
+    let hub = app.realtime().hub().clone();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let started = Instant::now();
+
+    let (seen2, hub2, srv2) = (seen.clone(), hub.clone(), srv.clone());
+    let code = app.run_return(move |handle, event| {
+        let mut s = seen2.lock().unwrap();
+        match &event {
+            RunEvent::Ready => {
+                let (handle, srv) = (handle.clone(), srv2.clone());
+                s.worker = Some(std::thread::spawn(move || drive(handle, srv)));
+            }
+            RunEvent::ExitRequested { .. } => s.exit_requested = Some(Instant::now()),
+            // The plugin's hook has run by now: plugins see each event before the app's callback.
+            RunEvent::Exit => {
+                s.exit = Some(Instant::now());
+                s.tasks_at_exit = Some(hub2.live_tasks());
+                s.upstreams_at_exit = Some(hub2.upstream_count());
+            }
+            RunEvent::MainEventsCleared => {
+                // A watchdog: a stuck worker must not keep the loop (one iteration a second) alive.
+                if started.elapsed() > Duration::from_secs(60) {
+                    for w in handle.webview_windows().values() {
+                        let _ = w.destroy();
+                    }
+                }
+                return;
+            }
+            _ => {}
+        }
+        s.events.push(format!("{event:?}"));
+    });
+    let mut s = seen.lock().unwrap();
+    println!(
+        "exit code {code}; events seen by the app (and so by plugins): {:?}",
+        s.events
+    );
+    let worker = s
+        .worker
+        .take()
+        .expect("expected the Ready event to start the worker");
+    worker
+        .join()
+        .expect("the worker thread")
+        .unwrap_or_else(|e| panic!("expected the streams to open, got {e}"));
+
+    let (Some(requested), Some(exit)) = (s.exit_requested, s.exit) else {
+        panic!("expected ExitRequested and Exit, got {:?}", s.events);
+    };
+    let took = exit.duration_since(requested);
+    println!("exit: the plugin's shutdown took {took:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "expected every upstream closed within the 2 s exit grace, got {took:?}"
+    );
+    assert_eq!(
+        (s.tasks_at_exit, s.upstreams_at_exit),
+        (Some(0), Some(0)),
+        "expected no task and no upstream once the plugin handled Exit, got (tasks, upstreams)"
+    );
+    wait_for("two close frames at the server", || srv.closes().len() >= 2);
+    let closes = srv.closes();
+    assert!(
+        closes.len() == 2 && closes.iter().all(|c| c.starts_with("close 1001 ")),
+        "expected both WebSockets (one lingering) to get close 1001, got {closes:?}"
+    );
+    wait_for("the SSE request to end", || Server::n(&srv.sse_live) == 0);
+    wait_for("no open socket at the server", || {
+        Server::n(&srv.tcp_open) == 0
+    });
+    assert_eq!(
+        (Server::n(&srv.ws_live), hub.live_tasks()),
+        (0, 0),
+        "expected nothing left; server: {}",
+        srv.summary()
+    );
+}
