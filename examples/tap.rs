@@ -6,8 +6,11 @@
 //! their `seq`. Diagnostics go to stderr.
 //!
 //! ```text
-//! cargo run --example tap -- <URL> [--transport websocket|sse] [--header 'K: V']... [--method M]
+//! cargo run --example tap -- <URL> [--transport websocket|sse|poll] [--header 'K: V']... [--method M]
 //!                            [--body STR] [--last-event-id ID] [--max-retries N] [--no-reconnect] [--echo]
+//!                            [--protocol P]... [--max-message-size BYTES]
+//!                            [--poll-url URL] [--send-url URL] [--poll-interval-ms N]
+//!                            [--probe-interval-ms N] [--after-failures N]
 //!                            [--protocol P]... [--max-message-size BYTES]
 //! ```
 //!
@@ -16,6 +19,9 @@
 //! - `--method`, `--body`, `--last-event-id`: the SSE request (e.g. a POST stream) and where to resume.
 //! - `--max-retries N`: give up (`failed`) after N reconnect attempts; default: unlimited.
 //! - `--no-reconnect`: no reconnect at all.
+//! - `--poll-url`, `--send-url`, `--poll-interval-ms`, `--probe-interval-ms`, `--after-failures`: the polling
+//!   fallback (`fallback` in the options), to watch a connection degrade to polling and come back;
+//!   `--transport poll` polls the URL itself from the start.
 //! - `--protocol P`: a WebSocket subprotocol to offer (repeat for more).
 //! - `--max-message-size BYTES`: the largest message accepted from the server; default 16 MiB.
 //! - `--echo` (WebSocket): send every received message back unchanged, text as text and binary as binary,
@@ -58,16 +64,18 @@ use std::{
 
 use tauri_plugin_realtime::core::{
     hub::ConnectRequest,
-    options::{ReconnectOptions, Toggle},
+    options::{FallbackOptions, ReconnectOptions, Toggle},
     AllowAll, ChannelSink, ConnectOptions, Error, Frame, Hub, HubConfig, Limits, Outgoing, State,
     Transport,
 };
 use tokio::sync::mpsc;
 
 const USAGE: &str = "\
-usage: tap <URL> [--transport websocket|sse] [--header 'K: V']... [--method M] [--body STR]
+usage: tap <URL> [--transport websocket|sse|poll] [--header 'K: V']... [--method M] [--body STR]
            [--last-event-id ID] [--max-retries N] [--no-reconnect] [--echo]
            [--protocol P]... [--max-message-size BYTES]
+           [--poll-url URL] [--send-url URL] [--poll-interval-ms N] [--probe-interval-ms N]
+           [--after-failures N]
 
 Prints every frame of the stream as one JSON line on stdout; WebSocket: sends each stdin line as text.
 Exit status: 0 disconnected or interrupted, 1 failed, 2 bad arguments.";
@@ -98,6 +106,8 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String>
     let mut max_message_size = None;
     let mut no_reconnect = false;
     let mut echo = false;
+    let mut fallback = FallbackOptions::default();
+    let mut fallback_given = false;
     let mut only_positional = false;
 
     fn once<T>(slot: &mut Option<T>, flag: &str, value: T) -> Result<(), String> {
@@ -136,8 +146,11 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String>
                 let t = match value()?.as_str() {
                     "websocket" => Transport::Websocket,
                     "sse" => Transport::Sse,
+                    "poll" => Transport::Poll,
                     other => {
-                        return Err(format!("--transport takes websocket or sse, not {other:?}"))
+                        return Err(format!(
+                            "--transport takes websocket, sse or poll, not {other:?}"
+                        ))
                     }
                 };
                 once(&mut transport, "--transport", t)?;
@@ -176,6 +189,29 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String>
                 })?;
                 once(&mut max_message_size, "--max-message-size", n)?;
             }
+            "--poll-url" => {
+                fallback_given = true;
+                once(&mut fallback.poll_url, "--poll-url", value()?)?;
+            }
+            "--send-url" => {
+                fallback_given = true;
+                once(&mut fallback.send_url, "--send-url", value()?)?;
+            }
+            "--poll-interval-ms" | "--probe-interval-ms" | "--after-failures" => {
+                fallback_given = true;
+                let v = value()?;
+                let n = v
+                    .parse::<u64>()
+                    .map_err(|_| format!("{flag} takes a whole number, not {v:?}"))?;
+                match flag.as_str() {
+                    "--poll-interval-ms" => fallback.interval_ms = n,
+                    "--probe-interval-ms" => fallback.probe_interval_ms = n,
+                    _ => {
+                        fallback.after_failures = u32::try_from(n)
+                            .map_err(|_| format!("--after-failures is too large: {n}"))?
+                    }
+                }
+            }
             "--no-reconnect" | "--echo" if inline.is_some() => {
                 return Err(format!("{flag} takes no value"))
             }
@@ -205,6 +241,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String>
         reconnect,
         protocols,
         max_message_size,
+        fallback: fallback_given.then_some(Toggle::With(fallback)),
         // One tap, one upstream: never join another subscription's.
         share: Some(tauri_plugin_realtime::core::options::Share::Enabled(false)),
         ..Default::default()

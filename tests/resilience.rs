@@ -1232,3 +1232,60 @@ async fn tap_closes_with_1000_on_sigterm_and_exits_0() {
         .await;
     server.kill().await;
 }
+
+/// The fallback from a terminal: a stream URL that answers JSON drops to polling the `--poll-url`.
+#[tokio::test]
+async fn tap_falls_back_to_polling_with_its_flags() {
+    use axum::{routing::get, Router};
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let app = Router::new()
+        .route(
+            "/stream",
+            get(|| async { axum::Json(serde_json::json!({"no": "stream"})) }),
+        )
+        .route("/poll", get(|| async { "the latest state" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut child = tap(&[
+        &format!("http://127.0.0.1:{port}/stream"),
+        "--poll-url",
+        &format!("http://127.0.0.1:{port}/poll"),
+        "--poll-interval-ms",
+        "50",
+        "--probe-interval-ms",
+        "60000",
+    ])
+    .spawn()
+    .expect("spawn tap");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let found = timeout(WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let f: serde_json::Value = serde_json::from_str(&line).expect("a JSON envelope");
+            seen.push(summary(std::slice::from_ref(&f))[0].clone());
+            if f["kind"] == "message" && f["transport"] == "poll" {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    let _ = child.start_kill();
+    server.abort();
+    assert!(
+        matches!(found, Ok(true)),
+        "expected a polled message, got {seen:?}"
+    );
+    assert_eq!(
+        seen,
+        [
+            "state:connecting",
+            "state:polling",
+            "message:the latest state"
+        ],
+        "expected one stream attempt, then polling, got {seen:?}"
+    );
+}
