@@ -110,7 +110,7 @@ pub struct ReconnectOptions {
     pub initial_delay_ms: u64,
     /// Growth per attempt. Default: 2.
     pub multiplier: f64,
-    /// Ceiling of the delay, in ms. Default: 30000.
+    /// Ceiling of the delay, in ms; never below the initial delay. Default: 30000.
     pub max_delay_ms: u64,
     /// Largest fraction by which a delay is shortened at random (0 turns jitter off). Default: 0.2.
     pub jitter: f64,
@@ -356,11 +356,6 @@ impl ConnectOptions {
             if !(0.0..=1.0).contains(&r.jitter) {
                 return Err(Error::InvalidOptions(
                     "`reconnect.jitter` must be between 0 and 1".into(),
-                ));
-            }
-            if r.max_delay_ms < r.initial_delay_ms {
-                return Err(Error::InvalidOptions(
-                    "`reconnect.maxDelayMs` must not be below `reconnect.initialDelayMs`".into(),
                 ));
             }
         }

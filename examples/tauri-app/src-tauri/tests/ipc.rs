@@ -245,3 +245,167 @@ fn another_webviews_connection_is_unknown_to_it() {
     assert!(e.to_string().contains("unknown connection id"), "got {e}");
     invoke(&main, "close", json!({ "id": "mine" })).unwrap();
 }
+
+/// A closed port on 127.0.0.1: allowed by the scope, and nothing answers.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn the_scope_limits_and_ownership_hold_through_the_ipc() {
+    let server = server();
+    let app = app(&server);
+    let main = window(&app, "main");
+    let second = window(&app, "second");
+    let port = server.addr().port();
+
+    // Deny wins over allow, for the connect URL and for the fallback's URLs.
+    let denied = [
+        json!({ "options": { "url": format!("http://127.0.0.1:{port}/admin/stream") } }),
+        json!({ "options": { "url": format!("ws://127.0.0.1:{port}/admin") } }),
+        json!({ "options": { "url": format!("http://127.0.0.1:{port}/summary"),
+            "fallback": { "pollUrl": format!("http://127.0.0.1:{port}/admin/poll") } } }),
+        json!({ "options": { "url": format!("ws://127.0.0.1:{port}/chat"),
+            "fallback": { "pollUrl": format!("http://127.0.0.1:{port}/feed"), "sendUrl": "https://example.com/send" } } }),
+    ];
+    for args in denied {
+        let e = invoke(&main, "connect", args.clone()).expect_err("expected a scope error");
+        assert!(
+            e.contains("not allowed by the realtime scope"),
+            "expected a scope error for {args}, got {e:?}"
+        );
+    }
+
+    // Header values and counts.
+    let url = format!("ws://127.0.0.1:{port}/chat");
+    let e = invoke(
+        &main,
+        "connect",
+        json!({ "options": { "url": url, "headers": { "x-a": "line\nbreak" } } }),
+    )
+    .unwrap_err();
+    assert!(e.contains("invalid value for header"), "got {e:?}");
+    let many: serde_json::Map<String, Value> =
+        (0..65).map(|i| (format!("x-h{i}"), json!("v"))).collect();
+    let e = invoke(
+        &main,
+        "connect",
+        json!({ "options": { "url": url, "headers": many } }),
+    )
+    .unwrap_err();
+    assert!(e.contains("too many headers"), "got {e:?}");
+
+    // Another window's connection id is unknown to it, for every command.
+    invoke(
+        &main,
+        "connect",
+        json!({ "id": "main-chat", "options": { "url": url } }),
+    )
+    .unwrap();
+    for (cmd, args) in [
+        ("send", json!({ "id": "main-chat", "data": "x" })),
+        ("close", json!({ "id": "main-chat" })),
+        ("reconnect", json!({ "id": "main-chat" })),
+        ("inspect", json!({ "id": "main-chat" })),
+        ("ack", json!({ "id": "main-chat", "frames": 1 })),
+    ] {
+        let e = invoke(&second, cmd, args).expect_err("expected an error");
+        assert!(
+            e.contains("unknown connection id"),
+            "{cmd} from another window: got {e:?}"
+        );
+    }
+    assert_eq!(
+        invoke(&second, "inspect", json!({})).unwrap(),
+        json!([]),
+        "another window sees nothing"
+    );
+    invoke(&main, "close", json!({ "id": "main-chat" })).unwrap();
+
+    // A queue over its limit, while the server is down.
+    let down = format!("ws://127.0.0.1:{}/chat", closed_port());
+    invoke(&main, "connect", json!({ "id": "down", "options": {
+        "url": down, "queue": { "maxMessages": 1 }, "reconnect": { "initialDelayMs": 60000 }, "share": false } })).unwrap();
+    wait_for("the first attempt to fail", || {
+        invoke(&main, "inspect", json!({ "id": "down" })).unwrap()[0]["state"] == "reconnecting"
+    });
+    assert_eq!(
+        invoke(&main, "send", json!({ "id": "down", "data": "held" })).unwrap(),
+        json!({ "queued": true })
+    );
+    let e = invoke(
+        &main,
+        "send",
+        json!({ "id": "down", "data": "one too many" }),
+    )
+    .unwrap_err();
+    assert!(e.contains("outbound queue is full"), "got {e:?}");
+    invoke(&main, "close", json!({ "id": "down" })).unwrap();
+
+    // Too many subscriptions for one webview (64 by default).
+    for i in 0..64 {
+        invoke(
+            &second,
+            "connect",
+            json!({ "id": format!("s{i}"), "options": {
+            "url": down, "reconnect": false, "share": false } }),
+        )
+        .unwrap();
+    }
+    let e = invoke(
+        &second,
+        "connect",
+        json!({ "options": { "url": down, "reconnect": false, "share": false } }),
+    )
+    .unwrap_err();
+    assert!(e.contains("too many connections"), "got {e:?}");
+    // ... which does not limit another webview.
+    invoke(
+        &main,
+        "connect",
+        json!({ "id": "still-fine", "options": { "url": url } }),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_redirect_to_a_denied_url_fails_the_connection() {
+    use axum::{response::Redirect, routing::get, Router};
+    let server = server();
+    let app = app(&server);
+    let main = window(&app, "main");
+    let (port, _rt) = {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let router = Router::new()
+            .route(
+                "/moved",
+                get(|| async { Redirect::temporary("/admin/secrets") }),
+            )
+            .route("/admin/secrets", get(|| async { "must never be fetched" }));
+        rt.spawn(async move { axum::serve(listener, router).await });
+        (port, rt)
+    };
+    invoke(
+        &main,
+        "connect",
+        json!({ "id": "r", "options": { "url": format!("http://127.0.0.1:{port}/moved") } }),
+    )
+    .unwrap();
+    wait_for("the redirect to fail the connection", || {
+        invoke(&main, "inspect", json!({ "id": "r" })).unwrap()[0]["state"] == "failed"
+    });
+    let info = &invoke(&main, "inspect", json!({ "id": "r" })).unwrap()[0];
+    let reason = info["lastError"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("/admin/secrets") && reason.contains("not allowed by the realtime scope"),
+        "expected the denied hop named, got {info}"
+    );
+}
