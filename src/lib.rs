@@ -20,7 +20,7 @@ use std::{sync::Arc, time::Duration};
 use tauri::{
     plugin::{Builder as PluginBuilder, TauriPlugin},
     webview::PageLoadEvent,
-    AppHandle, Manager, RunEvent, Runtime, WindowEvent,
+    Manager, RunEvent, Runtime, WindowEvent,
 };
 
 mod commands;
@@ -45,9 +45,9 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Access to the engine from Rust, through [`RealtimeExt::realtime`].
 pub struct Realtime<R: Runtime> {
-    #[allow(dead_code)]
-    app: AppHandle<R>,
     hub: Hub,
+    // One engine per app; the runtime parameter keeps `app.realtime()` typed like the app.
+    _runtime: std::marker::PhantomData<fn() -> R>,
 }
 
 impl<R: Runtime> Realtime<R> {
@@ -207,9 +207,9 @@ impl Builder {
                 let tauri::async_runtime::RuntimeHandle::Tokio(runtime) =
                     tauri::async_runtime::handle();
                 let hub = Hub::new(config, runtime)?;
-                app.manage(Realtime {
-                    app: app.clone(),
+                app.manage(Realtime::<R> {
                     hub,
+                    _runtime: std::marker::PhantomData,
                 });
                 Ok(())
             })
