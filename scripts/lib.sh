@@ -50,3 +50,14 @@ ensure_npm() {
   say "building the example page"
   (cd "$EXAMPLE" && npm run --silent build)
 }
+
+# The bench app's page: the workspace builds the bench app too, and its build embeds the page.
+ensure_bench_page() {
+  local bench="$ROOT/benches/webview"
+  if [ -n "${CI:-}" ] || [ ! -d "$bench/node_modules" ] || [ "$bench/package-lock.json" -nt "$bench/node_modules/.package-lock.json" ]; then
+    say "npm ci (bench page)"
+    (cd "$bench" && npm ci --no-audit --no-fund)
+  fi
+  say "building the bench page"
+  (cd "$bench" && npm run --silent build)
+}

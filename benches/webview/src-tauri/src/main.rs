@@ -1,0 +1,415 @@
+//! The benchmark app of `tauri-plugin-realtime` (run it with `scripts/bench`).
+//!
+//! On start it launches its bench server ([`server`]) as a child process of its own binary (`--serve`), so that
+//! the app process's memory and CPU time are the client side's alone, and opens one window whose page
+//! (`benches/webview/src/main.ts`) runs the whole suite by itself: this plugin over WebSocket and SSE, the official
+//! `tauri-plugin-websocket`, the webview's own `WebSocket`, and polling. The page reports each result through
+//! [`bench_result`] and ends with [`bench_finish`], which writes the JSON report and quits the app.
+//!
+//! Environment: `BENCH_OUT` (JSON report, default `artifacts/bench.json`), `BENCH_QUICK=1` (a short smoke run),
+//! `BENCH_REPS` (repetitions, default 3, 1 when quick), `BENCH_ONLY` (comma-separated workloads: `tp64`, `tp16k`,
+//! `latency`, `poll`, `scaling`, `burst`, `micro`), `BENCH_TIMEOUT_S` (the whole run, default 1200: then the results so far
+//! are written and the app exits with status 3), `BENCH_DIAG=1` (also count this plugin's events per run),
+//! `BENCH_MECHS` (comma-separated mechanisms, e.g. `realtime-ws`: to profile one).
+
+// Keeps a console window from opening next to the app on Windows release builds.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod procstat;
+mod server;
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use tauri::{AppHandle, Manager, RunEvent};
+
+/// Streams the plugin may open at once in this app: the scaling workload opens 1 000.
+const MAX_STREAMS: usize = 4096;
+
+/// The bench server's child process gives up after this long, whatever happens to the app.
+const SERVER_MAX_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// What the page runs, from the environment.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Config {
+    http: String,
+    ws: String,
+    quick: bool,
+    reps: u32,
+    workloads: Vec<String>,
+    tp_small_n: u32,
+    tp_large_n: u32,
+    latency_rates: Vec<u32>,
+    latency_s: f64,
+    warm_s: f64,
+    poll_rates: Vec<u32>,
+    poll_s: f64,
+    scaling: Vec<u32>,
+    idle_s: f64,
+    burst_n: u32,
+    burst_size: u32,
+    burst_spin_us: f64,
+    burst_mechs: Vec<String>,
+    burst_reps: u32,
+    diag: bool,
+    mechs: Vec<String>,
+}
+
+/// Every workload, all run by default; `micro` is a diagnostic of where the webview's time goes.
+const WORKLOADS: [&str; 7] = [
+    "tp64", "tp16k", "latency", "poll", "scaling", "burst", "micro",
+];
+
+impl Config {
+    fn from_env(port: u16) -> Result<Self, String> {
+        let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        let reps = match std::env::var("BENCH_REPS") {
+            Ok(v) if !v.is_empty() => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=50).contains(n))
+                .ok_or(format!("BENCH_REPS must be 1..50, got {v:?}"))?,
+            _ if quick => 1,
+            _ => 3,
+        };
+        let workloads = match std::env::var("BENCH_ONLY") {
+            Ok(v) if !v.trim().is_empty() => {
+                let list: Vec<String> = v.split(',').map(|s| s.trim().to_owned()).collect();
+                if let Some(bad) = list.iter().find(|w| !WORKLOADS.contains(&w.as_str())) {
+                    return Err(format!(
+                        "BENCH_ONLY: unknown workload {bad:?} (known: {})",
+                        WORKLOADS.join(", ")
+                    ));
+                }
+                list
+            }
+            _ => WORKLOADS.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        let all_mechs = ["realtime-ws", "realtime-sse", "official-ws", "native-ws"];
+        Ok(Self {
+            http: format!("http://127.0.0.1:{port}"),
+            ws: format!("ws://127.0.0.1:{port}"),
+            quick,
+            reps,
+            workloads,
+            tp_small_n: if quick { 10_000 } else { 50_000 },
+            tp_large_n: if quick { 500 } else { 2_000 },
+            latency_rates: vec![100, 1_000],
+            latency_s: if quick { 1.5 } else { 3.5 },
+            warm_s: 0.5,
+            poll_rates: vec![100, 1_000],
+            poll_s: if quick { 4.0 } else { 6.0 },
+            scaling: if quick {
+                vec![1, 10, 100]
+            } else {
+                vec![1, 10, 100, 1_000]
+            },
+            idle_s: if quick { 2.0 } else { 5.0 },
+            burst_n: if quick { 20_000 } else { 200_000 },
+            burst_size: 1024,
+            burst_spin_us: 10.0,
+            burst_mechs: all_mechs
+                .iter()
+                .filter(|m| !quick || **m != "official-ws")
+                .map(|s| (*s).to_owned())
+                .collect(),
+            burst_reps: 1,
+            diag: std::env::var("BENCH_DIAG").is_ok_and(|v| !v.is_empty() && v != "0"),
+            mechs: std::env::var("BENCH_MECHS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+struct Bench {
+    config: Config,
+    port: u16,
+    out: PathBuf,
+    started: Instant,
+    results: Mutex<Vec<Value>>,
+    sampler: Mutex<Option<procstat::Sampler>>,
+    server: Mutex<Option<Child>>,
+}
+
+impl Bench {
+    fn report(&self, page: Value, status: &str) -> std::io::Result<()> {
+        let results = self
+            .results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let report = json!({
+            "status": status,
+            "config": self.config,
+            "page": page,
+            "elapsedS": self.started.elapsed().as_secs_f64(),
+            "results": results,
+        });
+        if let Some(dir) = self.out.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&self.out, serde_json::to_vec_pretty(&report)?)?;
+        eprintln!("bench: wrote {}", self.out.display());
+        Ok(())
+    }
+
+    fn stop_server(&self) {
+        if let Some(mut child) = self.server.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tauri::command]
+fn bench_config(bench: tauri::State<'_, Bench>) -> Config {
+    bench.config.clone()
+}
+
+/// A progress line from the page, printed on stderr.
+#[tauri::command]
+fn bench_log(line: String) {
+    eprintln!("bench: {line}");
+}
+
+#[tauri::command]
+fn bench_result(result: Value, bench: tauri::State<'_, Bench>) {
+    bench
+        .results
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(result);
+}
+
+/// Writes the report and quits: status 0, or 1 when the page says it failed.
+#[tauri::command]
+fn bench_finish<R: tauri::Runtime>(
+    page: Value,
+    failed: bool,
+    app: AppHandle<R>,
+    bench: tauri::State<'_, Bench>,
+) {
+    let status = if failed { "failed" } else { "done" };
+    let code = match bench.report(page, status) {
+        Ok(()) if !failed => 0,
+        Ok(()) => 1,
+        Err(e) => {
+            eprintln!("bench: cannot write {}: {e}", bench.out.display());
+            1
+        }
+    };
+    bench.stop_server();
+    app.exit(code);
+}
+
+/// Memory and CPU time of the app process and its WebKit processes.
+#[tauri::command]
+fn proc_stats() -> procstat::Snapshot {
+    procstat::snapshot()
+}
+
+#[tauri::command]
+fn sample_start(interval_ms: u64, bench: tauri::State<'_, Bench>) {
+    let sampler = procstat::Sampler::start(
+        Duration::from_millis(interval_ms.clamp(5, 1000)),
+        bench.port,
+    );
+    if let Some(old) = bench
+        .sampler
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .replace(sampler)
+    {
+        old.stop();
+    }
+}
+
+#[tauri::command]
+fn sample_stop(bench: tauri::State<'_, Bench>) -> Vec<procstat::Sample> {
+    let sampler = bench
+        .sampler
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    sampler.map(procstat::Sampler::stop).unwrap_or_default()
+}
+
+/// The wall clock the bench server stamps its messages with (epoch ms), for the page to calibrate its own.
+#[tauri::command]
+fn clock_now() -> f64 {
+    server::epoch_ms()
+}
+
+/// The `micro` diagnostic: emits `count` events of `frames` message frames of `size` bytes shaped like
+/// this plugin's, to the main webview, as a JSON array (what the plugin sends) or, with `as_string`, as one JSON
+/// string holding that array (for the page to `JSON.parse`): it separates the cost of Tauri's event path from
+/// the rest.
+#[tauri::command]
+fn micro_emit<R: tauri::Runtime>(
+    app: AppHandle<R>,
+    event: String,
+    count: u32,
+    frames: u32,
+    size: usize,
+    as_string: bool,
+) -> Result<(), String> {
+    use tauri::{Emitter, EventTarget};
+    let mut seq = 0u64;
+    for _ in 0..count {
+        let batch: Vec<Value> = (0..frames)
+            .map(|_| {
+                seq += 1;
+                json!({"kind": "message", "seq": seq, "transport": "websocket", "data": server::message(seq, size)})
+            })
+            .collect();
+        let target = EventTarget::AnyLabel {
+            label: "main".into(),
+        };
+        let sent = if as_string {
+            let text = serde_json::to_string(&batch).map_err(|e| e.to_string())?;
+            app.emit_to(target, &event, text)
+        } else {
+            app.emit_to(target, &event, &batch)
+        };
+        sent.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// `realtime-bench --serve`: the bench server alone. Prints `PORT <n>`, and exits when its stdin closes (the app
+/// is gone) or after [`SERVER_MAX_LIFETIME`].
+fn serve() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the bench server's runtime");
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("cannot listen on 127.0.0.1");
+        let port = listener.local_addr().expect("no local address").port();
+        println!("PORT {port}");
+        std::thread::spawn(|| {
+            let mut sink = [0u8; 64];
+            while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+            std::process::exit(0);
+        });
+        tokio::select! {
+            r = server::serve(listener) => r.expect("bench server failed"),
+            _ = tokio::time::sleep(SERVER_MAX_LIFETIME) => {}
+        }
+    });
+}
+
+fn start_server() -> Result<(Child, u16), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let mut child = Command::new(exe)
+        .arg("--serve")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start the bench server: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the bench server's port: {e}"))?;
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+        .ok_or(format!("the bench server said {line:?}, not its port"))?;
+    Ok((child, port))
+}
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--serve") {
+        serve();
+        return;
+    }
+    let (child, port) = start_server().unwrap_or_else(|e| {
+        eprintln!("bench: {e}");
+        std::process::exit(2);
+    });
+    let config = Config::from_env(port).unwrap_or_else(|e| {
+        eprintln!("bench: {e}");
+        std::process::exit(2);
+    });
+    let timeout = std::env::var("BENCH_TIMEOUT_S")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1200);
+    let out = PathBuf::from(
+        std::env::var("BENCH_OUT").unwrap_or_else(|_| "artifacts/bench.json".to_owned()),
+    );
+    eprintln!(
+        "bench: server on 127.0.0.1:{port}, workloads {:?}, {} repetition(s){}",
+        config.workloads,
+        config.reps,
+        if config.quick { ", quick" } else { "" }
+    );
+    let bench = Bench {
+        config,
+        port,
+        out,
+        started: Instant::now(),
+        results: Mutex::default(),
+        sampler: Mutex::default(),
+        server: Mutex::new(Some(child)),
+    };
+    let app = tauri::Builder::default()
+        .plugin(
+            tauri_plugin_realtime::Builder::new()
+                .max_connections(MAX_STREAMS)
+                .max_subscriptions_per_webview(MAX_STREAMS)
+                .build(),
+        )
+        .plugin(tauri_plugin_websocket::init())
+        .manage(bench)
+        .invoke_handler(tauri::generate_handler![
+            bench_config,
+            bench_log,
+            bench_result,
+            bench_finish,
+            proc_stats,
+            sample_start,
+            sample_stop,
+            clock_now,
+            micro_emit
+        ])
+        .setup(move |app| {
+            // The whole run is bounded: past the timeout, write what was measured and quit.
+            let handle = app.handle().clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(timeout));
+                eprintln!("bench: timed out after {timeout} s");
+                let bench = handle.state::<Bench>();
+                let _ = bench.report(json!(null), "timed out");
+                bench.stop_server();
+                std::process::exit(3);
+            });
+            Ok(())
+        })
+        .build(tauri::generate_context!())
+        .expect("error while building the bench app");
+    app.run(|app, event| {
+        if let RunEvent::Exit = event {
+            app.state::<Bench>().stop_server();
+        }
+    });
+}
