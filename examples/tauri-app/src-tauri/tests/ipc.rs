@@ -1,58 +1,23 @@
 //! The plugin's commands through Tauri's real IPC and permission system: the example app's own configuration
 //! and capabilities (`tauri::generate_context!`), on the mock runtime, against the demo server on loopback.
 
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
+
+use common::{invoke, window};
 
 use realtime_example_lib::demo::DemoServer;
 use serde_json::{json, Value};
-use tauri::{
-    ipc::{CallbackFn, InvokeBody},
-    test::{get_ipc_response, mock_builder, MockRuntime, INVOKE_KEY},
-    webview::InvokeRequest,
-    App, Manager, WebviewWindow, WebviewWindowBuilder,
-};
+use tauri::{test::MockRuntime, App};
 use tauri_plugin_realtime::RealtimeExt;
 
 fn app(server: &DemoServer) -> App<MockRuntime> {
-    realtime_example_lib::register(mock_builder(), server.urls())
-        .build(tauri::generate_context!(test = true))
-        .expect("expected the example app to build on the mock runtime")
+    common::app(server.urls())
 }
 
-fn window(app: &App<MockRuntime>, label: &str) -> WebviewWindow<MockRuntime> {
-    app.get_webview_window(label).unwrap_or_else(|| {
-        WebviewWindowBuilder::new(app, label, Default::default())
-            .build()
-            .expect("expected a mock window")
-    })
-}
-
-fn invoke(w: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, String> {
-    get_ipc_response(
-        w,
-        InvokeRequest {
-            cmd: format!("plugin:realtime|{cmd}"),
-            callback: CallbackFn(0),
-            error: CallbackFn(1),
-            url: "tauri://localhost".parse().unwrap(),
-            body: InvokeBody::Json(args),
-            headers: Default::default(),
-            invoke_key: INVOKE_KEY.to_string(),
-        },
-    )
-    .map(|r| r.deserialize::<Value>().expect("a JSON answer"))
-    .map_err(|e| match e {
-        Value::String(s) => s,
-        other => other.to_string(),
-    })
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "expected {what} within 10 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_for(what: &str, cond: impl FnMut() -> bool) {
+    common::wait_for(what, Duration::from_secs(10), cond)
 }
 
 fn server() -> DemoServer {

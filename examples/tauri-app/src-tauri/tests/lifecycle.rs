@@ -19,6 +19,9 @@
 //! relay, as soon as a frame for it finds no webview; a reload is modelled by `release_owner(label)`, the one
 //! call the reload hook makes; app exit runs the mock event loop to `RunEvent::Exit`.
 
+mod common;
+
+use common::invoke;
 use std::{
     io,
     net::SocketAddr,
@@ -44,12 +47,7 @@ use axum::{
 };
 use realtime_example_lib::demo::DemoUrls;
 use serde_json::{json, Value};
-use tauri::{
-    ipc::{CallbackFn, InvokeBody},
-    test::{get_ipc_response, mock_builder, MockRuntime, INVOKE_KEY},
-    webview::InvokeRequest,
-    App, AppHandle, Manager, RunEvent, WebviewWindow, WebviewWindowBuilder,
-};
+use tauri::{test::MockRuntime, App, AppHandle, Manager, RunEvent, WebviewWindow};
 use tauri_plugin_realtime::RealtimeExt;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
@@ -267,37 +265,11 @@ async fn sse_handler(AxState(srv): AxState<Server>) -> Response {
 // The app and its IPC, as in ipc.rs.
 
 fn app(server: &Server) -> App<MockRuntime> {
-    realtime_example_lib::register(mock_builder(), DemoUrls::for_addr(server.addr))
-        .build(tauri::generate_context!(test = true))
-        .expect("expected the example app to build on the mock runtime")
+    common::app(DemoUrls::for_addr(server.addr))
 }
 
 fn main_window(app: &App<MockRuntime>) -> WebviewWindow<MockRuntime> {
-    app.get_webview_window("main").unwrap_or_else(|| {
-        WebviewWindowBuilder::new(app, "main", Default::default())
-            .build()
-            .expect("expected a mock window")
-    })
-}
-
-fn invoke(w: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, String> {
-    get_ipc_response(
-        w,
-        InvokeRequest {
-            cmd: format!("plugin:realtime|{cmd}"),
-            callback: CallbackFn(0),
-            error: CallbackFn(1),
-            url: "tauri://localhost".parse().unwrap(),
-            body: InvokeBody::Json(args),
-            headers: Default::default(),
-            invoke_key: INVOKE_KEY.to_string(),
-        },
-    )
-    .map(|r| r.deserialize::<Value>().expect("a JSON answer"))
-    .map_err(|e| match e {
-        Value::String(s) => s,
-        other => other.to_string(),
-    })
+    common::window(app, "main")
 }
 
 fn connect(w: &WebviewWindow<MockRuntime>, id: &str, url: &str) -> Value {
@@ -305,12 +277,8 @@ fn connect(w: &WebviewWindow<MockRuntime>, id: &str, url: &str) -> Value {
         .unwrap_or_else(|e| panic!("expected connect {id} to {url} to succeed, got {e}"))
 }
 
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "expected {what} within {WAIT:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn wait_for(what: &str, cond: impl FnMut() -> bool) {
+    common::wait_for(what, WAIT, cond)
 }
 
 /// Waits until `main` sees every one of `ids` connected.
