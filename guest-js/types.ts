@@ -81,7 +81,7 @@ export interface ReconnectOptions {
   initialDelayMs?: number
   /** Growth per attempt. Default: 2. */
   multiplier?: number
-  /** Ceiling of the delay, in ms; never below the initial delay. Default: 30000. */
+  /** Ceiling of the delay, in ms; a lower value is raised to `initialDelayMs`. Default: 30000. */
   maxDelayMs?: number
   /** Largest fraction by which a delay is shortened at random (0 turns jitter off). Default: 0.2. */
   jitter?: number

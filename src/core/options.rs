@@ -359,6 +359,11 @@ impl ConnectOptions {
                 ));
             }
         }
+        // `{ initialDelayMs: 60000 }` alone means a minute between attempts, not the default 30 s ceiling.
+        let reconnect = reconnect.map(|r| ReconnectOptions {
+            max_delay_ms: r.max_delay_ms.max(r.initial_delay_ms),
+            ..r
+        });
         let heartbeat = Toggle::resolve(&self.heartbeat, true);
         if let Some(h) = &heartbeat {
             if h.ping_interval_ms == 0 || h.pong_timeout_ms == 0 || h.idle_timeout_ms == 0 {
@@ -566,6 +571,12 @@ mod tests {
         .unwrap();
         let r = o.resolve(&Limits::default()).unwrap();
         assert!(r.reconnect.is_none());
+        // A ceiling below the initial delay is raised to it.
+        let o: ConnectOptions =
+            serde_json::from_str(r#"{"url":"ws://h/","reconnect":{"initialDelayMs":60000}}"#)
+                .unwrap();
+        let rc = o.resolve(&Limits::default()).unwrap().reconnect.unwrap();
+        assert_eq!((rc.initial_delay_ms, rc.max_delay_ms), (60_000, 60_000));
         assert_eq!(r.heartbeat.unwrap().ping_interval_ms, 5);
     }
 
