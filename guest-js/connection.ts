@@ -1,12 +1,12 @@
-// `connect()` and the Connection handle: listen first, then start delivery; hold frames until the app
-// attaches handlers; hand them out in `seq` order; always unlisten on close.
+// `connect()` and the Connection handle: a channel made before delivery starts; hold frames until the app
+// attaches handlers; hand them out in `seq` order; the channel goes quiet on close.
 
-import { invoke } from '@tauri-apps/api/core'
-import { listen, type UnlistenFn } from '@tauri-apps/api/event'
+import { Channel, invoke } from '@tauri-apps/api/core'
 
 import { encodeBase64, toPayload, type SendData } from './base64.js'
 import { connectBrowser, inspectBrowser } from './browser.js'
 import { RealtimeError, toRealtimeError } from './errors.js'
+import { decodeBatch } from './wire.js'
 import type {
   Connection,
   ConnectionInfo,
@@ -34,7 +34,7 @@ export const MAX_HELD_FRAMES = 10_000
  */
 export const ACK_WINDOW = { frames: 4096, bytes: 8 * 1024 * 1024 } as const
 
-/** Event name of a connection's frames. */
+/** Event name of a connection's frames when `connect` is invoked without a channel (the bindings pass one). */
 export const eventName = (id: string): string => `realtime://${id}`
 
 /** What a connection needs from whatever carries it: the Tauri IPC, or the browser's own sockets. */
@@ -134,6 +134,19 @@ export class ConnectionImpl implements Connection, FrameSink {
     // A state frame received meanwhile is newer than the snapshot in the result.
     if (!this.sawStateFrame && result.state !== this.stateValue.state) this.setState({ state: result.state })
     for (const type of this.handlers.keys()) if (!KINDS.has(type)) backend.watch?.(type)
+  }
+
+  /** A channel message from Rust: a compact batch (see `wire.ts`), as a string or as UTF-8 bytes. */
+  receiveWire(message: unknown): void {
+    if (this.done) return
+    let frames: Frame[]
+    try {
+      frames = decodeBatch(message)
+    } catch (e) {
+      report(e)
+      return
+    }
+    this.receive(frames)
   }
 
   receive(payload: Frame[] | Frame): void {
@@ -305,6 +318,16 @@ export class ConnectionImpl implements Connection, FrameSink {
   private call(kind: string, value: unknown): void {
     const set = this.handlers.get(kind)
     if (!set || set.size === 0) return
+    if (set.size === 1) {
+      // The common case, per frame: no copy of the set.
+      const handler = set.values().next().value as (v: unknown) => void
+      try {
+        handler(value)
+      } catch (e) {
+        report(e)
+      }
+      return
+    }
     for (const handler of [...set]) {
       // A handler removed by an earlier one (or by close) does not run.
       if (this.done || !set.has(handler)) continue
@@ -335,7 +358,7 @@ function defined<T extends object>(obj: T): T {
   return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as T
 }
 
-function tauriBackend(id: string, unlisten: UnlistenFn): Backend {
+function tauriBackend(id: string, channel: Channel<unknown>): Backend {
   return {
     send: (payload) =>
       invoke<SendResult>(
@@ -360,12 +383,9 @@ function tauriBackend(id: string, unlisten: UnlistenFn): Backend {
       })
     },
     detach: async () => {
-      try {
-        // Typed `() => void`, but it returns the promise of the unlisten command.
-        await unlisten()
-      } catch (e) {
-        report(e)
-      }
+      // Rust ends the channel when it releases the subscription (Tauri then drops its callback); anything
+      // still in flight meanwhile is ignored.
+      channel.onmessage = () => {}
     },
   }
 }
@@ -378,34 +398,24 @@ export async function connectInternal(options: ConnectOptions): Promise<Connecti
     conn.attach({ state: 'connecting', shared: false }, connectBrowser(conn.id, options, conn))
     return conn
   }
-  // The key contract: the listener exists before `connect` starts delivery, so no frame is emitted unheard.
-  let unlisten: UnlistenFn
-  try {
-    unlisten = await listen<Frame[] | Frame>(eventName(conn.id), (event) => conn.receive(event.payload))
-  } catch (e) {
-    // E.g. the capability lacks `core:event:default`.
-    throw toRealtimeError(e)
-  }
+  // The channel exists before `connect` starts delivery, so no frame is sent unheard.
+  const channel = new Channel<unknown>((message) => conn.receiveWire(message))
   let result: ConnectResult
   try {
-    result = await invoke<ConnectResult>('plugin:realtime|connect', { id: conn.id, options, ack: ACK_WINDOW })
+    result = await invoke<ConnectResult>('plugin:realtime|connect', { id: conn.id, options, ack: ACK_WINDOW, channel })
   } catch (e) {
+    channel.onmessage = () => {}
     await conn.abandon()
-    try {
-      await unlisten()
-    } catch (u) {
-      report(u)
-    }
     throw toRealtimeError(e)
   }
-  conn.attach(result, tauriBackend(conn.id, unlisten))
+  conn.attach(result, tauriBackend(conn.id, channel))
   return conn
 }
 
 /**
  * Opens a connection (or joins an identical one, see `ConnectOptions.share`).
  *
- * Listens for `realtime://<id>` before asking Rust to connect, so no frame is lost. Frames that arrive before
+ * Passes Rust a `Channel` made before it connects, so no frame is lost. Frames that arrive before
  * the first `on()` call are held (at most {@link MAX_HELD_FRAMES}) and handed out in order in a later task.
  * Rejects with a {@link RealtimeError} carrying the Rust side's message (invalid options, URL not allowed by
  * the scope, ...). Outside Tauri it uses the browser's own `WebSocket` / `EventSource` behind the same interface.

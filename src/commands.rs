@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tauri::{
     command,
-    ipc::{CommandScope, GlobalScope},
+    ipc::{CommandScope, GlobalScope, JavaScriptChannelId},
     AppHandle, Runtime, Webview,
 };
 
@@ -39,18 +39,28 @@ pub struct SendResult {
 }
 
 #[command]
+// Each argument is a named IPC parameter or an extractor: they cannot be grouped in a struct.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn connect<R: Runtime>(
     app: AppHandle<R>,
     webview: Webview<R>,
     id: Option<String>,
     options: ConnectOptions,
     ack: Option<AckArgs>,
+    channel: Option<JavaScriptChannelId>,
     command_scope: CommandScope<Entry>,
     global_scope: GlobalScope<Entry>,
 ) -> Result<Connected> {
     let id = id.unwrap_or_else(new_id);
     let window = ack.map(|a| Arc::new(AckWindow::new(a.frames, a.bytes)));
-    let sink = Arc::new(WebviewSink::new(app.clone(), webview.label(), &id, window));
+    let channel = channel.map(|c| c.channel_on(webview.clone()));
+    let sink = Arc::new(WebviewSink::new(
+        app.clone(),
+        webview.label(),
+        &id,
+        channel,
+        window,
+    ));
     let guard = Arc::new(Scope::from_ipc(&command_scope, &global_scope));
     let connected = app.realtime().hub().connect(ConnectRequest {
         id: Some(id),

@@ -1,19 +1,36 @@
-//! The sink that carries frames into one webview: one Tauri event `realtime://<id>` per batch, emitted only
-//! to the webview that holds the subscription. A webview that is gone ends the subscription; it never panics.
+//! The sink that carries frames into one webview, only to the webview that holds the subscription. A webview
+//! that is gone ends the subscription; it never panics.
+//!
+//! Two routes: the guest bindings pass a `tauri::ipc::Channel` to `connect`, and each batch goes through it in
+//! the compact encoding of [`crate::core::wire`] (small batches as a string the webview evaluates, large ones as
+//! bytes it fetches, so neither is compiled as a script literal). A caller that passes no channel gets the
+//! Tauri event `realtime://<id>` with the batch as an array of frame objects, for `listen()`.
 
 use std::sync::Arc;
 
-use tauri::{AppHandle, Emitter, EventTarget, Manager, Runtime};
+use tauri::{
+    ipc::{Channel, InvokeResponseBody},
+    AppHandle, Emitter, EventTarget, Manager, Runtime,
+};
 
-use crate::core::{AckWindow, Frame, FrameSink, SinkGone};
+use crate::core::{wire, AckWindow, Frame, FrameSink, SinkGone};
 
 /// Event name prefix; the full name is `realtime://<id>`.
 pub const EVENT_PREFIX: &str = "realtime://";
 
+/// Batches encoded smaller than this go as a JSON string evaluated in the webview; larger ones as raw bytes,
+/// which Tauri hands over through its IPC protocol (a fetch), cheaper per byte than a script.
+const DIRECT_MAX: usize = 4096;
+
+pub(crate) enum Route {
+    Event(String),
+    Channel(Channel<InvokeResponseBody>),
+}
+
 pub(crate) struct WebviewSink<R: Runtime> {
     app: AppHandle<R>,
     label: String,
-    event: String,
+    route: Route,
     window: Option<Arc<AckWindow>>,
 }
 
@@ -22,12 +39,17 @@ impl<R: Runtime> WebviewSink<R> {
         app: AppHandle<R>,
         label: &str,
         id: &str,
+        channel: Option<Channel<InvokeResponseBody>>,
         window: Option<Arc<AckWindow>>,
     ) -> Self {
+        let route = match channel {
+            Some(c) => Route::Channel(c),
+            None => Route::Event(format!("{EVENT_PREFIX}{id}")),
+        };
         Self {
             app,
             label: label.to_owned(),
-            event: format!("{EVENT_PREFIX}{id}"),
+            route,
             window,
         }
     }
@@ -38,16 +60,30 @@ impl<R: Runtime> FrameSink for WebviewSink<R> {
         if self.app.get_webview_window(&self.label).is_none() {
             return Err(SinkGone);
         }
-        // `AnyLabel` reaches the webview whether its listener targets it as a webview or a window.
-        self.app
-            .emit_to(
+        match &self.route {
+            // `AnyLabel` reaches the webview whether its listener targets it as a webview or a window.
+            Route::Event(event) => self.app.emit_to(
                 EventTarget::AnyLabel {
                     label: self.label.clone(),
                 },
-                &self.event,
+                event,
                 frames,
-            )
-            .map_err(|_| SinkGone)
+            ),
+            Route::Channel(channel) => {
+                let bytes = wire::encode(frames);
+                let body = match String::from_utf8(bytes) {
+                    // The batch as a JSON string literal, which the webview evaluates as it is.
+                    Ok(text) if text.len() < DIRECT_MAX => {
+                        InvokeResponseBody::Json(serde_json::Value::String(text).to_string())
+                    }
+                    Ok(text) => InvokeResponseBody::Raw(text.into_bytes()),
+                    // Not reached: serde_json writes UTF-8. Bytes are decoded by the bindings all the same.
+                    Err(e) => InvokeResponseBody::Raw(e.into_bytes()),
+                };
+                channel.send(body)
+            }
+        }
+        .map_err(|_| SinkGone)
     }
 
     fn ack_window(&self) -> Option<Arc<AckWindow>> {

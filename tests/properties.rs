@@ -1,6 +1,6 @@
 //! Property tests: the SSE parser and the option parsing never panic on any input, the parser does not care
-//! how its input is cut into chunks, it reads generated well-formed streams back exactly, and a resolved
-//! option set always pairs its URL scheme with a matching transport.
+//! how its input is cut into chunks, it reads generated well-formed streams back exactly, a resolved option set
+//! always pairs its URL scheme with a matching transport, and the compact batch encoding reads back exactly.
 //!
 //! Bounded: 256 cases per property, inputs of a few hundred bytes; the whole file runs in a few seconds.
 
@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use tauri_plugin_realtime::core::{
     options::{ConnectOptions, Limits},
     sse::{SseError, SseEvent, SseParser},
-    Transport,
+    wire, Frame, Transport,
 };
 
 fn config() -> ProptestConfig {
@@ -724,5 +724,91 @@ proptest! {
                 prop_assert!(!p.is_empty() && p.bytes().all(|b| b.is_ascii_graphic()));
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The compact batch encoding between the relay and the bindings.
+
+fn frame() -> impl Strategy<Value = Frame> {
+    let text = || "[a-z\"\\\\é\n]{0,6}";
+    let transport = prop_oneof![
+        Just(Transport::Websocket),
+        Just(Transport::Sse),
+        Just(Transport::Poll)
+    ];
+    prop_oneof![
+        4 => (
+            transport,
+            prop::option::of(prop_oneof![Just("message".to_owned()), text().prop_map(String::from)]),
+            text(),
+            prop::option::of(prop_oneof![Just(String::new()), Just("7".to_owned())]),
+            prop::bool::weighted(0.1),
+        )
+            .prop_map(|(transport, event, data, last_event_id, binary)| Frame::Message {
+                seq: 0,
+                transport,
+                event,
+                data,
+                last_event_id,
+                binary,
+            }),
+        1 => text().prop_map(|reason| Frame::Close { seq: 0, code: 1000, reason }),
+        1 => (text(), any::<bool>()).prop_map(|(message, fatal)| Frame::Error { seq: 0, message, fatal }),
+    ]
+}
+
+/// Frames numbered from `start`, each one after the last or (with `jumps`) a few further on.
+fn numbered(frames: Vec<Frame>, start: u64, jumps: &[bool]) -> Vec<Frame> {
+    let mut seq = start;
+    frames
+        .into_iter()
+        .zip(jumps.iter().chain(std::iter::repeat(&false)))
+        .map(|(f, jump)| {
+            seq += if *jump { 3 } else { 1 };
+            match f {
+                Frame::Message {
+                    transport,
+                    event,
+                    data,
+                    last_event_id,
+                    binary,
+                    ..
+                } => Frame::Message {
+                    seq,
+                    transport,
+                    event,
+                    data,
+                    last_event_id,
+                    binary,
+                },
+                Frame::Close { code, reason, .. } => Frame::Close { seq, code, reason },
+                Frame::Error { message, fatal, .. } => Frame::Error {
+                    seq,
+                    message,
+                    fatal,
+                },
+                other => other,
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Whatever the batch, the bindings' reading of the compact form (mirrored by `wire::decode`) gives back
+    /// exactly the frames, and a run of alike messages costs no more than the frames themselves.
+    #[test]
+    fn compact_batches_round_trip(
+        frames in vec(frame(), 0..40),
+        start in 0u64..1_000_000,
+        jumps in vec(prop::bool::weighted(0.1), 0..40),
+    ) {
+        let frames = numbered(frames, start, &jumps);
+        let arcs: Vec<std::sync::Arc<Frame>> = frames.iter().cloned().map(std::sync::Arc::new).collect();
+        let bytes = wire::encode(&arcs);
+        prop_assert_eq!(wire::decode(&bytes).unwrap(), frames);
+        prop_assert!(bytes.len() <= serde_json::to_vec(&arcs).unwrap().len());
     }
 }

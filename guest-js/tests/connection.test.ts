@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
+import { Channel } from '@tauri-apps/api/core'
 import { ACK_WINDOW, connect, inspect, MAX_HELD_FRAMES, RealtimeError } from '../index.js'
 import type { Frame, GapInfo, MessageFrame, StateValue } from '../types.js'
 import { closeF, err, FakeRust, msg, resetTauri, seqFrom, settle, sse, st } from './helpers.js'
@@ -13,19 +14,29 @@ beforeEach(() => {
 afterEach(() => resetTauri())
 
 describe('connect', () => {
-  it('listens for realtime://<id> before it invokes connect, with an id the caller chose', async () => {
+  it('passes connect a channel made beforehand, with an id the caller chose', async () => {
     const options = { url: 'wss://example.test/feed', headers: { authorization: 'Bearer x' } }
     const conn = await connect(options)
 
     expect(conn.id).toMatch(/^[A-Za-z0-9_-]{1,64}$/)
-    const order = rust.order()
-    const listenAt = order.indexOf('plugin:event|listen')
-    const connectAt = order.indexOf('plugin:realtime|connect')
-    expect(listenAt, `expected listen before connect, got ${order.join(', ')}`).toBeGreaterThanOrEqual(0)
-    expect(connectAt).toBeGreaterThan(listenAt)
-    expect(rust.commands('plugin:event|listen')[0]?.event).toBe(`realtime://${conn.id}`)
-    expect(rust.commands('connect')).toEqual([{ id: conn.id, options, ack: ACK_WINDOW }])
+    expect(rust.order()).toEqual(['plugin:realtime|connect'])
+    const [args] = rust.commands('connect')
+    expect(args).toEqual({ id: conn.id, options, ack: ACK_WINDOW, channel: expect.any(Channel) })
     expect(rust.listeners(conn.id)).toBe(1)
+  })
+
+  it('keeps frames that Rust sends before connect has answered', async () => {
+    rust.handlers.connect = (a) => {
+      // Rust starts delivering as soon as it has the channel, before its answer reaches the page.
+      queueMicrotask(() => void rust.emit(String(a.id), [st('connected'), msg('early')]))
+      return { id: a.id, state: 'connecting', shared: false }
+    }
+    const conn = await connect({ url: 'wss://example.test/feed' })
+    const got: string[] = []
+    conn.on('message', (f) => got.push(f.data))
+    await settle()
+    expect(got).toEqual(['early'])
+    expect(conn.state.get().state).toBe('connected')
   })
 
   it('acknowledges processed frames every quarter window, and never frames still held', async () => {
@@ -127,7 +138,7 @@ describe('connect', () => {
     expect(gaps).toEqual([{ expected: 1, got: extra + 1 }])
   })
 
-  it('rejects with the Rust message as a RealtimeError and unlistens when connect fails', async () => {
+  it('rejects with the Rust message as a RealtimeError, and the channel ends, when connect fails', async () => {
     rust.handlers.connect = () => {
       throw 'url not allowed by the realtime scope: wss://evil.test/'
     }
@@ -139,7 +150,6 @@ describe('connect', () => {
     expect((failure as Error).message).toBe('url not allowed by the realtime scope: wss://evil.test/')
     const id = rust.id()
     expect(rust.listeners(id)).toBe(0)
-    expect(rust.commands('plugin:event|unlisten')).toEqual([{ event: `realtime://${id}`, eventId: expect.any(Number) }])
   })
 
   it('refuses options without a url before any IPC', async () => {
@@ -377,7 +387,7 @@ describe('send', () => {
 })
 
 describe('close', () => {
-  it('invokes close, unlistens, sets disconnected and drops every handler', async () => {
+  it('invokes close, ends delivery, sets disconnected and drops every handler', async () => {
     const conn = await connect({ url: 'wss://example.test/feed' })
     const got: string[] = []
     const states: string[] = []
@@ -405,7 +415,7 @@ describe('close', () => {
     expect(rust.calls.find((c) => c.cmd === 'plugin:realtime|close')?.args).toStrictEqual({ id: conn.id })
   })
 
-  it('unlistens and sets disconnected even when the close command rejects, then rejects with its message', async () => {
+  it('ends delivery and sets disconnected even when the close command rejects, then rejects with its message', async () => {
     rust.handlers.close = () => {
       throw 'no connection with id x'
     }
@@ -428,7 +438,7 @@ describe('close', () => {
     expect(b).toBe(a)
     await a
     expect(rust.commands('close')).toHaveLength(1)
-    expect(rust.commands('plugin:event|unlisten')).toHaveLength(1)
+    expect(rust.order()).toEqual(['plugin:realtime|connect', 'plugin:realtime|close'])
   })
 
   it('lets sends made before close go out first, and refuses sends after it', async () => {
@@ -486,14 +496,3 @@ describe('reconnect and inspect', () => {
   })
 })
 
-describe('listen failure', () => {
-  it('rejects with a RealtimeError and never invokes connect when listen is refused', async () => {
-    const internals = (globalThis as unknown as { __TAURI_INTERNALS__: { invoke: (c: string, ...r: unknown[]) => unknown } })
-      .__TAURI_INTERNALS__
-    const inner = internals.invoke
-    internals.invoke = (cmd, ...rest) =>
-      cmd === 'plugin:event|listen' ? Promise.reject('event.listen not allowed') : inner(cmd, ...rest)
-    await expect(connect({ url: 'wss://example.test/feed' })).rejects.toThrow(new RealtimeError('event.listen not allowed'))
-    expect(rust.commands('connect')).toEqual([])
-  })
-})

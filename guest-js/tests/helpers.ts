@@ -1,8 +1,8 @@
-// A stand-in for the Rust side: `@tauri-apps/api/mocks` with events mocked in-process, a recorder of every IPC
-// call (including `plugin:event|listen` / `unlisten`, which the mock answers itself), and default answers for
-// the realtime commands that a test can override.
+// A stand-in for the Rust side: `@tauri-apps/api/mocks`, a recorder of every IPC call, default answers for the
+// realtime commands that a test can override, and the connection's channel driven as the Rust relay drives it
+// (batches in the compact encoding, `end` when the subscription is released).
 
-import { emit } from '@tauri-apps/api/event'
+import type { Channel } from '@tauri-apps/api/core'
 import { clearMocks, mockIPC } from '@tauri-apps/api/mocks'
 
 import type { ConnectionInfo, Frame, State } from '../types.js'
@@ -15,7 +15,11 @@ export interface Call {
   args: Args
 }
 
-type Internals = { invoke: (cmd: string, args?: unknown, options?: unknown) => Promise<unknown> }
+type Internals = {
+  invoke: (cmd: string, args?: unknown, options?: unknown) => Promise<unknown>
+  runCallback: (id: number, data: unknown) => void
+  callbacks: Map<number, unknown>
+}
 
 const win = () => globalThis as unknown as { __TAURI_INTERNALS__?: Internals }
 
@@ -53,16 +57,26 @@ export class FakeRust {
     inspect: (a) => [info(String(a.id))],
   }
 
+  /** Messages sent so far per channel id: Tauri numbers them so the webview can put them in order. */
+  private readonly sent = new Map<number, number>()
+
   constructor() {
-    mockIPC(
-      (cmd, payload) => {
-        const name = cmd.replace(/^plugin:realtime\|/, '')
-        const handler = this.handlers[name]
-        if (!cmd.startsWith('plugin:realtime|') || !handler) throw `unexpected command ${cmd}`
-        return handler((payload ?? {}) as Args)
-      },
-      { shouldMockEvents: true },
-    )
+    mockIPC((cmd, payload) => {
+      const name = cmd.replace(/^plugin:realtime\|/, '')
+      const handler = this.handlers[name]
+      if (!cmd.startsWith('plugin:realtime|') || !handler) throw `unexpected command ${cmd}`
+      const args = (payload ?? {}) as Args
+      try {
+        return handler(args)
+      } catch (e) {
+        // Rust drops the channel of a subscription it refused.
+        if (name === 'connect') this.end(String(args.id))
+        throw e
+      } finally {
+        // Rust releases the subscription, and with it the channel, whether or not close found it.
+        if (name === 'close') this.end(String(args.id))
+      }
+    })
     const internals = win().__TAURI_INTERNALS__!
     const original = internals.invoke
     internals.invoke = (cmd, args, options) => {
@@ -77,9 +91,9 @@ export class FakeRust {
     return this.calls.filter((c) => c.cmd === cmd).map((c) => c.args)
   }
 
-  /** The command names in call order, without the emits the tests make. */
+  /** The command names in call order. */
   order(): string[] {
-    return this.calls.map((c) => c.cmd).filter((c) => c !== 'plugin:event|emit')
+    return this.calls.map((c) => c.cmd)
   }
 
   /** The id of the n-th `connect` call. */
@@ -89,17 +103,37 @@ export class FakeRust {
     return String(args.id)
   }
 
-  /** Emits a payload to `realtime://<id>` as the Rust relay does. */
-  async emit(id: string, frames: Frame[] | Frame): Promise<void> {
-    await emit(`realtime://${id}`, frames)
+  /** The channel that the `connect` call for `id` passed. */
+  channel(id: string): Channel<unknown> {
+    const args = this.commands('connect').find((a) => a.id === id)
+    if (!args?.channel) throw new Error(`expected a connect call with a channel for ${id}`)
+    return args.channel as Channel<unknown>
   }
 
-  /** Listeners registered minus unregistered for `realtime://<id>`. */
+  /** Sends frames through the connection's channel as the Rust relay does (a string of the JSON array). */
+  async emit(id: string, frames: Frame[] | Frame, encoded?: string): Promise<void> {
+    this.post(id, { message: encoded ?? JSON.stringify(Array.isArray(frames) ? frames : [frames]) })
+    await Promise.resolve()
+  }
+
+  /** Sends a raw channel message (e.g. a batch as UTF-8 bytes, as Rust sends large ones). */
+  post(id: string, body: { message: unknown } | { end: true }): void {
+    const channel = this.channel(id)
+    const index = this.sent.get(channel.id) ?? 0
+    this.sent.set(channel.id, index + 1)
+    const internals = win().__TAURI_INTERNALS__!
+    // Like Tauri, which evaluates the call whether or not the page still has the callback.
+    if (internals.callbacks.has(channel.id)) internals.runCallback(channel.id, { ...body, index })
+  }
+
+  /** Ends the channel as Rust does when it drops it. */
+  end(id: string): void {
+    this.post(id, { end: true })
+  }
+
+  /** 1 while the connection's channel is registered in the page, 0 after it ended. */
   listeners(id: string): number {
-    const event = `realtime://${id}`
-    const on = this.commands('plugin:event|listen').filter((a) => a.event === event).length
-    const off = this.commands('plugin:event|unlisten').filter((a) => a.event === event).length
-    return on - off
+    return win().__TAURI_INTERNALS__!.callbacks.has(this.channel(id).id) ? 1 : 0
   }
 }
 

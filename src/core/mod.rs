@@ -15,6 +15,7 @@ pub mod sink;
 pub mod sse;
 pub mod tls;
 pub mod transport;
+pub mod wire;
 
 pub use error::Error;
 pub use frame::{Frame, State, Transport};

@@ -374,3 +374,135 @@ fn a_redirect_to_a_denied_url_fails_the_connection() {
         "expected the denied hop named, got {info}"
     );
 }
+
+/// The bindings' route: `connect` with a channel gets every frame through it, in the compact encoding, small
+/// batches as a JSON string and large ones as bytes; without a channel, the event `realtime://<id>` carries
+/// arrays of frames.
+#[test]
+fn frames_reach_the_page_through_its_channel_or_as_events() {
+    use std::sync::{Arc, Mutex};
+    use tauri::{ipc::InvokeResponseBody, Listener};
+    use tauri_plugin_realtime::core::{wire, Frame};
+
+    let server = server();
+    let bodies: Arc<Mutex<Vec<(u32, usize, InvokeResponseBody)>>> = Arc::default();
+    let seen = bodies.clone();
+    let builder =
+        tauri::test::mock_builder().channel_interceptor(move |_, callback, index, body| {
+            let copy = match body {
+                InvokeResponseBody::Json(s) => InvokeResponseBody::Json(s.clone()),
+                InvokeResponseBody::Raw(b) => InvokeResponseBody::Raw(b.clone()),
+            };
+            seen.lock().unwrap().push((callback.0, index, copy));
+            true
+        });
+    let app = realtime_example_lib::register(builder, server.urls())
+        .build(tauri::generate_context!(test = true))
+        .expect("the example app on the mock runtime");
+    let main = window(&app, "main");
+    let events: Arc<Mutex<Vec<Vec<Frame>>>> = Arc::default();
+    let got = events.clone();
+    app.listen_any("realtime://ev-1", move |e| {
+        got.lock()
+            .unwrap()
+            .push(serde_json::from_str(e.payload()).expect("an array of frames"));
+    });
+
+    let urls = server.urls();
+    invoke(
+        &main,
+        "connect",
+        json!({ "id": "ch-1", "options": { "url": urls.ws, "share": false }, "channel": "__CHANNEL__:4242" }),
+    )
+    .unwrap();
+    invoke(
+        &main,
+        "connect",
+        json!({ "id": "ev-1", "options": { "url": urls.ws, "share": false } }),
+    )
+    .unwrap();
+    wait_for("both to open", || {
+        invoke(&main, "inspect", json!({}))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["state"] == "connected")
+    });
+    let big = "y".repeat(6000);
+    let sent: Vec<String> = (0..200)
+        .map(|i| {
+            if i % 50 == 49 {
+                format!("{i}{big}")
+            } else {
+                format!("m{i}")
+            }
+        })
+        .collect();
+    for text in &sent {
+        invoke(&main, "send", json!({ "id": "ch-1", "data": text })).unwrap();
+    }
+    let decode = |bodies: &[(u32, usize, InvokeResponseBody)]| -> Vec<Frame> {
+        let mut sorted: Vec<_> = bodies.iter().collect();
+        sorted.sort_by_key(|(_, index, _)| *index);
+        sorted
+            .iter()
+            .flat_map(|(callback, _, body)| {
+                assert_eq!(*callback, 4242, "a message for another callback");
+                let bytes = match body {
+                    InvokeResponseBody::Json(s) => serde_json::from_str::<String>(s)
+                        .expect("a small batch is a JSON string")
+                        .into_bytes(),
+                    InvokeResponseBody::Raw(b) => b.clone(),
+                };
+                wire::decode(&bytes).expect("a well-formed batch")
+            })
+            .collect()
+    };
+    wait_for("every echo through the channel", || {
+        let frames = decode(&bodies.lock().unwrap());
+        frames
+            .iter()
+            .filter(|f| matches!(f, Frame::Message { .. }))
+            .count()
+            > sent.len()
+    });
+    let bodies = bodies.lock().unwrap();
+    let frames = decode(&bodies);
+    let seqs: Vec<u64> = frames.iter().map(Frame::seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "seq in order, none missing"
+    );
+    let texts: Vec<&str> = frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Message { data, .. } => Some(data.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts[0], realtime_example_lib::demo::WELCOME);
+    assert_eq!(
+        &texts[1..],
+        &sent.iter().map(String::as_str).collect::<Vec<_>>()[..]
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| matches!(b.2, InvokeResponseBody::Raw(_)))
+            && bodies
+                .iter()
+                .any(|b| matches!(b.2, InvokeResponseBody::Json(_))),
+        "expected small batches as strings and large ones as bytes"
+    );
+    drop(bodies);
+
+    wait_for("the event route's frames", || {
+        events.lock().unwrap().iter().flatten().any(|f| {
+            matches!(f, Frame::Message { data, .. } if data == realtime_example_lib::demo::WELCOME)
+        })
+    });
+    let first = events.lock().unwrap()[0][0].clone();
+    assert_eq!(first.seq(), 1, "got {first:?}");
+}

@@ -1,0 +1,77 @@
+// The compact batch encoding: the fixture's `wire` is what `src/core/wire.rs` writes for its `frames` (a Rust
+// test asserts it byte for byte); here the bindings must expand it back, from a string or from UTF-8 bytes, and
+// through a connection.
+
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+
+import { connect } from '../index.js'
+import type { Frame, GapInfo } from '../types.js'
+import { decodeBatch } from '../wire.js'
+import fixture from './fixtures/batch.json'
+import { FakeRust, resetTauri, settle } from './helpers.js'
+
+const frames = fixture.frames as Frame[]
+
+describe('decodeBatch', () => {
+  it('expands the fixture written by the Rust encoder, from a string and from bytes', () => {
+    expect(fixture.wire.length).toBeLessThan(JSON.stringify(frames).length)
+    expect(decodeBatch(fixture.wire)).toEqual(frames)
+    const bytes = new TextEncoder().encode(fixture.wire)
+    expect(decodeBatch(bytes.buffer)).toEqual(frames)
+    expect(decodeBatch(bytes)).toEqual(frames)
+  })
+
+  it('gives every frame of a run the keys of a full frame, in the same order', () => {
+    const [, first, second] = decodeBatch(fixture.wire)
+    expect(Object.keys(second!)).toEqual(Object.keys(first!))
+  })
+
+  it('refuses a string that follows no message frame, and anything but an array', () => {
+    expect(() => decodeBatch('["a"]')).toThrow(/element 0 is a string but does not follow a message frame/)
+    expect(() => decodeBatch('[{"kind":"close","seq":1,"code":1000,"reason":""},"a"]')).toThrow(/element 1/)
+    expect(() => decodeBatch('{"kind":"close"}')).toThrow(/expected an array/)
+    expect(() => decodeBatch('[')).toThrow(SyntaxError)
+  })
+})
+
+describe('a connection fed compact batches', () => {
+  let rust: FakeRust
+  beforeEach(() => {
+    rust = new FakeRust()
+  })
+  afterEach(() => resetTauri())
+
+  it('hands out every frame of a string batch and of a byte batch, in order', async () => {
+    const conn = await connect({ url: 'wss://example.test/feed' })
+    const got: Frame[] = []
+    conn.on('frame', (f) => got.push(f))
+    await settle()
+    rust.post(conn.id, { message: fixture.wire })
+    rust.post(conn.id, { message: new TextEncoder().encode(fixture.wire).buffer })
+    await settle()
+    expect(got).toEqual([...frames, ...frames])
+  })
+
+  it('reports a malformed batch and shows the frames it held as a gap', async () => {
+    const conn = await connect({ url: 'wss://example.test/feed' })
+    const gaps: GapInfo[] = []
+    const got: number[] = []
+    conn.on('gap', (g) => gaps.push(g))
+    conn.on('frame', (f) => got.push(f.seq))
+    await settle()
+    const reported = vi.fn()
+    const original = globalThis.reportError
+    globalThis.reportError = reported
+    try {
+      await rust.emit(conn.id, [{ kind: 'message', seq: 1, transport: 'websocket', data: 'a' }])
+      rust.post(conn.id, { message: '["lost"' })
+      await rust.emit(conn.id, [{ kind: 'message', seq: 3, transport: 'websocket', data: 'c' }])
+      await settle()
+    } finally {
+      globalThis.reportError = original
+    }
+    expect(reported).toHaveBeenCalledTimes(1)
+    expect(got).toEqual([1, 3])
+    expect(gaps).toEqual([{ expected: 2, got: 3 }])
+  })
+})
