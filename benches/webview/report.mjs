@@ -270,14 +270,25 @@ if (bursts.length) {
 
 const micros = pick({ workload: 'micro' })
 if (micros.length) {
-  p('### Diagnostic: web process time per frame (µs), by path')
+  p('### Diagnostic: time per frame (µs) by delivery path: wall / web process CPU / app CPU')
   p()
+  const cell = (x) => (x ? `${fmt(x.usPerFrame, 1)} / ${fmt(x.webCpuUsPerFrame, 1)} / ${fmt(x.appCpuUsPerFrame, 1)}` : '')
   table(
-    ['frame size, batch', 'Tauri event, payload a JSON array (as the plugin): wall / web CPU / app CPU', 'Tauri event, payload one JSON string + JSON.parse: wall / web CPU / app CPU', 'bindings dispatch alone', "bench page's handler alone"],
+    [
+      'frame size, batch',
+      'event, array of frame objects',
+      'event, one JSON string of them',
+      'event, compact string',
+      'channel, compact (as the plugin)',
+      'bindings dispatch alone',
+      "bench page's handler alone",
+    ],
     micros.map((r) => [
       `${r.size} B, ${r.batch}`,
-      `${fmt(r.eventArray.usPerFrame, 1)} / ${fmt(r.eventArray.webCpuUsPerFrame, 1)} / ${fmt(r.eventArray.appCpuUsPerFrame, 1)}`,
-      `${fmt(r.eventString.usPerFrame, 1)} / ${fmt(r.eventString.webCpuUsPerFrame, 1)} / ${fmt(r.eventString.appCpuUsPerFrame, 1)}`,
+      cell(r.eventArray),
+      cell(r.eventString),
+      cell(r.eventCompact),
+      cell(r.channelCompact),
       fmt(r.bindingsUsPerFrame, 2),
       fmt(r.benchHandlerUsPerFrame, 2),
     ]),

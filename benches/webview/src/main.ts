@@ -10,7 +10,7 @@
 //   js-poll       a `setInterval` + `fetch` poll every 2 s (latency only)
 //   realtime-poll this plugin's polling (`transport: 'poll'`, every 2 s; latency only)
 
-import { invoke } from '@tauri-apps/api/core'
+import { Channel, invoke } from '@tauri-apps/api/core'
 import { listen } from '@tauri-apps/api/event'
 import OfficialWebSocket from '@tauri-apps/plugin-websocket'
 import { connect, type Connection, type Frame } from 'tauri-plugin-realtime-api'
@@ -37,8 +37,6 @@ interface Config {
   burstSpinUs: number
   burstMechs: Mech[]
   burstReps: number
-  /** Counts this plugin's events (batches) with a second listener: a diagnostic, it costs a little. */
-  diag: boolean
   /** Only these mechanisms (all when empty): for profiling one. */
   mechs: string[]
 }
@@ -282,17 +280,6 @@ let cfg: Config
 
 interface Handle {
   close(): Promise<void>
-  /** With `cfg.diag`, this plugin's events so far (each an array of frames). */
-  events?: () => number
-}
-
-/** With `cfg.diag`, counts the events of a connection of this plugin. */
-async function countEvents(c: Connection): Promise<{ events: () => number; unlisten: () => void }> {
-  let n = 0
-  const unlisten = await listen(`realtime://${c.id}`, () => {
-    n++
-  })
-  return { events: () => n, unlisten }
 }
 
 /** Opens a stream of `/ws` or `/sse` with `query` and hands every message's text to `onData`. */
@@ -301,16 +288,14 @@ async function open(mech: Mech, query: string, onData: (d: string) => void): Pro
   switch (mech) {
     case 'realtime-ws': {
       const c = await connect({ url: `${cfg.ws}/ws?${q}` })
-      const diag = cfg.diag ? await countEvents(c) : undefined
       c.on('message', (f) => onData(f.data))
       await c.send('go')
-      return { close: () => (diag?.unlisten(), c.close()), events: diag?.events }
+      return { close: () => c.close() }
     }
     case 'realtime-sse': {
       const c = await connect({ url: `${cfg.http}/sse?${q}` })
-      const diag = cfg.diag ? await countEvents(c) : undefined
       c.on('message', (f) => onData(f.data))
-      return { close: () => (diag?.unlisten(), c.close()), events: diag?.events }
+      return { close: () => c.close() }
     }
     case 'official-ws': {
       const w = await OfficialWebSocket.connect(`${cfg.ws}/ws?${q}`)
@@ -360,11 +345,9 @@ async function throughput(workload: string, mech: Mech, n: number, size: number,
   const h = await openBounded(mech, `n=${n}&size=${size}`, r.on)
   const complete = await r.wait(120_000)
   const after = await stats()
-  const events = h.events?.()
   await closeQuietly(h)
   const seconds = r.seconds()
   const result = {
-    events,
     workload,
     mech,
     rep,
@@ -380,8 +363,7 @@ async function throughput(workload: string, mech: Mech, n: number, size: number,
   if (!warmup) await record(result)
   log(
     `${warmup ? 'warm-up ' : ''}${workload} ${mech} #${rep}: ${result.msgsPerS} msg/s, ${result.mbPerS} MB/s, ` +
-      `lost ${result.lost}, out of order ${result.outOfOrder}${complete ? '' : ' (INCOMPLETE)'}` +
-      (events === undefined ? '' : `, ${events} events (${(r.received / Math.max(events, 1)).toFixed(1)} messages per event)`),
+      `lost ${result.lost}, out of order ${result.outOfOrder}${complete ? '' : ' (INCOMPLETE)'}`,
   )
 }
 
@@ -593,37 +575,49 @@ async function burst(mech: Mech, rep: number, turnsPerUs: number) {
 }
 
 /**
- * The `micro` diagnostic: where the web process's time per frame goes, in µs per frame (64 B frames in
- * batches of 256, then 16 KiB frames in batches of 64, as the plugin's caps make them): (1) Tauri's event path with the payload as a JSON array (what this plugin sends: the webview
- * parses it as a script), (2) the same batch as one JSON string that the page `JSON.parse`s, (3) the bindings'
- * own dispatch (`ConnectionImpl.receive`) with no IPC at all, (4) the handler alone.
+ * The `micro` diagnostic: where the time per frame goes, in µs per frame (64 B frames in batches of 256, then
+ * 16 KiB frames in batches of 64, as the plugin's caps make them), by how the app hands a batch to the page:
+ * (1) a Tauri event whose payload is the array of frame objects (the webview compiles it as a script literal),
+ * (2) the same array as one JSON string that the page `JSON.parse`s, (3) the compact encoding (a run of alike
+ * messages as bare strings) as such a string, (4) the compact encoding through a `Channel` as the plugin sends
+ * it (a string below 4 KiB, bytes above); then the bindings' own dispatch (`ConnectionImpl.receive`) and the
+ * bench handler alone, with no IPC.
  */
 async function micro(size: number, frames: number, count: number) {
   const total = count * frames
   const sink = (d: string) => {
     spinSink ^= d.length
   }
-  const viaEvents = async (asString: boolean) => {
-    const event = `realtime-micro://${asString ? 'str' : 'obj'}${runId()}`
+  const decoder = new TextDecoder()
+  const viaEvents = async (mode: string) => {
+    const event = `realtime-micro://${mode}${runId()}`
     let got = 0
     let resolve!: () => void
     const done = new Promise<void>((r) => (resolve = r))
-    const unlisten = await listen<Frame[] | string>(event, (e) => {
-      const batch = (typeof e.payload === 'string' ? JSON.parse(e.payload) : e.payload) as Frame[]
-      for (const f of batch) if (f.kind === 'message') sink(f.data)
+    const onBatch = (payload: unknown) => {
+      const raw = payload instanceof ArrayBuffer ? decoder.decode(payload) : payload
+      const batch = (typeof raw === 'string' ? JSON.parse(raw) : raw) as (Frame | string)[]
+      for (const f of batch) {
+        if (typeof f === 'string') sink(f)
+        else if (f.kind === 'message') sink(f.data)
+      }
       if (++got === count) resolve()
-    })
+    }
+    const channel = new Channel<unknown>(onBatch)
+    const unlisten = await listen<unknown>(event, (e) => onBatch(e.payload))
     const before = await stats()
     const t0 = performance.now()
-    await invoke('micro_emit', { event, count, frames, size, asString })
+    await invoke('micro_emit', { event, count, frames, size, mode, channel })
     await withTimeout('micro events', done, 60_000)
     const ms = performance.now() - t0
     const after = await stats()
     unlisten()
     return { usPerFrame: round((ms * 1000) / total, 2), webCpuUsPerFrame: round(((after.web.cpuMs - before.web.cpuMs) * 1000) / total, 2), appCpuUsPerFrame: round(((after.app.cpuMs - before.app.cpuMs) * 1000) / total, 2) }
   }
-  const eventArray = await viaEvents(false)
-  const eventString = await viaEvents(true)
+  const eventArray = await viaEvents('obj')
+  const eventString = await viaEvents('str')
+  const eventCompact = await viaEvents('compact')
+  const channelCompact = await viaEvents('channel')
   // The bindings alone: prebuilt frames through ConnectionImpl.receive, as the event listener calls it.
   let seq = 0
   const batches: Frame[][] = Array.from({ length: count }, () =>
@@ -662,6 +656,8 @@ async function micro(size: number, frames: number, count: number) {
     batch: frames,
     eventArray,
     eventString,
+    eventCompact,
+    channelCompact,
     bindingsUsPerFrame: round(bindingsUs, 3),
     plainLoopUsPerFrame: round(loopUs, 3),
     benchHandlerUsPerFrame: round(handlerUs, 3),

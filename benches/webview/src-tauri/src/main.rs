@@ -9,7 +9,7 @@
 //! Environment: `BENCH_OUT` (JSON report, default `artifacts/bench.json`), `BENCH_QUICK=1` (a short smoke run),
 //! `BENCH_REPS` (repetitions, default 3, 1 when quick), `BENCH_ONLY` (comma-separated workloads: `tp64`, `tp16k`,
 //! `latency`, `poll`, `scaling`, `burst`, `micro`), `BENCH_TIMEOUT_S` (the whole run, default 1200: then the results so far
-//! are written and the app exits with status 3), `BENCH_DIAG=1` (also count this plugin's events per run),
+//! are written and the app exits with status 3),
 //! `BENCH_MECHS` (comma-separated mechanisms, e.g. `realtime-ws`: to profile one).
 
 // Keeps a console window from opening next to the app on Windows release builds.
@@ -59,7 +59,6 @@ struct Config {
     burst_spin_us: f64,
     burst_mechs: Vec<String>,
     burst_reps: u32,
-    diag: bool,
     mechs: Vec<String>,
 }
 
@@ -122,7 +121,6 @@ impl Config {
                 .map(|s| (*s).to_owned())
                 .collect(),
             burst_reps: 1,
-            diag: std::env::var("BENCH_DIAG").is_ok_and(|v| !v.is_empty() && v != "0"),
             mechs: std::env::var("BENCH_MECHS")
                 .map(|v| {
                     v.split(',')
@@ -254,36 +252,53 @@ fn clock_now() -> f64 {
     server::epoch_ms()
 }
 
-/// The `micro` diagnostic: emits `count` events of `frames` message frames of `size` bytes shaped like
-/// this plugin's, to the main webview, as a JSON array (what the plugin sends) or, with `as_string`, as one JSON
-/// string holding that array (for the page to `JSON.parse`): it separates the cost of Tauri's event path from
-/// the rest.
+/// The `micro` diagnostic: sends `count` batches of `frames` message frames of `size` bytes shaped like this
+/// plugin's to the main webview, by `mode`: `obj` an event with the array of frame objects, `str` an event with
+/// that array as one JSON string, `compact` an event with the compact encoding as a string, `channel` the compact
+/// encoding through `channel` as the plugin's relay sends it. It separates the delivery path's cost from the rest.
 #[tauri::command]
+#[allow(clippy::too_many_arguments)]
 fn micro_emit<R: tauri::Runtime>(
     app: AppHandle<R>,
     event: String,
     count: u32,
     frames: u32,
     size: usize,
-    as_string: bool,
+    mode: String,
+    channel: tauri::ipc::Channel<tauri::ipc::InvokeResponseBody>,
 ) -> Result<(), String> {
-    use tauri::{Emitter, EventTarget};
+    use tauri::{ipc::InvokeResponseBody, Emitter, EventTarget};
     let mut seq = 0u64;
     for _ in 0..count {
         let batch: Vec<Value> = (0..frames)
-            .map(|_| {
+            .map(|i| {
                 seq += 1;
-                json!({"kind": "message", "seq": seq, "transport": "websocket", "data": server::message(seq, size)})
+                let data = server::message(seq, size);
+                if mode != "obj" && mode != "str" && i > 0 {
+                    Value::String(data)
+                } else {
+                    json!({"kind": "message", "seq": seq, "transport": "websocket", "data": data})
+                }
             })
             .collect();
         let target = EventTarget::AnyLabel {
             label: "main".into(),
         };
-        let sent = if as_string {
-            let text = serde_json::to_string(&batch).map_err(|e| e.to_string())?;
-            app.emit_to(target, &event, text)
-        } else {
-            app.emit_to(target, &event, &batch)
+        let text = serde_json::to_string(&batch).map_err(|e| e.to_string())?;
+        let sent = match mode.as_str() {
+            "obj" => app.emit_to(target, &event, &batch),
+            "channel" => {
+                // As the plugin's relay does: a string below 4 KiB, bytes above.
+                let body = if text.len() < 4096 {
+                    InvokeResponseBody::Json(
+                        serde_json::to_string(&text).map_err(|e| e.to_string())?,
+                    )
+                } else {
+                    InvokeResponseBody::Raw(text.into_bytes())
+                };
+                channel.send(body)
+            }
+            _ => app.emit_to(target, &event, text),
         };
         sent.map_err(|e| e.to_string())?;
     }
