@@ -17,24 +17,57 @@ use super::frame::Frame;
 
 /// Encodes `frames` (in `seq` order) as one compact JSON array.
 pub fn encode(frames: &[Arc<Frame>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(frames.iter().map(|f| f.approx_len()).sum::<usize>() + 2);
-    out.push(b'[');
-    let mut prev: Option<&Frame> = None;
-    for (i, frame) in frames.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let frame: &Frame = frame;
+    let mut e = Encoder::default();
+    for f in frames {
+        e.push(f);
+    }
+    e.finish()
+}
+
+/// Builds one compact batch frame by frame, so a sender can cut batches by their encoded size.
+#[derive(Default)]
+pub struct Encoder {
+    out: Vec<u8>,
+    prev: Option<Arc<Frame>>,
+}
+
+impl Encoder {
+    /// Appends `frame`, the next in `seq` order.
+    pub fn push(&mut self, frame: &Arc<Frame>) {
+        self.out.push(if self.prev.is_none() { b'[' } else { b',' });
         // Serialising a `&str` or a `Frame` into a Vec cannot fail.
-        let written = match prev.and_then(|p| continues(p, frame)) {
-            Some(data) => serde_json::to_writer(&mut out, data),
-            None => serde_json::to_writer(&mut out, frame),
+        let written = match self.prev.as_deref().and_then(|p| continues(p, frame)) {
+            Some(data) => serde_json::to_writer(&mut self.out, data),
+            None => serde_json::to_writer(&mut self.out, frame.as_ref()),
         };
         debug_assert!(written.is_ok());
-        prev = Some(frame);
+        self.prev = Some(frame.clone());
     }
-    out.push(b']');
-    out
+
+    /// Bytes of the batch so far, with its closing bracket.
+    pub fn len(&self) -> usize {
+        self.out.len().max(1) + 1
+    }
+
+    /// No frame yet.
+    pub fn is_empty(&self) -> bool {
+        self.prev.is_none()
+    }
+
+    /// The batch, and a fresh start for the next one.
+    pub fn take(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.out);
+        if self.prev.take().is_none() {
+            out.push(b'[');
+        }
+        out.push(b']');
+        out
+    }
+
+    /// The batch.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.take()
+    }
 }
 
 /// `frame`'s data when it is a message frame that differs from `prev` only by `seq` + 1 and `data`.
@@ -215,6 +248,26 @@ mod tests {
         let arcs: Vec<Arc<Frame>> = frames.iter().cloned().map(Arc::new).collect();
         assert_eq!(decode(&encode(&arcs)).unwrap(), frames);
         assert_eq!(decode(&encode(&[])).unwrap(), Vec::<Frame>::new());
+    }
+
+    #[test]
+    fn an_encoder_cut_anywhere_gives_batches_that_each_decode_alone() {
+        let frames = fixture_frames();
+        let arcs: Vec<Arc<Frame>> = frames.iter().cloned().map(Arc::new).collect();
+        for cut in 0..=arcs.len() {
+            let mut e = Encoder::default();
+            let mut got = Vec::new();
+            for (i, f) in arcs.iter().enumerate() {
+                if i == cut {
+                    got.extend(decode(&e.take()).unwrap());
+                    assert!(e.is_empty());
+                }
+                e.push(f);
+                assert!(e.len() > 2);
+            }
+            got.extend(decode(&e.finish()).unwrap());
+            assert_eq!(got, frames, "cut before frame {cut}");
+        }
     }
 
     #[test]

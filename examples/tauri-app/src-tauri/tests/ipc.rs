@@ -376,7 +376,7 @@ fn a_redirect_to_a_denied_url_fails_the_connection() {
 }
 
 /// The bindings' route: `connect` with a channel gets every frame through it, in the compact encoding, small
-/// batches as a JSON string and large ones as bytes; without a channel, the event `realtime://<id>` carries
+/// parts as a JSON string and large ones as bytes; without a channel, the event `realtime://<id>` carries
 /// arrays of frames.
 #[test]
 fn frames_reach_the_page_through_its_channel_or_as_events() {
@@ -429,14 +429,12 @@ fn frames_reach_the_page_through_its_channel_or_as_events() {
             .iter()
             .all(|c| c["state"] == "connected")
     });
-    let big = "y".repeat(6000);
+    // Mostly small messages, some larger than one directly evaluated part, one larger than a split batch.
     let sent: Vec<String> = (0..200)
-        .map(|i| {
-            if i % 50 == 49 {
-                format!("{i}{big}")
-            } else {
-                format!("m{i}")
-            }
+        .map(|i| match i {
+            100 => format!("{i}{}", "z".repeat(70_000)),
+            i if i % 50 == 49 => format!("{i}{}", "y".repeat(9_000)),
+            i => format!("m{i} \"quoted\" é"),
         })
         .collect();
     for text in &sent {
