@@ -13,21 +13,13 @@ use tauri::{
     AppHandle, Emitter, EventTarget, Manager, Runtime,
 };
 
-use crate::core::{wire, AckWindow, Frame, FrameSink, SinkGone};
+use crate::core::{
+    wire::{self, Part},
+    AckWindow, Frame, FrameSink, SinkGone,
+};
 
 /// Event name prefix; the full name is `realtime://<id>`.
 pub const EVENT_PREFIX: &str = "realtime://";
-
-/// Parts encoded smaller than this go as a JSON string evaluated in the webview; larger ones as raw bytes,
-/// which Tauri hands over through its IPC protocol (a fetch): dearer per message, cheaper per byte.
-const DIRECT_MAX: usize = 7168;
-/// Tauri evaluates a channel's JSON message directly below this size, and fetches it otherwise.
-const TAURI_DIRECT_MAX: usize = 8192;
-/// Encoded size at which a part of a split batch is sent.
-const PART: usize = 6144;
-/// Batches of about this size and more (see [`Frame::approx_len`]) go whole, as bytes in one fetch; smaller
-/// ones are split into parts that Tauri evaluates directly.
-const SPLIT_MAX: usize = 64 << 10;
 
 pub(crate) enum Route {
     Event(String),
@@ -76,26 +68,12 @@ impl<R: Runtime> FrameSink for WebviewSink<R> {
                 event,
                 frames,
             ),
-            Route::Channel(channel) => {
-                let total: usize = frames.iter().map(|f| f.approx_len()).sum();
-                if total >= SPLIT_MAX {
-                    send(channel, wire::encode(frames))
-                } else {
-                    // Parts small enough for Tauri to evaluate directly: cheaper for the webview than a fetch.
-                    let mut part = wire::Encoder::default();
-                    for f in frames {
-                        part.push(f);
-                        if part.len() >= PART {
-                            send(channel, part.take()).map_err(|_| SinkGone)?;
-                        }
-                    }
-                    if part.is_empty() {
-                        Ok(())
-                    } else {
-                        send(channel, part.take())
-                    }
-                }
-            }
+            Route::Channel(channel) => wire::parts(frames).into_iter().try_for_each(|part| {
+                channel.send(match part {
+                    Part::Literal(literal) => InvokeResponseBody::Json(literal),
+                    Part::Bytes(bytes) => InvokeResponseBody::Raw(bytes),
+                })
+            }),
         }
         .map_err(|_| SinkGone)
     }
@@ -103,19 +81,4 @@ impl<R: Runtime> FrameSink for WebviewSink<R> {
     fn ack_window(&self) -> Option<Arc<AckWindow>> {
         self.window.clone()
     }
-}
-
-fn send(channel: &Channel<InvokeResponseBody>, bytes: Vec<u8>) -> tauri::Result<()> {
-    let body = match String::from_utf8(bytes) {
-        // The batch as a JSON string literal, which the webview evaluates as it is.
-        Ok(text) if text.len() < DIRECT_MAX => match serde_json::to_string(text.as_str()) {
-            Ok(literal) if literal.len() < TAURI_DIRECT_MAX => InvokeResponseBody::Json(literal),
-            // Escapes made it too long to be evaluated directly.
-            _ => InvokeResponseBody::Raw(text.into_bytes()),
-        },
-        Ok(text) => InvokeResponseBody::Raw(text.into_bytes()),
-        // Not reached: serde_json writes UTF-8. Bytes are decoded by the bindings all the same.
-        Err(e) => InvokeResponseBody::Raw(e.into_bytes()),
-    };
-    channel.send(body)
 }

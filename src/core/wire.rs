@@ -70,6 +70,61 @@ impl Encoder {
     }
 }
 
+/// Parts encoded smaller than this go as a JSON string the webview evaluates; larger ones as raw bytes, which
+/// Tauri hands over through its IPC protocol (a fetch): dearer per message, cheaper per byte.
+pub const DIRECT_MAX: usize = 7168;
+/// Tauri evaluates a channel's JSON message directly below this size, and fetches it otherwise.
+pub const TAURI_DIRECT_MAX: usize = 8192;
+/// Encoded size at which a part of a split batch is cut.
+pub const PART: usize = 6144;
+/// Batches of about this size and more (see [`Frame::approx_len`]) go whole, as bytes in one fetch; smaller
+/// ones are split into parts that the webview evaluates directly.
+pub const SPLIT_MAX: usize = 64 << 10;
+
+/// One message of a batch on its way into a webview.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// A compact batch as a JSON string literal (under [`TAURI_DIRECT_MAX`]), for the webview to evaluate.
+    Literal(String),
+    /// A compact batch as UTF-8 bytes, for the webview to fetch.
+    Bytes(Vec<u8>),
+}
+
+/// Cuts a batch into the messages that carry it, in order: parts of about [`PART`] bytes evaluated directly
+/// (cheaper for a webview than a fetch, measured in docs/BENCHMARKS.md), or, for a batch of about
+/// [`SPLIT_MAX`] and more, the whole as bytes (per byte, a fetch is cheaper than a script).
+pub fn parts(frames: &[Arc<Frame>]) -> Vec<Part> {
+    let total: usize = frames.iter().map(|f| f.approx_len()).sum();
+    if total >= SPLIT_MAX {
+        return vec![part(encode(frames))];
+    }
+    let mut out = Vec::new();
+    let mut e = Encoder::default();
+    for f in frames {
+        e.push(f);
+        if e.len() >= PART {
+            out.push(part(e.take()));
+        }
+    }
+    if !e.is_empty() {
+        out.push(part(e.take()));
+    }
+    out
+}
+
+fn part(bytes: Vec<u8>) -> Part {
+    match String::from_utf8(bytes) {
+        Ok(text) if text.len() < DIRECT_MAX => match serde_json::to_string(text.as_str()) {
+            Ok(literal) if literal.len() < TAURI_DIRECT_MAX => Part::Literal(literal),
+            // Escapes made it too long to be evaluated directly.
+            _ => Part::Bytes(text.into_bytes()),
+        },
+        Ok(text) => Part::Bytes(text.into_bytes()),
+        // Not reached: serde_json writes UTF-8. Bytes are decoded by the bindings all the same.
+        Err(e) => Part::Bytes(e.into_bytes()),
+    }
+}
+
 /// `frame`'s data when it is a message frame that differs from `prev` only by `seq` + 1 and `data`.
 fn continues<'a>(prev: &Frame, frame: &'a Frame) -> Option<&'a str> {
     match (prev, frame) {
@@ -268,6 +323,47 @@ mod tests {
             got.extend(decode(&e.finish()).unwrap());
             assert_eq!(got, frames, "cut before frame {cut}");
         }
+    }
+
+    #[test]
+    fn small_batches_go_in_evaluated_parts_and_large_ones_whole_as_bytes() {
+        let decode_all = |parts: Vec<Part>| -> Vec<Frame> {
+            parts
+                .into_iter()
+                .flat_map(|p| match p {
+                    Part::Literal(l) => {
+                        assert!(l.len() < TAURI_DIRECT_MAX);
+                        decode(serde_json::from_str::<String>(&l).unwrap().as_bytes()).unwrap()
+                    }
+                    Part::Bytes(b) => decode(&b).unwrap(),
+                })
+                .collect()
+        };
+        let small: Vec<Frame> = (1..=256).map(|s| msg(s, &"x".repeat(64))).collect();
+        let arcs: Vec<Arc<Frame>> = small.iter().cloned().map(Arc::new).collect();
+        let p = parts(&arcs);
+        assert!(
+            p.len() > 1 && p.iter().all(|p| matches!(p, Part::Literal(_))),
+            "{p:?}"
+        );
+        assert_eq!(decode_all(p), small);
+
+        // Quotes double under escaping: a part that outgrows direct evaluation goes as bytes.
+        let quoted: Vec<Frame> = (1..=200).map(|s| msg(s, &"\"".repeat(60))).collect();
+        let arcs: Vec<Arc<Frame>> = quoted.iter().cloned().map(Arc::new).collect();
+        let p = parts(&arcs);
+        assert!(p.iter().any(|p| matches!(p, Part::Bytes(_))), "{p:?}");
+        assert_eq!(decode_all(p), quoted);
+
+        let large: Vec<Frame> = (1..=8).map(|s| msg(s, &"y".repeat(16 << 10))).collect();
+        let arcs: Vec<Arc<Frame>> = large.iter().cloned().map(Arc::new).collect();
+        let p = parts(&arcs);
+        assert!(
+            matches!(&p[..], [Part::Bytes(_)]),
+            "one fetch for a large batch"
+        );
+        assert_eq!(decode_all(p), large);
+        assert!(parts(&[]).is_empty());
     }
 
     #[test]

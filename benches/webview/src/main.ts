@@ -580,7 +580,7 @@ async function burst(mech: Mech, rep: number, turnsPerUs: number) {
  * (1) a Tauri event whose payload is the array of frame objects (the webview compiles it as a script literal),
  * (2) the same array as one JSON string that the page `JSON.parse`s, (3) the compact encoding (a run of alike
  * messages as bare strings) as such a string, (4) the compact encoding through a `Channel` as the plugin sends
- * it (a string below 4 KiB, bytes above); then the bindings' own dispatch (`ConnectionImpl.receive`) and the
+X' own dispatch (`ConnectionImpl.receive`) and the
  * bench handler alone, with no IPC.
  */
 async function micro(size: number, frames: number, count: number) {

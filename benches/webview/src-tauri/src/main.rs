@@ -255,7 +255,7 @@ fn clock_now() -> f64 {
 /// The `micro` diagnostic: sends `count` batches of `frames` message frames of `size` bytes shaped like this
 /// plugin's to the main webview, by `mode`: `obj` an event with the array of frame objects, `str` an event with
 /// that array as one JSON string, `compact` an event with the compact encoding as a string, `channel` the compact
-/// encoding through `channel` as the plugin's relay sends it. It separates the delivery path's cost from the rest.
+/// encoding through `channel` exactly as the plugin's relay sends it (`wire::parts`). It separates the delivery path's cost from the rest.
 #[tauri::command]
 #[allow(clippy::too_many_arguments)]
 fn micro_emit<R: tauri::Runtime>(
@@ -288,15 +288,32 @@ fn micro_emit<R: tauri::Runtime>(
         let sent = match mode.as_str() {
             "obj" => app.emit_to(target, &event, &batch),
             "channel" => {
-                // As the plugin's relay does: a string below 4 KiB, bytes above.
-                let body = if text.len() < 4096 {
-                    InvokeResponseBody::Json(
-                        serde_json::to_string(&text).map_err(|e| e.to_string())?,
-                    )
-                } else {
-                    InvokeResponseBody::Raw(text.into_bytes())
+                use tauri_plugin_realtime::core::{
+                    wire::{parts, Part},
+                    Frame, Transport,
                 };
-                channel.send(body)
+                // Exactly as the plugin's relay sends a batch.
+                let frames: Vec<std::sync::Arc<Frame>> = batch
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let data = v.as_str().or(v["data"].as_str()).unwrap_or_default();
+                        std::sync::Arc::new(Frame::Message {
+                            seq: seq - u64::from(frames) + 1 + i as u64,
+                            transport: Transport::Websocket,
+                            event: None,
+                            data: data.to_owned(),
+                            last_event_id: None,
+                            binary: false,
+                        })
+                    })
+                    .collect();
+                parts(&frames).into_iter().try_for_each(|p| {
+                    channel.send(match p {
+                        Part::Literal(l) => InvokeResponseBody::Json(l),
+                        Part::Bytes(b) => InvokeResponseBody::Raw(b),
+                    })
+                })
             }
             _ => app.emit_to(target, &event, text),
         };
