@@ -579,9 +579,9 @@ async function burst(mech: Mech, rep: number, turnsPerUs: number) {
  * 16 KiB frames in batches of 64, as the plugin's caps make them), by how the app hands a batch to the page:
  * (1) a Tauri event whose payload is the array of frame objects (the webview compiles it as a script literal),
  * (2) the same array as one JSON string that the page `JSON.parse`s, (3) the compact encoding (a run of alike
- * messages as bare strings) as such a string, (4) the compact encoding through a `Channel` as the plugin sends
-X' own dispatch (`ConnectionImpl.receive`) and the
- * bench handler alone, with no IPC.
+ * messages as bare strings) as such a string, (4) the compact encoding through a `Channel` exactly as the plugin
+ * sends it (`wire::parts`: strings of a few KiB, or a large batch whole as bytes); then the bindings' own
+ * dispatch (`ConnectionImpl.receive`) and the bench handler alone, with no IPC.
  */
 async function micro(size: number, frames: number, count: number) {
   const total = count * frames
