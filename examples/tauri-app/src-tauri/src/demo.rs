@@ -471,7 +471,7 @@ fn last_event_id(headers: &HeaderMap) -> Option<u64> {
 /// The text of the summary, one word per `summary` event.
 pub fn summary_words(query: &str) -> Vec<String> {
     let text = format!(
-        "Top results for \u{201c}{query}\u{201d} agree: open streams in Rust, relay every frame as an event, \
+        "Top results for \u{201c}{query}\u{201d} agree: open streams in Rust, relay every frame to the page, \
          and reconnect with backoff."
     );
     text.split_whitespace().map(str::to_string).collect()
