@@ -1,4 +1,4 @@
-//! The compact batch encoding used between the relay and the guest bindings (over a `tauri::ipc::Channel`).
+//! The compact batch encoding used between the relay and the guest bindings (over a Tauri channel).
 //!
 //! A batch is a JSON array. Each element is either a frame object, exactly as documented in [`Frame`], or a JSON
 //! string: a message frame whose `data` is that string, whose `seq` is the previous element's plus one, and whose
