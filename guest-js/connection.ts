@@ -43,7 +43,7 @@ export interface Backend {
   close(code?: number, reason?: string): Promise<void>
   reconnect(): Promise<void>
   inspect(): Promise<ConnectionInfo>
-  /** Stops delivery for good (unlisten, or close the browser socket). Never rejects. */
+  /** Stops delivery for good (silence the channel, or close the browser socket). Never rejects. */
   detach(): Promise<void>
   /** The browser's EventSource has no wildcard: outside Tauri it must be told each event type to relay. */
   watch?(type: string): void

@@ -1,6 +1,6 @@
 /**
  * Guest bindings of tauri-plugin-realtime: WebSocket and Server-Sent Events streams opened in Rust, relayed to
- * the webview as Tauri events (`realtime://<id>`, an array of frames in `seq` order).
+ * the webview through a Tauri channel, in batches of frames in `seq` order.
  *
  * - {@link connect} gives a {@link Connection}: `on(kind | eventType, handler)`, a `state` store (Svelte
  *   contract), `send`, `close`, `reconnect`, `inspect`.

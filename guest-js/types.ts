@@ -68,7 +68,8 @@ export interface CloseFrame {
 
 /**
  * One frame of the envelope, tagged by `kind`. `seq` starts at 1 per connection and rises by exactly one
- * per frame. The event `realtime://<id>` carries an array of one or more frames in `seq` order.
+ * per frame. Frames arrive in batches, in `seq` order (through the bindings' channel, or as the array payload of
+ * the event `realtime://<id>` when `connect` is invoked without a channel).
  */
 export type Frame = StateFrame | MessageFrame | ErrorFrame | CloseFrame
 
@@ -252,7 +253,7 @@ export type Unsubscribe = () => void
 
 /** A connection opened with `connect()`. */
 export interface Connection {
-  /** The id chosen by these bindings; the Tauri event is `realtime://<id>`. */
+  /** The subscription id chosen by these bindings, as the plugin's commands and `inspect` know it. */
   readonly id: string
   /** True when this subscription joined an existing upstream (see `ConnectOptions.share`). */
   readonly shared: boolean
@@ -291,7 +292,7 @@ export interface Connection {
   send(data: string | ArrayBuffer | ArrayBufferView | Blob): Promise<SendResult>
   /**
    * Ends this subscription (the upstream closes when no subscriber is left), after sends already made.
-   * Always stops listening, sets `state` to `disconnected` and drops every `on()` handler, even when the
+   * Always stops delivery, sets `state` to `disconnected` and drops every `on()` handler, even when the
    * command rejects (the promise then rejects too). Calling it again returns the same promise.
    */
   close(code?: number, reason?: string): Promise<void>
