@@ -104,6 +104,7 @@ export class ConnectionImpl implements Connection, FrameSink {
   private readonly stateSubscribers = new Set<{ run: (v: StateValue) => void }>()
   private sendChain: Promise<unknown> = Promise.resolve()
   private closing: Promise<void> | undefined
+  private stopped = false
   /** Set once closed: frames are ignored and no handler runs any more. */
   private done = false
   /** Frames handed to handlers, and their data length, in all and at the last acknowledgement. */
@@ -136,9 +137,14 @@ export class ConnectionImpl implements Connection, FrameSink {
     for (const type of this.handlers.keys()) if (!KINDS.has(type)) backend.watch?.(type)
   }
 
+  /** Nothing more is handed to handlers: closed, or closing. */
+  private get halted(): boolean {
+    return this.done || this.stopped
+  }
+
   /** A channel message from Rust: a compact batch (see `wire.ts`), as a string or as UTF-8 bytes. */
   receiveWire(message: unknown): void {
-    if (this.done) return
+    if (this.halted) return
     let frames: Frame[]
     try {
       frames = decodeBatch(message)
@@ -150,7 +156,7 @@ export class ConnectionImpl implements Connection, FrameSink {
   }
 
   receive(payload: Frame[] | Frame): void {
-    if (this.done) return
+    if (this.halted) return
     const frames = Array.isArray(payload) ? payload : [payload]
     for (const frame of frames) {
       // A joiner's snapshot repeats an old seq: the numbering to check starts with the frame after it.
@@ -162,7 +168,7 @@ export class ConnectionImpl implements Connection, FrameSink {
       }
       if (this.held) this.held.push(frame)
       else this.dispatch(frame)
-      if (this.done) return
+      if (this.halted) return
     }
     this.maybeAck()
     if (this.held && !this.flushing && this.held.length > MAX_HELD_FRAMES) {
@@ -214,6 +220,8 @@ export class ConnectionImpl implements Connection, FrameSink {
   }
 
   close(code?: number, reason?: string): Promise<void> {
+    // No handler runs once close is called, though the command is still on its way.
+    this.stopped = true
     this.closing ??= this.doClose(code, reason)
     return this.closing
   }
@@ -275,10 +283,10 @@ export class ConnectionImpl implements Connection, FrameSink {
 
   private flush(): void {
     const held = this.held
-    if (!held || this.done) return
+    if (!held || this.halted) return
     this.flushing = true
     // Frames that a handler causes to arrive meanwhile are appended to `held` and handed out in turn.
-    for (let i = 0; i < held.length && !this.done; i++) this.dispatch(held[i]!)
+    for (let i = 0; i < held.length && !this.halted; i++) this.dispatch(held[i]!)
     this.flushing = false
     this.held = null
     this.maybeAck()
@@ -319,7 +327,8 @@ export class ConnectionImpl implements Connection, FrameSink {
     const set = this.handlers.get(kind)
     if (!set || set.size === 0) return
     if (set.size === 1) {
-      // The common case, per frame: no copy of the set.
+      // The common case, per frame: no copy of the set. A handler that closed the connection stops the rest.
+      if (this.halted) return
       const handler = set.values().next().value as (v: unknown) => void
       try {
         handler(value)
@@ -330,7 +339,7 @@ export class ConnectionImpl implements Connection, FrameSink {
     }
     for (const handler of [...set]) {
       // A handler removed by an earlier one (or by close) does not run.
-      if (this.done || !set.has(handler)) continue
+      if (this.halted || !set.has(handler)) continue
       try {
         ;(handler as (v: unknown) => void)(value)
       } catch (e) {

@@ -292,8 +292,9 @@ export interface Connection {
   send(data: string | ArrayBuffer | ArrayBufferView | Blob): Promise<SendResult>
   /**
    * Ends this subscription (the upstream closes when no subscriber is left), after sends already made.
-   * Always stops delivery, sets `state` to `disconnected` and drops every `on()` handler, even when the
-   * command rejects (the promise then rejects too). Calling it again returns the same promise.
+   * No handler runs once it is called. Always stops delivery, sets `state` to `disconnected` and drops every
+   * `on()` handler, even when the command rejects (the promise then rejects too). Calling it again returns the
+   * same promise.
    */
   close(code?: number, reason?: string): Promise<void>
   /** A manual retry, e.g. from `failed`. */

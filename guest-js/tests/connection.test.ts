@@ -409,6 +409,19 @@ describe('close', () => {
     expect(conn.on('message', () => {})).toBeTypeOf('function')
   })
 
+  it('runs no further handler once a handler has closed the connection', async () => {
+    const conn = await connect({ url: 'wss://example.test/feed' })
+    const got: string[] = []
+    conn.on('frame', (f) => {
+      if (f.kind === 'message' && f.data === 'stop') void conn.close()
+    })
+    conn.on('message', (f) => got.push(f.data))
+    await settle()
+    await rust.emit(conn.id, [msg('a'), msg('stop'), msg('b')])
+    await settle()
+    expect(got).toEqual(['a'])
+  })
+
   it('omits code and reason when not given', async () => {
     const conn = await connect({ url: 'wss://example.test/feed' })
     await conn.close()
