@@ -1,7 +1,7 @@
-// `connect()` and the Connection handle: a channel made before delivery starts; hold frames until the app
-// attaches handlers; hand them out in `seq` order; the channel goes quiet on close.
+// `connect()` and the Connection handle: registered with the page's receiver before delivery starts; hold frames
+// until the app attaches handlers; hand them out in `seq` order; delivery goes quiet on close.
 
-import { Channel, invoke } from '@tauri-apps/api/core'
+import { invoke } from '@tauri-apps/api/core'
 
 import { encodeBase64, toPayload, type SendData } from './base64.js'
 import { connectBrowser, inspectBrowser } from './browser.js'
@@ -34,8 +34,36 @@ export const MAX_HELD_FRAMES = 10_000
  */
 export const ACK_WINDOW = { frames: 4096, bytes: 8 * 1024 * 1024 } as const
 
-/** Event name of a connection's frames when `connect` is invoked without a channel (the bindings pass one). */
+/** Event name of a connection's frames when `connect` is invoked with neither `direct` nor a channel. */
 export const eventName = (id: string): string => `realtime://${id}`
+
+/**
+ * The global through which Rust delivers batches: it evaluates `window.__TAURI_PLUGIN_REALTIME__.deliver(id,
+ * batch)` with the batch as an array literal (`src/core/wire.rs`), one script per batch. Shared by every copy of
+ * the bindings a page loads, and defined once.
+ */
+export const RECEIVER = '__TAURI_PLUGIN_REALTIME__'
+
+interface Receiver {
+  readonly connections: Map<string, { receiveWire(message: unknown): void }>
+  deliver(id: string, batch: unknown): void
+}
+
+/** The page's receiver, made on first use. */
+export function receiver(): Receiver {
+  const g = globalThis as unknown as Record<string, Receiver | undefined>
+  let r = g[RECEIVER]
+  if (!r) {
+    const connections: Receiver['connections'] = new Map()
+    r = Object.freeze({
+      connections,
+      // A batch for a connection this page does not hold (closed, or opened by the page before a reload) is dropped.
+      deliver: (id: string, batch: unknown) => connections.get(id)?.receiveWire(batch),
+    })
+    Object.defineProperty(g, RECEIVER, { value: r, enumerable: false })
+  }
+  return r
+}
 
 /** What a connection needs from whatever carries it: the Tauri IPC, or the browser's own sockets. */
 export interface Backend {
@@ -43,7 +71,7 @@ export interface Backend {
   close(code?: number, reason?: string): Promise<void>
   reconnect(): Promise<void>
   inspect(): Promise<ConnectionInfo>
-  /** Stops delivery for good (silence the channel, or close the browser socket). Never rejects. */
+  /** Stops delivery for good (leave the receiver, or close the browser socket). Never rejects. */
   detach(): Promise<void>
   /** The browser's EventSource has no wildcard: outside Tauri it must be told each event type to relay. */
   watch?(type: string): void
@@ -142,7 +170,7 @@ export class ConnectionImpl implements Connection, FrameSink {
     return this.done || this.stopped
   }
 
-  /** A channel message from Rust: a compact batch (see `wire.ts`), as a string or as UTF-8 bytes. */
+  /** A batch from Rust in the compact encoding (see `wire.ts`): an array, or its JSON as a string or UTF-8 bytes. */
   receiveWire(message: unknown): void {
     if (this.halted) return
     let frames: Frame[]
@@ -367,7 +395,7 @@ function defined<T extends object>(obj: T): T {
   return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as T
 }
 
-function tauriBackend(id: string, channel: Channel<unknown>): Backend {
+function tauriBackend(id: string): Backend {
   return {
     send: (payload) =>
       invoke<SendResult>(
@@ -392,9 +420,8 @@ function tauriBackend(id: string, channel: Channel<unknown>): Backend {
       })
     },
     detach: async () => {
-      // Rust ends the channel when it releases the subscription (Tauri then drops its callback); anything
-      // still in flight meanwhile is ignored.
-      channel.onmessage = () => {}
+      // Batches still in flight are ignored from now on.
+      receiver().connections.delete(id)
     },
   }
 }
@@ -407,24 +434,25 @@ export async function connectInternal(options: ConnectOptions): Promise<Connecti
     conn.attach({ state: 'connecting', shared: false }, connectBrowser(conn.id, options, conn))
     return conn
   }
-  // The channel exists before `connect` starts delivery, so no frame is sent unheard.
-  const channel = new Channel<unknown>((message) => conn.receiveWire(message))
+  // Registered before `connect` starts delivery, so no frame is sent unheard.
+  const connections = receiver().connections
+  connections.set(conn.id, conn)
   let result: ConnectResult
   try {
-    result = await invoke<ConnectResult>('plugin:realtime|connect', { id: conn.id, options, ack: ACK_WINDOW, channel })
+    result = await invoke<ConnectResult>('plugin:realtime|connect', { id: conn.id, options, ack: ACK_WINDOW, direct: true })
   } catch (e) {
-    channel.onmessage = () => {}
+    connections.delete(conn.id)
     await conn.abandon()
     throw toRealtimeError(e)
   }
-  conn.attach(result, tauriBackend(conn.id, channel))
+  conn.attach(result, tauriBackend(conn.id))
   return conn
 }
 
 /**
  * Opens a connection (or joins an identical one, see `ConnectOptions.share`).
  *
- * Passes Rust a `Channel` made before it connects, so no frame is lost. Frames that arrive before
+ * Registers with the page's receiver before Rust connects, so no frame is lost. Frames that arrive before
  * the first `on()` call are held (at most {@link MAX_HELD_FRAMES}) and handed out in order in a later task.
  * Rejects with a {@link RealtimeError} carrying the Rust side's message (invalid options, URL not allowed by
  * the scope, ...). Outside Tauri it uses the browser's own `WebSocket` / `EventSource` behind the same interface.

@@ -1,6 +1,6 @@
 /**
  * Guest bindings of tauri-plugin-realtime: WebSocket and Server-Sent Events streams opened in Rust, relayed to
- * the webview through a Tauri channel, in batches of frames in `seq` order.
+ * the webview in batches of frames in `seq` order (each batch a script that calls the page's receiver).
  *
  * - {@link connect} gives a {@link Connection}: `on(kind | eventType, handler)`, a `state` store (Svelte
  *   contract), `send`, `close`, `reconnect`, `inspect`.

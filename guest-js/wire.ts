@@ -1,4 +1,4 @@
-// The compact batch encoding Rust sends through the connection's channel (`src/core/wire.rs`): a JSON array
+// The compact batch encoding Rust sends to the page (`src/core/wire.rs`): a JSON array
 // whose elements are frame objects, or strings standing for a message frame like the previous element with
 // `seq` + 1 and that string as `data`. Most batches are runs of alike messages, and a webview parses a string
 // far faster than an object with four keys.
@@ -7,7 +7,10 @@ import type { Frame, MessageFrame } from './types.js'
 
 const utf8 = new TextDecoder()
 
-/** Expands one channel message (the JSON text, or its UTF-8 bytes) into frames. Throws on malformed input. */
+/**
+ * Expands one batch into frames: the array itself (the direct route evaluates it as a literal), or a channel
+ * message (its JSON text, or that text's UTF-8 bytes). Throws on malformed input.
+ */
 export function decodeBatch(message: unknown): Frame[] {
   let items: unknown
   if (typeof message === 'string') items = JSON.parse(message)

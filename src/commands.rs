@@ -47,6 +47,8 @@ pub(crate) async fn connect<R: Runtime>(
     id: Option<String>,
     options: ConnectOptions,
     ack: Option<AckArgs>,
+    // The guest bindings' route: each batch a script that calls the page's receiver (`wire::script`).
+    direct: Option<bool>,
     channel: Option<JavaScriptChannelId>,
     command_scope: CommandScope<Entry>,
     global_scope: GlobalScope<Entry>,
@@ -58,6 +60,7 @@ pub(crate) async fn connect<R: Runtime>(
         app.clone(),
         webview.label(),
         &id,
+        direct.unwrap_or(false),
         channel,
         window,
     ));

@@ -1,10 +1,12 @@
 //! The sink that carries frames into one webview, only to the webview that holds the subscription. A webview
 //! that is gone ends the subscription; it never panics.
 //!
-//! Two routes: the guest bindings pass a `tauri::ipc::Channel` to `connect`, and each batch goes through it in
-//! the compact encoding of [`crate::core::wire`]: in parts of a few KiB, each a string the webview evaluates, or
-//! for large frames whole as bytes it fetches; never as a script literal of frame objects. A caller that passes
-//! no channel gets the Tauri event `realtime://<id>` with the batch as an array of frame objects, for `listen()`.
+//! Three routes. The guest bindings ask for direct delivery: each batch is one script the webview evaluates,
+//! a call of the bindings' receiver with the batch in the compact encoding of [`crate::core::wire`] as an array
+//! literal ([`wire::script`]). A caller that passes a `tauri::ipc::Channel` gets the same encoding through it,
+//! in parts of a few KiB, each a string the webview evaluates, or for large frames whole as bytes it fetches.
+//! A caller that passes neither gets the Tauri event `realtime://<id>` with the batch as an array of frame
+//! objects, for `listen()`.
 
 use std::sync::Arc;
 
@@ -24,6 +26,8 @@ pub const EVENT_PREFIX: &str = "realtime://";
 pub(crate) enum Route {
     Event(String),
     Channel(Channel<InvokeResponseBody>),
+    /// The subscription's id, for the bindings' receiver.
+    Direct(String),
 }
 
 pub(crate) struct WebviewSink<R: Runtime> {
@@ -38,10 +42,12 @@ impl<R: Runtime> WebviewSink<R> {
         app: AppHandle<R>,
         label: &str,
         id: &str,
+        direct: bool,
         channel: Option<Channel<InvokeResponseBody>>,
         window: Option<Arc<AckWindow>>,
     ) -> Self {
         let route = match channel {
+            _ if direct => Route::Direct(id.to_owned()),
             Some(c) => Route::Channel(c),
             None => Route::Event(format!("{EVENT_PREFIX}{id}")),
         };
@@ -56,10 +62,11 @@ impl<R: Runtime> WebviewSink<R> {
 
 impl<R: Runtime> FrameSink for WebviewSink<R> {
     fn deliver(&self, frames: &[Arc<Frame>]) -> Result<(), SinkGone> {
-        if self.app.get_webview_window(&self.label).is_none() {
+        let Some(webview) = self.app.get_webview_window(&self.label) else {
             return Err(SinkGone);
-        }
+        };
         match &self.route {
+            Route::Direct(id) => webview.eval(wire::script(id, frames)),
             // `AnyLabel` reaches the webview whether its listener targets it as a webview or a window.
             Route::Event(event) => self.app.emit_to(
                 EventTarget::AnyLabel {

@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
-import { Channel } from '@tauri-apps/api/core'
 import { ACK_WINDOW, connect, inspect, MAX_HELD_FRAMES, RealtimeError } from '../index.js'
 import type { Frame, GapInfo, MessageFrame, StateValue } from '../types.js'
 import { closeF, err, FakeRust, msg, resetTauri, seqFrom, settle, sse, st } from './helpers.js'
@@ -14,20 +13,20 @@ beforeEach(() => {
 afterEach(() => resetTauri())
 
 describe('connect', () => {
-  it('passes connect a channel made beforehand, with an id the caller chose', async () => {
+  it('asks for direct delivery to a receiver registered beforehand, with an id the caller chose', async () => {
     const options = { url: 'wss://example.test/feed', headers: { authorization: 'Bearer x' } }
     const conn = await connect(options)
 
     expect(conn.id).toMatch(/^[A-Za-z0-9_-]{1,64}$/)
     expect(rust.order()).toEqual(['plugin:realtime|connect'])
     const [args] = rust.commands('connect')
-    expect(args).toEqual({ id: conn.id, options, ack: ACK_WINDOW, channel: expect.any(Channel) })
+    expect(args).toEqual({ id: conn.id, options, ack: ACK_WINDOW, direct: true })
     expect(rust.listeners(conn.id)).toBe(1)
   })
 
   it('keeps frames that Rust sends before connect has answered', async () => {
     rust.handlers.connect = (a) => {
-      // Rust starts delivering as soon as it has the channel, before its answer reaches the page.
+      // Rust starts delivering as soon as it has the subscription, before its answer reaches the page.
       queueMicrotask(() => void rust.emit(String(a.id), [st('connected'), msg('early')]))
       return { id: a.id, state: 'connecting', shared: false }
     }
@@ -138,7 +137,7 @@ describe('connect', () => {
     expect(gaps).toEqual([{ expected: 1, got: extra + 1 }])
   })
 
-  it('rejects with the Rust message as a RealtimeError, and the channel ends, when connect fails', async () => {
+  it('rejects with the Rust message as a RealtimeError, and leaves the receiver, when connect fails', async () => {
     rust.handlers.connect = () => {
       throw 'url not allowed by the realtime scope: wss://evil.test/'
     }

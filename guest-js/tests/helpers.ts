@@ -1,10 +1,10 @@
 // A stand-in for the Rust side: `@tauri-apps/api/mocks`, a recorder of every IPC call, default answers for the
-// realtime commands that a test can override, and the connection's channel driven as the Rust relay drives it
-// (batches in the compact encoding, `end` when the subscription is released).
+// realtime commands that a test can override, and delivery driven as the Rust relay drives it (a script that
+// calls the page's receiver with the batch in the compact encoding as an array literal).
 
-import type { Channel } from '@tauri-apps/api/core'
 import { clearMocks, mockIPC } from '@tauri-apps/api/mocks'
 
+import { RECEIVER, receiver } from '../connection.js'
 import type { ConnectionInfo, Frame, State } from '../types.js'
 
 export type Args = Record<string, unknown>
@@ -17,8 +17,6 @@ export interface Call {
 
 type Internals = {
   invoke: (cmd: string, args?: unknown, options?: unknown) => Promise<unknown>
-  runCallback: (id: number, data: unknown) => void
-  callbacks: Map<number, unknown>
 }
 
 const win = () => globalThis as unknown as { __TAURI_INTERNALS__?: Internals }
@@ -57,25 +55,13 @@ export class FakeRust {
     inspect: (a) => [info(String(a.id))],
   }
 
-  /** Messages sent so far per channel id: Tauri numbers them so the webview can put them in order. */
-  private readonly sent = new Map<number, number>()
-
   constructor() {
     mockIPC((cmd, payload) => {
       const name = cmd.replace(/^plugin:realtime\|/, '')
       const handler = this.handlers[name]
       if (!cmd.startsWith('plugin:realtime|') || !handler) throw `unexpected command ${cmd}`
       const args = (payload ?? {}) as Args
-      try {
-        return handler(args)
-      } catch (e) {
-        // Rust drops the channel of a subscription it refused.
-        if (name === 'connect') this.end(String(args.id))
-        throw e
-      } finally {
-        // Rust releases the subscription, and with it the channel, whether or not close found it.
-        if (name === 'close') this.end(String(args.id))
-      }
+      return handler(args)
     })
     const internals = win().__TAURI_INTERNALS__!
     const original = internals.invoke
@@ -103,37 +89,24 @@ export class FakeRust {
     return String(args.id)
   }
 
-  /** The channel that the `connect` call for `id` passed. */
-  channel(id: string): Channel<unknown> {
-    const args = this.commands('connect').find((a) => a.id === id)
-    if (!args?.channel) throw new Error(`expected a connect call with a channel for ${id}`)
-    return args.channel as Channel<unknown>
-  }
-
-  /** Sends frames through the connection's channel as the Rust relay does (a string of the JSON array). */
+  /** Delivers frames as the Rust relay does: a script calling the receiver with the batch's JSON as a literal. */
   async emit(id: string, frames: Frame[] | Frame, encoded?: string): Promise<void> {
-    this.post(id, { message: encoded ?? JSON.stringify(Array.isArray(frames) ? frames : [frames]) })
+    this.evaluate(id, encoded ?? JSON.stringify(Array.isArray(frames) ? frames : [frames]))
     await Promise.resolve()
   }
 
-  /** Sends a raw channel message (e.g. a batch as UTF-8 bytes, as Rust sends large ones). */
-  post(id: string, body: { message: unknown } | { end: true }): void {
-    const channel = this.channel(id)
-    const index = this.sent.get(channel.id) ?? 0
-    this.sent.set(channel.id, index + 1)
-    const internals = win().__TAURI_INTERNALS__!
-    // Like Tauri, which evaluates the call whether or not the page still has the callback.
-    if (internals.callbacks.has(channel.id)) internals.runCallback(channel.id, { ...body, index })
+  /** Evaluates the script Rust sends for `batch` (a JavaScript expression: the compact encoding's JSON). */
+  evaluate(id: string, batch: string): void {
+    if (!this.commands('connect').some((a) => a.id === id && a.direct === true)) {
+      throw new Error(`expected a connect call for ${id} that asks for direct delivery`)
+    }
+    // As `wire::script` writes it; an indirect eval runs in the global scope, as the webview evaluates it.
+    ;(0, eval)(`window.${RECEIVER}&&window.${RECEIVER}.deliver(${JSON.stringify(id)},${batch})`)
   }
 
-  /** Ends the channel as Rust does when it drops it. */
-  end(id: string): void {
-    this.post(id, { end: true })
-  }
-
-  /** 1 while the connection's channel is registered in the page, 0 after it ended. */
+  /** 1 while the page's receiver holds the connection, 0 once it let go. */
   listeners(id: string): number {
-    return win().__TAURI_INTERNALS__!.callbacks.has(this.channel(id).id) ? 1 : 0
+    return receiver().connections.has(id) ? 1 : 0
   }
 }
 

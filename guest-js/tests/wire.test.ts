@@ -1,6 +1,6 @@
 // The compact batch encoding: the fixture's `wire` is what `src/core/wire.rs` writes for its `frames` (a Rust
-// test asserts it byte for byte); here the bindings must expand it back, from a string or from UTF-8 bytes, and
-// through a connection.
+// test asserts it byte for byte); here the bindings must expand it back, as the array literal Rust evaluates, from
+// a string or from UTF-8 bytes (a channel's messages), and through a connection.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
@@ -41,15 +41,35 @@ describe('a connection fed compact batches', () => {
   })
   afterEach(() => resetTauri())
 
-  it('hands out every frame of a string batch and of a byte batch, in order', async () => {
+  it('hands out every frame of batches evaluated as Rust sends them, in order', async () => {
     const conn = await connect({ url: 'wss://example.test/feed' })
     const got: Frame[] = []
     conn.on('frame', (f) => got.push(f))
     await settle()
-    rust.post(conn.id, { message: fixture.wire })
-    rust.post(conn.id, { message: new TextEncoder().encode(fixture.wire).buffer })
+    rust.evaluate(conn.id, fixture.wire)
+    rust.evaluate(conn.id, fixture.wire)
     await settle()
     expect(got).toEqual([...frames, ...frames])
+  })
+
+  it('takes the very script Rust writes for the fixture', async () => {
+    rust.handlers.connect = (a) => ({ id: a.id, state: 'connecting', shared: false })
+    const conn = await connect({ url: 'wss://example.test/feed' })
+    const got: Frame[] = []
+    conn.on('frame', (f) => got.push(f))
+    await settle()
+    ;(0, eval)(fixture.script.replace(JSON.stringify(fixture.id), JSON.stringify(conn.id)))
+    expect(got).toEqual(frames)
+  })
+
+  it('ignores a batch for a connection the page does not hold', async () => {
+    const conn = await connect({ url: 'wss://example.test/feed' })
+    const got: Frame[] = []
+    conn.on('frame', (f) => got.push(f))
+    await settle()
+    // As after a reload: Rust evaluates a batch addressed to a subscription of the page that was.
+    ;(0, eval)(fixture.script)
+    expect(got).toEqual([])
   })
 
   it('reports a malformed batch and shows the frames it held as a gap', async () => {
@@ -64,7 +84,7 @@ describe('a connection fed compact batches', () => {
     globalThis.reportError = reported
     try {
       await rust.emit(conn.id, [{ kind: 'message', seq: 1, transport: 'websocket', data: 'a' }])
-      rust.post(conn.id, { message: '["lost"' })
+      rust.evaluate(conn.id, '["lost"]')
       await rust.emit(conn.id, [{ kind: 'message', seq: 3, transport: 'websocket', data: 'c' }])
       await settle()
     } finally {

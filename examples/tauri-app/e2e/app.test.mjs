@@ -47,6 +47,17 @@ test('every state badge reaches connected', { timeout: 60_000 }, () =>
   }),
 )
 
+test('frames come through the page receiver that Rust calls directly', { timeout: 60_000 }, () =>
+  withLog(async () => {
+    const r = await run(`
+      const r = window.__TAURI_PLUGIN_REALTIME__
+      return r && { held: r.connections.size, frozen: Object.isFrozen(r),
+        listed: Object.keys(window).includes('__TAURI_PLUGIN_REALTIME__') }`)
+    // The chat, the summary and the feed.
+    assert.deepEqual(r, { held: 3, frozen: true, listed: false }, `receiver: ${show(r)}`)
+  }),
+)
+
 test('chat: the welcome comes first, then a typed message is echoed', { timeout: 60_000 }, () =>
   withLog(async () => {
     // The server greets as soon as the socket opens: seeing it proves no frame was lost before the listener.

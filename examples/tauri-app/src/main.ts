@@ -1,5 +1,5 @@
 // The example page: a WebSocket chat, an SSE search summary and a live feed with a polling fallback, all opened in
-// Rust by tauri-plugin-realtime and relayed here through a Tauri channel. The server is the app's demo server on 127.0.0.1
+// Rust by tauri-plugin-realtime and relayed here as scripts the webview evaluates. The server is the app's demo server on 127.0.0.1
 // (see src-tauri/src/demo.rs).
 //
 // `index.html?view=chat` is the chat-only view of the second window: its chat joins the main window's upstream
