@@ -14,8 +14,8 @@ import { Channel, invoke } from '@tauri-apps/api/core'
 import { listen } from '@tauri-apps/api/event'
 import OfficialWebSocket from '@tauri-apps/plugin-websocket'
 import { connect, type Connection, type Frame } from 'tauri-plugin-realtime-api'
-// The bindings' internal handle, for the `micro` diagnostic only (not part of the package's exports).
-import { ConnectionImpl } from '../../../dist-js/connection.js'
+// The bindings' internal handle and receiver, for the `micro` diagnostic only (not part of the package's exports).
+import { ConnectionImpl, receiver } from '../../../dist-js/connection.js'
 
 interface Config {
   http: string
@@ -605,6 +605,7 @@ async function micro(size: number, frames: number, count: number) {
     }
     const channel = new Channel<unknown>(onBatch)
     const unlisten = await listen<unknown>(event, (e) => onBatch(e.payload))
+    if (mode === 'direct') receiver().connections.set(event, { receiveWire: onBatch })
     const before = await stats()
     const t0 = performance.now()
     await invoke('micro_emit', { event, count, frames, size, mode, channel })
@@ -612,12 +613,14 @@ async function micro(size: number, frames: number, count: number) {
     const ms = performance.now() - t0
     const after = await stats()
     unlisten()
+    receiver().connections.delete(event)
     return { usPerFrame: round((ms * 1000) / total, 2), webCpuUsPerFrame: round(((after.web.cpuMs - before.web.cpuMs) * 1000) / total, 2), appCpuUsPerFrame: round(((after.app.cpuMs - before.app.cpuMs) * 1000) / total, 2) }
   }
   const eventArray = await viaEvents('obj')
   const eventString = await viaEvents('str')
   const eventCompact = await viaEvents('compact')
   const channelCompact = await viaEvents('channel')
+  const direct = await viaEvents('direct')
   // The bindings alone: prebuilt frames through ConnectionImpl.receive, as the event listener calls it.
   let seq = 0
   const batches: Frame[][] = Array.from({ length: count }, () =>
@@ -658,6 +661,7 @@ async function micro(size: number, frames: number, count: number) {
     eventString,
     eventCompact,
     channelCompact,
+    direct,
     bindingsUsPerFrame: round(bindingsUs, 3),
     plainLoopUsPerFrame: round(loopUs, 3),
     benchHandlerUsPerFrame: round(handlerUs, 3),

@@ -255,7 +255,9 @@ fn clock_now() -> f64 {
 /// The `micro` diagnostic: sends `count` batches of `frames` message frames of `size` bytes shaped like this
 /// plugin's to the main webview, by `mode`: `obj` an event with the array of frame objects, `str` an event with
 /// that array as one JSON string, `compact` an event with the compact encoding as a string, `channel` the compact
-/// encoding through `channel` exactly as the plugin's relay sends it (`wire::parts`). It separates the delivery path's cost from the rest.
+/// encoding through `channel` as the plugin's relay sends it to a caller that passes one (`wire::parts`), `direct`
+/// one script per batch as the relay sends it to the bindings (`wire::script`, to the receiver id `event`). It
+/// separates the delivery path's cost from the rest.
 #[tauri::command]
 #[allow(clippy::too_many_arguments)]
 fn micro_emit<R: tauri::Runtime>(
@@ -287,9 +289,10 @@ fn micro_emit<R: tauri::Runtime>(
         let text = serde_json::to_string(&batch).map_err(|e| e.to_string())?;
         let sent = match mode.as_str() {
             "obj" => app.emit_to(target, &event, &batch),
-            "channel" => {
+            "channel" | "direct" => {
+                use tauri::Manager;
                 use tauri_plugin_realtime::core::{
-                    wire::{parts, Part},
+                    wire::{parts, script, Part},
                     Frame, Transport,
                 };
                 // Exactly as the plugin's relay sends a batch.
@@ -308,12 +311,18 @@ fn micro_emit<R: tauri::Runtime>(
                         })
                     })
                     .collect();
-                parts(&frames).into_iter().try_for_each(|p| {
-                    channel.send(match p {
-                        Part::Literal(l) => InvokeResponseBody::Json(l),
-                        Part::Bytes(b) => InvokeResponseBody::Raw(b),
+                if mode == "direct" {
+                    // `event` is the id the page registered with the bindings' receiver.
+                    let webview = app.get_webview_window("main").ok_or("no main window")?;
+                    webview.eval(script(&event, &frames))
+                } else {
+                    parts(&frames).into_iter().try_for_each(|p| {
+                        channel.send(match p {
+                            Part::Literal(l) => InvokeResponseBody::Json(l),
+                            Part::Bytes(b) => InvokeResponseBody::Raw(b),
+                        })
                     })
-                })
+                }
             }
             _ => app.emit_to(target, &event, text),
         };
