@@ -1,4 +1,5 @@
-//! The compact batch encoding used between the relay and the guest bindings (a script's array literal, or a channel message).
+//! The compact batch encoding used between the relay and the guest bindings: the array literal of a script the
+//! webview evaluates, or a channel message.
 //!
 //! A batch is a JSON array. Each element is either a frame object, exactly as documented in [`Frame`], or a JSON
 //! string: a message frame whose `data` is that string, whose `seq` is the previous element's plus one, and whose
