@@ -33,9 +33,9 @@ pub const RECEIVER: &str = "__TAURI_PLUGIN_REALTIME__";
 /// Why a script of its own: JSON is a JavaScript expression, so the batch arrives as an array literal of string
 /// literals that the webview compiles once, with no second parse (`JSON.parse` of a JSON string), and in one
 /// evaluation however large (Tauri's channel cuts at 8 KiB and fetches beyond). Measured in
-/// docs/BENCHMARKS.md: 1.3-4x less webview CPU per frame than the channel (runs differ). The batch holds only string, number,
-/// boolean and null literals and objects with the fixed keys of [`Frame`], so it can carry nothing that runs.
-/// A page without the receiver (reloaded, or not using the bindings) ignores the call.
+/// docs/BENCHMARKS.md: 1.3-4x less webview CPU per frame than the channel (runs differ). The batch holds only
+/// string, number, boolean and null literals and objects with the fixed keys of [`Frame`], so it can carry
+/// nothing that runs. A page without the receiver (reloaded, or not using the bindings) ignores the call.
 pub fn script(id: &str, frames: &[Arc<Frame>]) -> String {
     let approx: usize = frames.iter().map(|f| f.approx_len() + 8).sum();
     let mut out = String::with_capacity(approx + RECEIVER.len() * 2 + id.len() + 40);
