@@ -605,7 +605,7 @@ async function micro(size: number, frames: number, count: number) {
     }
     const channel = new Channel<unknown>(onBatch)
     const unlisten = await listen<unknown>(event, (e) => onBatch(e.payload))
-    if (mode === 'direct') receiver().connections.set(event, { receiveWire: onBatch })
+    if (mode === 'direct' || mode === 'gvariant') receiver().connections.set(event, { receiveWire: onBatch })
     const before = await stats()
     const t0 = performance.now()
     await invoke('micro_emit', { event, count, frames, size, mode, channel })
@@ -621,6 +621,7 @@ async function micro(size: number, frames: number, count: number) {
   const eventCompact = await viaEvents('compact')
   const channelCompact = await viaEvents('channel')
   const direct = await viaEvents('direct')
+  const gvariant = await viaEvents('gvariant')
   // The bindings alone: prebuilt frames through ConnectionImpl.receive, as the event listener calls it.
   let seq = 0
   const batches: Frame[][] = Array.from({ length: count }, () =>
@@ -662,6 +663,7 @@ async function micro(size: number, frames: number, count: number) {
     eventCompact,
     channelCompact,
     direct,
+    gvariant,
     bindingsUsPerFrame: round(bindingsUs, 3),
     plainLoopUsPerFrame: round(loopUs, 3),
     benchHandlerUsPerFrame: round(handlerUs, 3),

@@ -256,8 +256,9 @@ fn clock_now() -> f64 {
 /// plugin's to the main webview, by `mode`: `obj` an event with the array of frame objects, `str` an event with
 /// that array as one JSON string, `compact` an event with the compact encoding as a string, `channel` the compact
 /// encoding through `channel` as the plugin's relay sends it to a caller that passes one (`wire::parts`), `direct`
-/// one script per batch as the relay sends it to the bindings (`wire::script`, to the receiver id `event`). It
-/// separates the delivery path's cost from the rest.
+/// one script per batch as the relay sends it to the bindings (`wire::script`, to the receiver id `event`),
+/// `gvariant` the compact batch as a function argument (an experiment, see [`gvariant_deliver`]). It separates
+/// the delivery path's cost from the rest.
 #[tauri::command]
 #[allow(clippy::too_many_arguments)]
 fn micro_emit<R: tauri::Runtime>(
@@ -289,10 +290,10 @@ fn micro_emit<R: tauri::Runtime>(
         let text = serde_json::to_string(&batch).map_err(|e| e.to_string())?;
         let sent = match mode.as_str() {
             "obj" => app.emit_to(target, &event, &batch),
-            "channel" | "direct" => {
+            "channel" | "direct" | "gvariant" => {
                 use tauri::Manager;
                 use tauri_plugin_realtime::core::{
-                    wire::{parts, script, Part},
+                    wire::{encode, parts, script, Part},
                     Frame, Transport,
                 };
                 // Exactly as the plugin's relay sends a batch.
@@ -311,7 +312,11 @@ fn micro_emit<R: tauri::Runtime>(
                         })
                     })
                     .collect();
-                if mode == "direct" {
+                if mode == "gvariant" {
+                    let webview = app.get_webview_window("main").ok_or("no main window")?;
+                    let text = String::from_utf8(encode(&frames)).map_err(|e| e.to_string())?;
+                    gvariant_deliver(&webview, event.clone(), text)
+                } else if mode == "direct" {
                     // `event` is the id the page registered with the bindings' receiver.
                     let webview = app.get_webview_window("main").ok_or("no main window")?;
                     webview.eval(script(&event, &frames))
@@ -329,6 +334,45 @@ fn micro_emit<R: tauri::Runtime>(
         sent.map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// The `gvariant` micro mode, an experiment: the compact batch as a string argument of
+/// `webkit_web_view_call_async_javascript_function` (WebKitGTK 2.40), whose function body never changes, so the
+/// webview compiles no new script per batch (WebKit takes numbers, strings and dictionaries as arguments, not
+/// arrays, hence one string and a `JSON.parse`).
+#[cfg(target_os = "linux")]
+fn gvariant_deliver<R: tauri::Runtime>(
+    webview: &tauri::WebviewWindow<R>,
+    id: String,
+    text: String,
+) -> tauri::Result<()> {
+    webview.with_webview(move |platform| {
+        use webkit2gtk::{glib, glib::ToVariant, WebViewExt};
+        let args = glib::VariantDict::new(None);
+        args.insert_value("id", &id.to_variant());
+        args.insert_value("batch", &text.to_variant());
+        platform.inner().call_async_javascript_function(
+            "window.__TAURI_PLUGIN_REALTIME__.deliver(id, JSON.parse(batch))",
+            Some(&args.end()),
+            None,
+            None,
+            None::<&webkit2gtk::gio::Cancellable>,
+            |result| {
+                if let Err(e) = result {
+                    eprintln!("bench: gvariant delivery failed: {e}");
+                }
+            },
+        );
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn gvariant_deliver<R: tauri::Runtime>(
+    _webview: &tauri::WebviewWindow<R>,
+    _id: String,
+    _text: String,
+) -> tauri::Result<()> {
+    Err(tauri::Error::WebviewNotFound)
 }
 
 /// `realtime-bench --serve`: the bench server alone. Prints `PORT <n>`, and exits when its stdin closes (the app
