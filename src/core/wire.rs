@@ -18,11 +18,15 @@ use super::frame::Frame;
 
 /// Encodes `frames` (in `seq` order) as one compact JSON array.
 pub fn encode(frames: &[Arc<Frame>]) -> Vec<u8> {
+    encode_text(frames).into_bytes()
+}
+
+fn encode_text(frames: &[Arc<Frame>]) -> String {
     let mut e = Encoder::default();
     for f in frames {
         e.push(f);
     }
-    e.finish()
+    e.take_text()
 }
 
 /// The global object through which the guest bindings receive batches evaluated in the page.
@@ -187,11 +191,7 @@ pub enum Part {
 pub fn parts(frames: &[Arc<Frame>]) -> Vec<Part> {
     let total: usize = frames.iter().map(|f| f.approx_len()).sum();
     if total >= SPLIT_MAX {
-        let mut e = Encoder::default();
-        for f in frames {
-            e.push(f);
-        }
-        return vec![part(e.take_text())];
+        return vec![part(encode_text(frames))];
     }
     let mut out = Vec::new();
     let mut e = Encoder::default();
