@@ -4,9 +4,9 @@
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
-import { connect } from '../index.js'
+// The package's own export, as an app with a channel of its own imports it.
+import { connect, decodeBatch } from '../index.js'
 import type { Frame, GapInfo } from '../types.js'
-import { decodeBatch } from '../wire.js'
 import fixture from './fixtures/batch.json'
 import { FakeRust, resetTauri, settle } from './helpers.js'
 
