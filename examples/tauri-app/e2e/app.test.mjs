@@ -47,7 +47,7 @@ test('every state badge reaches connected', { timeout: 60_000 }, () =>
   }),
 )
 
-test('frames come through the page receiver that Rust calls directly', { timeout: 60_000 }, () =>
+test('the page receiver that Rust calls holds every connection, frozen and unlisted', { timeout: 60_000 }, () =>
   withLog(async () => {
     const r = await run(`
       const r = window.__TAURI_PLUGIN_REALTIME__
