@@ -79,7 +79,7 @@ export type FrameKind = Frame['kind']
 
 /** Exponential backoff: delay = min(initialDelayMs x multiplier^(n-1), maxDelayMs), shortened by up to `jitter`. */
 export interface ReconnectOptions {
-  /** Delay before the first retry, in ms. Default: 1000. */
+  /** Delay before the first retry, in ms; at least 100. Default: 1000. */
   initialDelayMs?: number
   /** Growth per attempt. Default: 2. */
   multiplier?: number
@@ -97,11 +97,14 @@ export interface ReconnectOptions {
 
 /** Liveness: WebSocket ping/pong, and an idle timeout for SSE. */
 export interface HeartbeatOptions {
-  /** WebSocket ping interval, in ms. Default: 30000. */
+  /** WebSocket ping interval, in ms; at least 100. Default: 30000. */
   pingIntervalMs?: number
-  /** Time allowed for the pong, in ms. Default: 10000. */
+  /**
+   * Time allowed for the pong, in ms; at least 100. Default: 10000. Also the write deadline: a message that
+   * takes longer to write means the server stopped reading, and the connection reconnects.
+   */
   pongTimeoutMs?: number
-  /** SSE: reconnect when no byte at all arrives for this long, in ms. Default: 45000. */
+  /** SSE: reconnect when no byte at all arrives for this long, in ms; at least 100. Default: 45000. */
   idleTimeoutMs?: number
 }
 
@@ -117,13 +120,16 @@ export interface QueueOptions {
 export interface FallbackOptions {
   /** URL to GET while degraded. Without it there is no fallback. Default: none. */
   pollUrl?: string
-  /** URL to POST sends to while a WebSocket connection is polling. Default: none (sends are queued). */
+  /**
+   * URL to POST sends to while a WebSocket connection is polling, one at a time, the queued ones first.
+   * Default: none (sends are queued).
+   */
   sendUrl?: string
-  /** Time between the end of one poll and the next, in ms. Default: 2000. */
+  /** Time between the end of one poll and the next, in ms; at least 100. Default: 2000. */
   intervalMs?: number
   /** Consecutive failed attempts before polling. Default: 3. */
   afterFailures?: number
-  /** Time between attempts to get the stream back, in ms. Default: 30000. */
+  /** Time between attempts to get the stream back, in ms; at least 100. Default: 30000. */
   probeIntervalMs?: number
 }
 
@@ -137,11 +143,15 @@ export interface ConnectOptions {
   url: string
   /** Default: `websocket` for ws(s) URLs, `sse` for http(s) URLs. */
   transport?: Transport
-  /** Request headers, sent on every attempt. Default: none. */
+  /**
+   * Request headers, sent on every attempt (at most 64, 16 KiB in all). The names the Fetch standard forbids to
+   * pages (`Host`, `Connection`, `Content-Length`, `Transfer-Encoding`, `Cookie`, `Origin`, `Proxy-*`, `Sec-*`,
+   * ...) are refused. Default: none.
+   */
   headers?: Record<string, string>
-  /** WebSocket subprotocols (`Sec-WebSocket-Protocol`). Default: none. */
+  /** WebSocket subprotocols (`Sec-WebSocket-Protocol`), at most 64. Default: none. */
   protocols?: string[]
-  /** SSE request method. Default: `GET`. */
+  /** SSE request method (`CONNECT`, `TRACE` and `TRACK` are refused). Default: `GET`. */
   method?: string
   /** SSE request body, re-sent on every reconnect. Default: none. */
   body?: string
@@ -165,8 +175,9 @@ export interface ConnectOptions {
    */
   fallback?: boolean | FallbackOptions
   /**
-   * `true` (default): identical options share one upstream. `false`: a private upstream.
-   * A string: share with every subscription that names the same key.
+   * `true` (default): identical options from this webview share one upstream. `false`: a private upstream.
+   * A string (1-256 bytes): an explicit share key, the only way to share across webviews; a joiner must bring
+   * identical options, and the key held with other options is an error.
    */
   share?: boolean | string
   /**
@@ -174,7 +185,7 @@ export interface ConnectOptions {
    * Default: 16777216 (16 MiB).
    */
   maxMessageSize?: number
-  /** Time allowed to open the stream (TCP, TLS, upgrade or response headers), in ms. Default: 10000. */
+  /** Time allowed to open the stream (TCP, TLS, upgrade or response headers), in ms; at least 100. Default: 10000. */
   connectTimeoutMs?: number
 }
 

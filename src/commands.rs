@@ -12,8 +12,9 @@ use tauri::{
 
 use crate::{
     core::{
-        hub::new_id, AckWindow, ConnectOptions, ConnectRequest, Connected, ConnectionInfo, Hub,
-        Outgoing,
+        hub::new_id,
+        sink::{MAX_ACK_BYTES, MAX_ACK_FRAMES},
+        AckWindow, ConnectOptions, ConnectRequest, Connected, ConnectionInfo, Hub, Outgoing,
     },
     relay::WebviewSink,
     scope::{Entry, Scope},
@@ -28,6 +29,22 @@ pub struct AckArgs {
     pub frames: u64,
     /// Approximate bytes in flight at most.
     pub bytes: u64,
+}
+
+impl AckArgs {
+    /// The window's memory is the app's: a page may not ask for more than the engine allows.
+    fn check(&self) -> Result<()> {
+        let fits = (1..=MAX_ACK_FRAMES).contains(&self.frames)
+            && (1..=MAX_ACK_BYTES).contains(&self.bytes);
+        if fits {
+            return Ok(());
+        }
+        Err(crate::core::Error::InvalidOptions(format!(
+            "`ack` must be 1 to {MAX_ACK_FRAMES} frames and 1 to {MAX_ACK_BYTES} bytes, got {} and {}",
+            self.frames, self.bytes
+        ))
+        .into())
+    }
 }
 
 /// The answer to `send`.
@@ -54,6 +71,9 @@ pub(crate) async fn connect<R: Runtime>(
     global_scope: GlobalScope<Entry>,
 ) -> Result<Connected> {
     let id = id.unwrap_or_else(new_id);
+    if let Some(a) = &ack {
+        a.check()?;
+    }
     let window = ack.map(|a| Arc::new(AckWindow::new(a.frames, a.bytes)));
     let channel = channel.map(|c| c.channel_on(webview.clone()));
     let sink = Arc::new(WebviewSink::new(

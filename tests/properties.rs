@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use proptest::{collection::vec, prelude::*, sample::Index};
 use serde_json::{json, Map, Value};
 use tauri_plugin_realtime::core::{
-    options::{ConnectOptions, Limits},
+    options::{is_forbidden_header, ConnectOptions, Limits},
     sse::{SseError, SseEvent, SseParser},
     wire, Frame, Transport,
 };
@@ -614,13 +614,14 @@ fn options_like() -> impl Strategy<Value = Value> {
 fn limits() -> impl Strategy<Value = Limits> {
     prop_oneof![
         3 => Just(Limits::default()),
-        1 => (0usize..4, 0usize..64, 1usize..4096, 0usize..8, 0usize..4096).prop_map(
-            |(max_headers, max_header_bytes, max_message_size, max_queue_messages, max_queue_bytes)| Limits {
+        1 => (0usize..4, 0usize..64, 1usize..4096, 0usize..8, 0usize..4096, 0u64..200).prop_map(
+            |(max_headers, max_header_bytes, max_message_size, max_queue_messages, max_queue_bytes, min_interval_ms)| Limits {
                 max_headers,
                 max_header_bytes,
                 max_message_size,
                 max_queue_messages,
                 max_queue_bytes,
+                min_interval_ms,
             }
         ),
     ]
@@ -660,6 +661,37 @@ fn check_resolved(o: &ConnectOptions, limits: &Limits) -> Result<(), TestCaseErr
     if let Some(id) = &r.last_event_id {
         prop_assert!(!id.contains(['\0', '\r', '\n']));
     }
+    // No interval under the floor: a page cannot make a request storm.
+    let floor = limits.min_interval_ms.max(1);
+    prop_assert!(r.connect_timeout.as_millis() >= u128::from(floor));
+    if let Some(rc) = &r.reconnect {
+        prop_assert!(rc.initial_delay_ms >= floor);
+    }
+    if let Some(h) = &r.heartbeat {
+        prop_assert!(
+            h.ping_interval_ms
+                .min(h.pong_timeout_ms)
+                .min(h.idle_timeout_ms)
+                >= floor
+        );
+    }
+    if let Some(f) = &r.fallback {
+        prop_assert!(f.interval_ms.min(f.probe_interval_ms) >= floor);
+    }
+    // No header the Fetch standard forbids to pages, and subprotocols within the header budget.
+    for (n, v) in &r.headers {
+        prop_assert!(
+            !is_forbidden_header(n, v.to_str().unwrap_or("")),
+            "{n} passed"
+        );
+    }
+    let header_bytes: usize = o
+        .headers
+        .iter()
+        .map(|(n, v)| n.len() + v.len())
+        .sum::<usize>()
+        + r.protocols.iter().map(|p| p.len() + 2).sum::<usize>();
+    prop_assert!(header_bytes <= limits.max_header_bytes);
     Ok(())
 }
 
@@ -684,8 +716,8 @@ proptest! {
                 .expect("serialised options parse again");
             prop_assert_eq!(&again, &o);
             prop_assert_eq!(
-                again.resolve(&limits).map(|r| r.share_key).ok(),
-                o.resolve(&limits).map(|r| r.share_key).ok()
+                again.resolve(&limits).map(|r| (r.sharing, r.fingerprint)).ok(),
+                o.resolve(&limits).map(|r| (r.sharing, r.fingerprint)).ok()
             );
         }
     }

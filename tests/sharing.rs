@@ -2,8 +2,9 @@
 //! TCP sockets accepted and still open, WebSocket upgrades and SSE requests, live sessions and the close
 //! frames they receive.
 //!
-//! - identical subscriptions, in one owner and across owners, share one upstream; late joiners are told the
-//!   current state at once; `share: false` opts out, `share: "<key>"` joins by key;
+//! - identical subscriptions of one owner share one upstream, another owner's get their own; late joiners are
+//!   told the current state at once; `share: false` opts out; `share: "<key>"` joins across owners with the
+//!   same options, and the key held with other options is an error;
 //! - an upstream lingers after its last subscriber leaves, a re-join within the linger reuses it, and after
 //!   the linger it closes with the app's code and leaves no task behind;
 //! - `release_owner` (a destroyed or reloaded webview) drops only that owner's subscriptions;
@@ -476,9 +477,9 @@ async fn one_upstream_for_identical_subscriptions(kind: Kind) {
     let connected = first.state(State::Connected).await;
     wait_until("the server's session", || srv.live(kind) == 1).await;
 
-    // Four more, two owners: all join.
+    // Four more from the same webview (its components, say): all join.
     let mut subs = vec![first];
-    for owner in ["a", "a", "b", "b"] {
+    for owner in ["a", "a", "a", "a"] {
         let s = join(&hub, owner, opts(&url));
         assert!(
             s.connected.shared && s.connected.state == State::Connected,
@@ -532,7 +533,7 @@ async fn one_upstream_for_identical_subscriptions(kind: Kind) {
     );
 
     let info = hub.inspect(None, Some(&subs[0].id)).unwrap();
-    let want_owners = BTreeMap::from([("a".to_owned(), 3), ("b".to_owned(), 2)]);
+    let want_owners = BTreeMap::from([("a".to_owned(), 5)]);
     assert!(
         info.len() == 1
             && info[0].subscribers == 5
@@ -540,15 +541,15 @@ async fn one_upstream_for_identical_subscriptions(kind: Kind) {
             && info[0].shared,
         "expected subscribers: 5 and owners {want_owners:?}, got {info:?}"
     );
-    let of_b = hub.inspect(Some("b"), None).unwrap();
+    let of_a = hub.inspect(Some("a"), None).unwrap();
     assert!(
-        of_b.len() == 2 && of_b.iter().all(|i| i.subscribers == 5),
-        "expected b to see its 2 subscriptions of the 5-subscriber upstream, got {of_b:?}"
+        of_a.len() == 5 && of_a.iter().all(|i| i.subscribers == 5),
+        "expected a to see its 5 subscriptions of the 5-subscriber upstream, got {of_a:?}"
     );
 
     // A joiner after messages flowed: told the current state at once, same frame and seq as the last state
     // frame the others saw; then the same frames as everyone.
-    let mut late = join(&hub, "c", opts(&url));
+    let mut late = join(&hub, "a", opts(&url));
     assert!(late.connected.shared, "got {:?}", late.connected);
     let last = subs[0].last_state().expect("a state frame").as_snapshot();
     let f = late.first().await;
@@ -564,7 +565,21 @@ async fn one_upstream_for_identical_subscriptions(kind: Kind) {
     }
     subs.push(late);
 
-    // `share: false` opts out: a second stream at the server.
+    // Another webview with identical options gets an upstream of its own: without an explicit key, no page
+    // reads or writes a stream another page opened.
+    let mut other_page = join(&hub, "b", opts(&url));
+    assert!(
+        !other_page.connected.shared,
+        "expected another owner's identical options to open their own upstream, got {:?}",
+        other_page.connected
+    );
+    other_page.state(State::Connected).await;
+    wait_until("a second stream at the server", || {
+        srv.streams(kind) == 2 && srv.live(kind) == 2
+    })
+    .await;
+
+    // `share: false` opts out: another stream at the server.
     let mut private = opts(&url);
     private.share = Some(Share::Enabled(false));
     let mut own = join(&hub, "a", private.clone());
@@ -574,39 +589,53 @@ async fn one_upstream_for_identical_subscriptions(kind: Kind) {
         own.connected
     );
     own.state(State::Connected).await;
-    wait_until("a second stream at the server", || {
-        srv.streams(kind) == 2 && srv.live(kind) == 2
+    wait_until("a third stream at the server", || {
+        srv.streams(kind) == 3 && srv.live(kind) == 3
     })
     .await;
     // Even identical `share: false` options do not join each other.
-    let mut own2 = join(&hub, "b", private);
+    let mut own2 = join(&hub, "a", private);
     assert!(!own2.connected.shared, "got {:?}", own2.connected);
     own2.state(State::Connected).await;
-    wait_until("a third stream at the server", || srv.streams(kind) == 3).await;
+    wait_until("a fourth stream at the server", || srv.streams(kind) == 4).await;
     let info = hub.inspect(None, Some(&own.id)).unwrap();
     assert!(
         info[0].subscribers == 1 && !info[0].shared,
         "expected a private upstream with one subscriber, got {info:?}"
     );
 
-    // `share: "<key>"` joins by key, even with other options.
+    // `share: "<key>"` joins across webviews when the options are the same; the key held with other
+    // options is an error, not a join into a stream the caller did not ask for.
     let mut keyed = opts(&srv.url(kind, "keyed=1"));
     keyed.share = Some(Share::Key("room".into()));
-    let mut k1 = join(&hub, "a", keyed);
+    let mut k1 = join(&hub, "a", keyed.clone());
     assert!(!k1.connected.shared, "got {:?}", k1.connected);
     let k1_connected = k1.state(State::Connected).await;
     wait_until("the keyed stream at the server", || {
-        srv.streams(kind) == 4 && srv.live(kind) == 4
+        srv.streams(kind) == 5 && srv.live(kind) == 5
     })
     .await;
     let mut other = opts(&srv.url(kind, "keyed=2&other=options"));
     other.headers.insert("x-other".into(), "1".into());
     other.heartbeat = Some(Toggle::Enabled(false));
     other.share = Some(Share::Key("room".into()));
-    let mut k2 = join(&hub, "b", other);
+    match try_join(
+        &hub,
+        "b",
+        other,
+        Arc::new(tauri_plugin_realtime::core::AllowAll),
+    ) {
+        Err(Error::ShareKeyConflict(k)) => assert_eq!(k, "room"),
+        Err(e) => panic!("expected a share key conflict, got {e:?}"),
+        Ok(s) => panic!(
+            "expected a share key conflict, got a join {:?}",
+            s.connected
+        ),
+    }
+    let mut k2 = join(&hub, "b", keyed);
     assert!(
         k2.connected.shared,
-        "expected the same share key to join despite other options, got {:?}",
+        "expected another webview to join by the same key and options, got {:?}",
         k2.connected
     );
     let f = k2.first().await;
@@ -624,13 +653,14 @@ async fn one_upstream_for_identical_subscriptions(kind: Kind) {
     );
     own.message("m5").await;
     own2.message("m5").await;
+    other_page.message("m5").await;
     assert_eq!(
         (srv.streams(kind), hub.upstream_count()),
-        (4, 4),
-        "expected 4 streams (shared, 2 private, keyed) and 4 upstreams, got (streams, upstreams)"
+        (5, 5),
+        "expected 5 streams (shared, the other page's, 2 private, keyed) and 5 upstreams, got (streams, upstreams)"
     );
 
-    for s in subs.iter().chain([&own, &own2, &k1, &k2]) {
+    for s in subs.iter().chain([&own, &own2, &k1, &k2, &other_page]) {
         hub.close(&s.id, &s.owner, None, None).unwrap();
     }
     all_gone(&hub, &srv).await;
@@ -759,6 +789,7 @@ async fn release_owner_drops_only_that_owners_subscriptions() {
 
     let mut a1 = join(&hub, "a", opts(&shared));
     let mut a2 = join(&hub, "a", opts(&shared));
+    // b asks for the same stream: an upstream of its own (another webview does not share by default).
     let mut b1 = join(&hub, "b", opts(&shared));
     // a also holds a stream of its own, and an SSE one.
     let mut a3 = join(&hub, "a", opts(&srv.url(Kind::Ws, "a-only")));
@@ -766,8 +797,8 @@ async fn release_owner_drops_only_that_owners_subscriptions() {
     for s in [&mut a1, &mut a2, &mut b1, &mut a3, &mut a4] {
         s.state(State::Connected).await;
     }
-    wait_until("three sessions at the server", || {
-        srv.live(Kind::Ws) == 2 && srv.live(Kind::Sse) == 1
+    wait_until("four sessions at the server", || {
+        srv.live(Kind::Ws) == 3 && srv.live(Kind::Sse) == 1
     })
     .await;
 
@@ -783,11 +814,17 @@ async fn release_owner_drops_only_that_owners_subscriptions() {
         hub.owners()
     );
 
-    // a's own streams close (1001, as a webview that went away), the shared one stays.
-    srv.counts
-        .closes
-        .wait_for("close 1001", |c| c.starts_with("close 1001"))
-        .await;
+    // a's streams close (1001, as a webview that went away), b's stays.
+    wait_until("a's two WebSockets closed with 1001", || {
+        srv.counts
+            .closes
+            .all()
+            .iter()
+            .filter(|c| c.starts_with("close 1001"))
+            .count()
+            == 2
+    })
+    .await;
     wait_until("a's SSE request to end", || srv.live(Kind::Sse) == 0).await;
     wait_until("a single upstream left", || hub.upstream_count() == 1).await;
     let info = hub.inspect(None, Some(&b1.id)).unwrap();
@@ -820,8 +857,8 @@ async fn release_owner_drops_only_that_owners_subscriptions() {
             srv.streams(Kind::Ws),
             srv.counts.closes.all().len()
         ),
-        (1, 2, 1),
-        "expected the shared WebSocket open and only a's own closed, got (live, streams, closes)"
+        (1, 3, 2),
+        "expected b's WebSocket open and only a's two closed, got (live, streams, closes)"
     );
 
     hub.close(&b1.id, "b", None, None).unwrap();
@@ -942,13 +979,30 @@ async fn a_share_key_does_not_bypass_the_joiners_scope() {
     .err()
     .expect("expected the scope to refuse ?secret");
     assert!(matches!(e, Error::UrlNotAllowed(_)), "got {e:?}");
-    // ... nor join it with an allowed URL and the same share key.
+    // ... nor join it with an allowed URL and the same share key (other options: a conflict) ...
     let mut allowed = opts(&srv.url(Kind::Ws, "public"));
     allowed.share = Some(Share::Key("room".into()));
+    let mut same = opts(&srv.url(Kind::Ws, "secret"));
+    same.share = Some(Share::Key("room".into()));
+    // ... nor with the same options (its own scope refuses them).
+    for (what, o, guard) in [
+        (
+            "other options",
+            allowed.clone(),
+            Arc::new(DenySecret) as Arc<dyn UrlGuard>,
+        ),
+        ("the same options", same, Arc::new(DenySecret)),
+    ] {
+        match try_join(&hub, "b", o, guard) {
+            Err(Error::UrlNotAllowed(_) | Error::ShareKeyConflict(_)) => {}
+            Err(e) => panic!("{what}: expected a refusal, got {e:?}"),
+            Ok(s) => panic!("{what}: expected a refusal, got a join {:?}", s.connected),
+        }
+    }
     match try_join(&hub, "b", allowed, Arc::new(DenySecret)) {
         Err(e) => assert!(
-            matches!(e, Error::UrlNotAllowed(_)),
-            "expected UrlNotAllowed, got {e:?}"
+            matches!(e, Error::ShareKeyConflict(_)),
+            "expected ShareKeyConflict, got {e:?}"
         ),
         Ok(mut b) => {
             srv.say("for a only");

@@ -2,10 +2,7 @@
 
 use std::time::Duration;
 
-use super::options::ReconnectOptions;
-
-/// Longest wait a server's `Retry-After` can impose, so a bad header cannot park a connection for days.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+use super::{options::ReconnectOptions, time::server_delay};
 
 /// Exponential backoff with downward-only jitter.
 #[derive(Debug, Clone)]
@@ -41,9 +38,10 @@ impl Backoff {
         self.opts.on_normal_close
     }
 
-    /// SSE `retry:` sets the reconnection time (WHATWG), which becomes the base of the backoff.
+    /// SSE `retry:` sets the reconnection time (WHATWG), which becomes the base of the backoff; a server
+    /// cannot set it past [`MAX_SERVER_DELAY`](crate::core::time::MAX_SERVER_DELAY).
     pub fn set_base(&mut self, base: Duration) {
-        self.base = base;
+        self.base = server_delay(base);
     }
 
     pub fn base(&self) -> Duration {
@@ -76,20 +74,35 @@ impl Backoff {
     /// The wait a server asked for with `Retry-After`, honoured over the policy when longer.
     pub fn with_retry_after(&self, computed: Duration, retry_after: Option<Duration>) -> Duration {
         match retry_after {
-            Some(ra) => computed.max(ra.min(MAX_RETRY_AFTER)),
+            Some(ra) => computed.max(server_delay(ra)),
             None => computed,
         }
     }
 }
 
-/// Parses `Retry-After` in its delay-seconds form; the HTTP-date form is rare for streams and is ignored.
+/// Parses `Retry-After` in its delay-seconds form, capped at
+/// [`MAX_SERVER_DELAY`](crate::core::time::MAX_SERVER_DELAY); the HTTP-date form is rare
+/// for streams and is ignored.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| server_delay(Duration::from_secs(s)))
+}
+
+/// `Retry-After` of a response, if it has a usable one.
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::time::MAX_SERVER_DELAY;
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
@@ -131,9 +144,12 @@ mod tests {
         b.set_base(ms(250));
         assert_eq!(b.delay(1, 0.0), ms(250));
         assert_eq!(b.delay(2, 0.0), ms(500));
-        // A base above the cap is honoured as given: the server asked for it.
+        // A base above the policy's ceiling is honoured as given: the server asked for it...
         b.set_base(ms(60_000));
         assert_eq!(b.delay(1, 0.0), ms(60_000));
+        // ...up to the cap on any server-given delay.
+        b.set_base(ms(u64::MAX));
+        assert_eq!(b.delay(1, 0.0), MAX_SERVER_DELAY);
     }
 
     #[test]
@@ -147,9 +163,14 @@ mod tests {
         assert_eq!(b.with_retry_after(ms(8000), Some(ms(5000))), ms(8000));
         assert_eq!(
             b.with_retry_after(ms(1), Some(Duration::from_secs(99_999))),
-            MAX_RETRY_AFTER
+            MAX_SERVER_DELAY
         );
         assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("18446744073709551615"),
+            Some(MAX_SERVER_DELAY)
+        );
+        assert_eq!(parse_retry_after("86400"), Some(MAX_SERVER_DELAY));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }
 

@@ -5,14 +5,14 @@
 use std::{
     future::Future,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex,
     },
     time::Duration,
 };
 
 use base64::Engine as _;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::{
     sync::{mpsc, oneshot},
@@ -28,19 +28,23 @@ use super::{
     error::Error,
     frame::{Frame, FrameBody, State, Transport},
     options::Resolved,
-    policy::{decide, Ended, Step},
+    policy::{decide, Ended, Progress, Step},
     queue::{OutQueue, Outgoing},
+    sink::Outlet,
     sse::SseParser,
+    time::{deadline, millis, server_delay, NEVER},
     transport::{
         self,
         poll::{Polled, Poller},
         sse::error_chain,
-        AttemptError, UrlGuard,
+        AttemptError, Notes, UrlGuard,
     },
 };
 
 /// Time allowed for the close handshake, ours or the server's, before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// The same at app exit, which waits for every connection within its own grace.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// What every connection shares: the HTTP client and the TLS configuration.
 pub(crate) struct Env {
@@ -52,7 +56,7 @@ pub(crate) struct Env {
 /// A subscriber's end of the frame channel.
 pub(crate) struct Subscriber {
     pub id: Arc<str>,
-    pub tx: mpsc::Sender<Arc<Frame>>,
+    pub out: Outlet,
 }
 
 /// Requests from the hub, rare and never blocked behind sends.
@@ -77,6 +81,15 @@ pub(crate) struct Stats {
     pub frames_out: AtomicU64,
     pub bytes_out: AtomicU64,
     pub snapshot: Mutex<Snapshot>,
+    /// The task has ended or is ending by a fault: a new subscriber must open a fresh upstream.
+    pub ended: AtomicBool,
+}
+
+impl Stats {
+    /// The connection's current state and counters for `inspect`; a poisoned lock still reads.
+    pub(crate) fn view(&self) -> std::sync::MutexGuard<'_, Snapshot> {
+        self.snapshot.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,6 +167,21 @@ pub(crate) struct Connection {
     parser: SseParser,
     /// The WebSocket subprotocol of the current stream, announced on `connected`.
     protocol: Option<String>,
+    notes: Arc<Notes>,
+}
+
+/// What the connection is writing: one message at a time, so that controls are heard between writes and a
+/// write that stalls is noticed.
+enum Writing {
+    /// A send whose caller waits for the answer.
+    Send {
+        len: usize,
+        reply: oneshot::Sender<Result<bool, Error>>,
+    },
+    /// A message from the outbound queue; its caller was told `queued: true`.
+    Queued { len: usize },
+    /// A heartbeat ping.
+    Ping,
 }
 
 impl Connection {
@@ -193,11 +221,31 @@ impl Connection {
             backoff,
             parser,
             protocol: None,
+            notes: Arc::default(),
         }
     }
 
-    /// The connection's whole life.
+    /// The connection's whole life, and what happens if it ends by a fault: a panic anywhere in it (a
+    /// `HeaderSource` or `UrlGuard` of the app's, or a bug of ours) still ends the connection visibly, with a
+    /// fatal `error` and `failed` to every subscriber, instead of leaving them waiting on a task that is gone.
     pub(crate) async fn run(mut self) {
+        let outcome = std::panic::AssertUnwindSafe(self.live())
+            .catch_unwind()
+            .await;
+        if let Err(panic) = outcome {
+            let what = panic_message(&*panic);
+            log::error!(
+                "realtime: the connection to {} stopped: {what}",
+                self.opts.url
+            );
+            self.fault(format!(
+                "internal error: the connection task stopped ({what}); connect again"
+            ))
+            .await;
+        }
+    }
+
+    async fn live(&mut self) {
         let forced_poll = self.opts.transport == Transport::Poll;
         let mut attempt: u32 = 0;
         let mut degraded: Option<String> = None;
@@ -291,16 +339,17 @@ impl Connection {
         let opts = self.opts.clone();
         let env = self.env.clone();
         let guard = self.guard.clone();
+        let notes = self.notes.clone();
         let last_id = self.parser.last_event_id().to_owned();
         async move {
             let connect_timeout = opts.connect_timeout;
             let opening = async {
                 match opts.transport {
-                    Transport::Websocket => transport::ws::open(&opts, &env)
+                    Transport::Websocket => transport::ws::open(&opts, &env, &notes)
                         .await
                         .map(|(ws, protocol)| Opened::Ws(Box::new(ws), protocol)),
                     Transport::Sse | Transport::Poll => {
-                        transport::sse::open(&env, &opts, Some(&last_id), guard.as_ref())
+                        transport::sse::open(&env, &opts, Some(&last_id), guard.as_ref(), &notes)
                             .await
                             .map(Opened::Sse)
                     }
@@ -321,7 +370,9 @@ impl Connection {
     /// One attempt: open the stream and pump it until it ends.
     async fn attempt(&mut self) -> Flow {
         let open = self.open();
-        match self.serve(open).await {
+        let opened = self.serve(open).await;
+        self.say_notes().await;
+        match opened {
             Err(i) => Flow::Interrupt(i),
             Ok(Err(e)) => Flow::Ended(Ended::Attempt(e)),
             Ok(Ok(opened)) => self.pump(opened).await,
@@ -331,11 +382,7 @@ impl Connection {
     async fn pump(&mut self, opened: Opened) -> Flow {
         match opened {
             Opened::Ws(ws, protocol) => {
-                self.stats
-                    .snapshot
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .protocol = protocol.clone();
+                self.stats.view().protocol = protocol.clone();
                 self.protocol = protocol;
                 self.pump_ws(*ws).await
             }
@@ -346,7 +393,8 @@ impl Connection {
     /// The degraded path: poll every `intervalMs`, and (when `probe`) try the stream every
     /// `probeIntervalMs`. Returns when an upgraded stream ends, on a fatal poll answer, or on an interrupt.
     ///
-    /// A probe and a poll never overlap, so the stream resumes exactly after the last polled event id.
+    /// A probe and a poll never overlap, so the stream resumes exactly after the last polled event id. With a
+    /// `sendUrl`, a WebSocket's sends are POSTed there one at a time, the queue's first, in the order sent.
     async fn poll_loop(&mut self, reason: String, probe: bool) -> Flow {
         let fb = self.opts.fallback.clone().unwrap_or_default();
         let url = fb
@@ -354,8 +402,13 @@ impl Connection {
             .as_deref()
             .and_then(|u| url::Url::parse(u).ok())
             .unwrap_or_else(|| self.opts.url.clone());
-        let interval = Duration::from_millis(fb.interval_ms);
-        let probe_every = Duration::from_millis(fb.probe_interval_ms);
+        let send_url = fb
+            .send_url
+            .as_deref()
+            .filter(|_| self.opts.transport == Transport::Websocket)
+            .and_then(|u| url::Url::parse(u).ok());
+        let interval = millis(fb.interval_ms);
+        let probe_every = millis(fb.probe_interval_ms);
         self.set_state(State::Polling, None, None, Some(reason))
             .await;
 
@@ -363,29 +416,51 @@ impl Connection {
         let mut poller = Some(Poller::default());
         let mut polling: Option<Boxed<(Poller, Result<Polled, AttemptError>)>> = None;
         let mut probing: Option<Boxed<Result<Opened, AttemptError>>> = None;
+        let mut posting: Option<(Writing, Boxed<Result<(), String>>)> = None;
         let next_poll = sleep(Duration::ZERO);
         let next_probe = sleep(probe_every);
         tokio::pin!(next_poll, next_probe);
         let mut failures: u32 = 0;
-        let far = Duration::from_secs(86_400 * 365);
 
-        loop {
+        let flow = loop {
+            if let (None, Some(send_url)) = (&posting, &send_url) {
+                if let Some(msg) = self.queue.pop() {
+                    self.sync_queue_stats();
+                    let len = msg.len();
+                    posting = Some((Writing::Queued { len }, Box::pin(self.post(send_url, msg))));
+                }
+            }
             tokio::select! {
                 biased;
-                _ = self.token.cancelled() => return Flow::Interrupt(Interrupt::Shutdown),
+                _ = self.token.cancelled() => break Flow::Interrupt(Interrupt::Shutdown),
                 c = self.ctl.recv() => match self.on_control(c).await {
                     None => {}
                     // From polling, `reconnect` means: try the stream now.
                     Some(Interrupt::Reconnect) if probe => next_probe.as_mut().reset(Instant::now()),
-                    Some(i) => return Flow::Interrupt(i),
+                    Some(i) => break Flow::Interrupt(i),
                 },
-                Some(req) = self.sends.recv() => self.send_while_polling(req, fb.send_url.as_deref()).await,
+                Some(req) = self.sends.recv(), if posting.is_none() => match &send_url {
+                    Some(send_url) => {
+                        let len = req.msg.len();
+                        posting = Some((Writing::Send { len, reply: req.reply }, Box::pin(self.post(send_url, req.msg))));
+                    }
+                    None => self.send_offline(req),
+                },
+                posted = async { posting.as_mut().expect("guarded").1.as_mut().await }, if posting.is_some() => {
+                    if let Some((writing, _)) = posting.take() {
+                        match posted {
+                            Ok(()) => self.wrote(writing),
+                            Err(why) => self.not_written(writing, &why).await,
+                        }
+                    }
+                    self.say_notes().await;
+                }
                 _ = &mut next_poll, if polling.is_none() && probing.is_none() => {
                     let Some(mut p) = poller.take() else { continue };
                     let http = self.env.http.clone();
                     let url = url.clone();
                     let opts = self.opts.clone();
-                    let headers = transport::request_headers(&opts.headers, self.env.secrets.as_deref(), &url);
+                    let headers = transport::request_headers(&opts.headers, self.env.secrets.as_deref(), &url, &self.notes);
                     let last_id = self.parser.last_event_id().to_owned();
                     polling = Some(Box::pin(async move {
                         let r = timeout(
@@ -396,48 +471,102 @@ impl Connection {
                         .unwrap_or_else(|_| Err(AttemptError::Retry { reason: "poll timed out".into(), retry_after: None }));
                         (p, r)
                     }));
-                    next_poll.as_mut().reset(Instant::now() + far);
+                    next_poll.as_mut().reset(deadline(NEVER));
                 }
                 (p, result) = async { polling.as_mut().expect("guarded").await }, if polling.is_some() => {
                     polling = None;
                     poller = Some(p);
-                    let mut retry_after = None;
+                    self.say_notes().await;
+                    // Timed from the end of this poll; failed polls back off, without leaving `polling`.
+                    let mut wait = interval;
                     match result {
                         Ok(polled) => {
                             failures = 0;
                             self.relay_polled(polled).await;
                         }
                         Err(AttemptError::Fatal { reason }) => {
-                            return Flow::Ended(Ended::Attempt(AttemptError::Fatal { reason }));
+                            break Flow::Ended(Ended::Attempt(AttemptError::Fatal { reason }));
                         }
                         Err(e) => {
-                            failures += 1;
-                            if let AttemptError::Retry { retry_after: ra, .. } = &e {
-                                retry_after = *ra;
-                            }
-                            self.note_error(e.reason());
-                            self.emit(FrameBody::Error { message: e.reason().to_owned(), fatal: false }).await;
+                            failures = failures.saturating_add(1);
+                            let backoff = interval
+                                .saturating_mul(1 << failures.min(4))
+                                .min(Duration::from_secs(30).max(interval));
+                            wait = match &e {
+                                AttemptError::Retry { retry_after: Some(ra), .. } => backoff.max(server_delay(*ra)),
+                                _ => backoff,
+                            };
+                            let message = format!("{}; polling again in {} ms", e.reason(), wait.as_millis());
+                            self.note_error(&message);
+                            self.emit(FrameBody::Error { message, fatal: false }).await;
                         }
                     }
-                    // Timed from the end of this poll; failed polls back off, without leaving `polling`.
-                    let backoff = interval.saturating_mul(1 << failures.min(4)).min(Duration::from_secs(30).max(interval));
-                    let wait = retry_after.map_or(backoff, |ra| ra.max(backoff));
-                    next_poll.as_mut().reset(Instant::now() + wait);
+                    next_poll.as_mut().reset(deadline(wait));
                 }
                 _ = &mut next_probe, if probe && probing.is_none() && polling.is_none() => {
                     probing = Some(Box::pin(self.open()));
-                    next_probe.as_mut().reset(Instant::now() + probe_every);
+                    next_probe.as_mut().reset(deadline(probe_every));
                 }
                 result = async { probing.as_mut().expect("guarded").await }, if probing.is_some() => {
                     probing = None;
+                    self.say_notes().await;
                     match result {
-                        Ok(opened) => return self.pump(opened).await,
+                        Ok(opened) => {
+                            if let Some((writing, _)) = posting.take() {
+                                self.not_written(writing, "the connection left polling while it was being posted").await;
+                            }
+                            return self.pump(opened).await;
+                        }
                         Err(AttemptError::Fatal { reason }) => {
-                            return Flow::Ended(Ended::Attempt(AttemptError::Fatal { reason }));
+                            break Flow::Ended(Ended::Attempt(AttemptError::Fatal { reason }));
                         }
                         Err(e) => self.note_error(e.reason()),
                     }
                 }
+            }
+        };
+        if let Some((writing, _)) = posting.take() {
+            self.not_written(
+                writing,
+                "the connection left polling while it was being posted",
+            )
+            .await;
+        }
+        flow
+    }
+
+    /// POSTs one message to `sendUrl` with the connection's headers; `Err` says why it was not accepted.
+    fn post(
+        &self,
+        send_url: &url::Url,
+        msg: Outgoing,
+    ) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let (body, content_type) = match msg {
+            Outgoing::Text(t) => (t.into_bytes(), "text/plain; charset=utf-8"),
+            Outgoing::Binary(b) => (b, "application/octet-stream"),
+        };
+        let mut post = self
+            .env
+            .http
+            .post(send_url.clone())
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(body);
+        let headers = transport::request_headers(
+            &self.opts.headers,
+            self.env.secrets.as_deref(),
+            send_url,
+            &self.notes,
+        );
+        for (n, v) in headers {
+            post = post.header(n, v);
+        }
+        let limit = self.opts.connect_timeout;
+        async move {
+            match timeout(limit, post.send()).await {
+                Ok(Ok(r)) if r.status().is_success() => Ok(()),
+                Ok(Ok(r)) => Err(format!("sendUrl answered HTTP {}", r.status().as_u16())),
+                Ok(Err(e)) => Err(error_chain(&e)),
+                Err(_) => Err("sendUrl did not answer in time".into()),
             }
         }
     }
@@ -471,123 +600,155 @@ impl Connection {
                     })
                     .await;
                 }
-                self.sync_last_event_id();
+                self.sync_last_event_id().await;
             }
         }
     }
 
-    /// While polling, a WebSocket connection's sends go to `sendUrl` when there is one, else to the queue.
-    async fn send_while_polling(&mut self, req: SendRequest, send_url: Option<&str>) {
-        let Some(send_url) = send_url.filter(|_| self.opts.transport == Transport::Websocket)
-        else {
-            return self.send_offline(req);
-        };
-        let len = req.msg.len();
-        let (body, content_type) = match req.msg {
-            Outgoing::Text(t) => (t.into_bytes(), "text/plain; charset=utf-8"),
-            Outgoing::Binary(b) => (b, "application/octet-stream"),
-        };
-        let mut post = self
-            .env
-            .http
-            .post(send_url)
-            .header(http::header::CONTENT_TYPE, content_type)
-            .body(body);
-        let target = url::Url::parse(send_url).ok();
-        let headers = target.map_or_else(Vec::new, |u| {
-            transport::request_headers(&self.opts.headers, self.env.secrets.as_deref(), &u)
-        });
-        for (n, v) in headers {
-            post = post.header(n, v);
-        }
-        let result = match timeout(self.opts.connect_timeout, post.send()).await {
-            Ok(Ok(r)) if r.status().is_success() => {
+    /// A write finished: count it, and answer its caller.
+    fn wrote(&mut self, writing: Writing) {
+        match writing {
+            Writing::Send { len, reply } => {
                 self.count_out(len);
-                Ok(false)
+                let _ = reply.send(Ok(false));
             }
-            Ok(Ok(r)) => Err(Error::SendFailed(format!(
-                "sendUrl answered HTTP {}",
-                r.status().as_u16()
-            ))),
-            Ok(Err(e)) => Err(Error::SendFailed(error_chain(&e))),
-            Err(_) => Err(Error::SendFailed("sendUrl did not answer in time".into())),
-        };
-        let _ = req.reply.send(result);
+            Writing::Queued { len } => self.count_out(len),
+            Writing::Ping => {}
+        }
     }
 
-    /// Relays an open WebSocket until it ends; sends go straight out, with a ping/pong heartbeat.
+    /// A write that did not finish. Messages are written at most once: it is not tried again, and whoever
+    /// sent it is told that it may not have arrived (the caller's promise rejects, or for a message that
+    /// waited in the queue, an `error` frame says so).
+    async fn not_written(&mut self, writing: Writing, why: &str) {
+        match writing {
+            Writing::Send { reply, .. } => {
+                let _ = reply.send(Err(Error::SendFailed(format!(
+                    "{why}; it may not have reached the server"
+                ))));
+            }
+            Writing::Queued { .. } => {
+                let message = format!("a queued message may not have reached the server: {why}");
+                self.note_error(&message);
+                self.emit(FrameBody::Error {
+                    message,
+                    fatal: false,
+                })
+                .await;
+            }
+            Writing::Ping => {}
+        }
+    }
+
+    /// Relays an open WebSocket until it ends. One message is written at a time (the queue's first), inside
+    /// the same `select!` as everything else, so a server that stops reading can never keep the connection
+    /// from hearing `close`, cancellation or its timers: a write that does not finish within the write
+    /// deadline is a dead link.
     async fn pump_ws(&mut self, ws: transport::ws::Ws) -> Flow {
-        let opened = Instant::now();
+        let since = Instant::now();
+        let mut delivered = false;
         let (mut sink, mut stream) = ws.split();
         self.set_state(State::Connected, Some(0), None, None).await;
 
-        // Messages held while down go first, in order.
-        while let Some(msg) = self.queue.pop() {
-            let len = msg.len();
-            if let Err(e) = sink.send(to_ws(msg.clone())).await {
-                self.queue.push_front(msg);
-                self.sync_queue_stats();
-                return Flow::Ended(Ended::Dropped {
-                    reason: format!("send failed: {e}"),
-                    uptime: opened.elapsed(),
-                });
-            }
-            self.count_out(len);
-        }
-        self.sync_queue_stats();
-
         let heartbeat = self.opts.heartbeat.clone();
-        let far = Duration::from_secs(86_400 * 365);
         let ping_every = heartbeat
             .as_ref()
-            .map_or(far, |h| Duration::from_millis(h.ping_interval_ms));
+            .map_or(NEVER, |h| millis(h.ping_interval_ms));
         let pong_within = heartbeat
             .as_ref()
-            .map_or(far, |h| Duration::from_millis(h.pong_timeout_ms));
+            .map_or(NEVER, |h| millis(h.pong_timeout_ms));
+        // As long as a server may take to answer a ping: a write that takes longer means nobody is reading.
+        let write_within = heartbeat
+            .as_ref()
+            .map_or(self.opts.connect_timeout, |h| millis(h.pong_timeout_ms));
         let ping = sleep(ping_every);
-        let pong = sleep(far);
-        tokio::pin!(ping, pong);
+        let pong = sleep(NEVER);
+        let write_deadline = sleep(NEVER);
+        tokio::pin!(ping, pong, write_deadline);
         let mut awaiting_pong = false;
+        // The message being written: `pending` until the socket takes it, then flushed.
+        let mut pending: Option<Message> = None;
+        let mut writing: Option<Writing> = None;
 
         loop {
+            if writing.is_none() {
+                // Messages held while down go first, in order.
+                if let Some(msg) = self.queue.pop() {
+                    self.sync_queue_stats();
+                    writing = Some(Writing::Queued { len: msg.len() });
+                    pending = Some(to_ws(msg));
+                    write_deadline.as_mut().reset(deadline(write_within));
+                }
+            }
+            let progress = |delivered| Progress {
+                uptime: since.elapsed(),
+                delivered,
+            };
             tokio::select! {
                 biased;
                 _ = self.token.cancelled() => {
-                    close_ws(&mut sink, &mut stream, 1001, "the app is exiting").await;
+                    if let Some(w) = writing.take() {
+                        self.not_written(w, "the app is exiting").await;
+                    }
+                    close_ws(&mut sink, &mut stream, 1001, "the app is exiting", SHUTDOWN_GRACE).await;
                     return Flow::Interrupt(Interrupt::Shutdown);
                 }
                 c = self.ctl.recv() => match self.on_control(c).await {
                     None => {}
-                    Some(Interrupt::Close(code, reason)) => {
-                        let echoed = close_ws(&mut sink, &mut stream, code, &reason).await;
-                        let (code, reason) = echoed.unwrap_or((code, reason));
-                        self.emit(FrameBody::Close { code, reason }).await;
-                        return Flow::Interrupt(Interrupt::Close(code, String::new()));
+                    Some(i) => {
+                        if let Some(w) = writing.take() {
+                            self.not_written(w, "the connection closed").await;
+                        }
+                        return match i {
+                            Interrupt::Close(code, reason) => {
+                                let echoed = close_ws(&mut sink, &mut stream, code, &reason, CLOSE_GRACE).await;
+                                let (code, reason) = echoed.unwrap_or((code, reason));
+                                self.emit(FrameBody::Close { code, reason }).await;
+                                Flow::Interrupt(Interrupt::Close(code, String::new()))
+                            }
+                            Interrupt::Reconnect => {
+                                close_ws(&mut sink, &mut stream, 1000, "reconnecting", CLOSE_GRACE).await;
+                                Flow::Interrupt(Interrupt::Reconnect)
+                            }
+                            Interrupt::Shutdown => Flow::Interrupt(Interrupt::Shutdown),
+                        };
                     }
-                    Some(Interrupt::Reconnect) => {
-                        close_ws(&mut sink, &mut stream, 1000, "reconnecting").await;
-                        return Flow::Interrupt(Interrupt::Reconnect);
-                    }
-                    Some(Interrupt::Shutdown) => return Flow::Interrupt(Interrupt::Shutdown),
                 },
-                Some(req) = self.sends.recv() => {
-                    let len = req.msg.len();
-                    match sink.send(to_ws(req.msg.clone())).await {
+                written = std::future::poll_fn(|cx| poll_write(&mut sink, &mut pending, cx)), if writing.is_some() => {
+                    write_deadline.as_mut().reset(deadline(NEVER));
+                    let Some(w) = writing.take() else { continue };
+                    match written {
                         Ok(()) => {
-                            self.count_out(len);
-                            let _ = req.reply.send(Ok(false));
+                            if matches!(w, Writing::Ping) && !awaiting_pong {
+                                awaiting_pong = true;
+                                pong.as_mut().reset(deadline(pong_within));
+                            }
+                            self.wrote(w);
                         }
                         Err(e) => {
-                            // Not written: hold it for the next connection rather than lose it.
-                            self.queue.push_front(req.msg);
-                            self.sync_queue_stats();
-                            let _ = req.reply.send(Ok(true));
-                            return Flow::Ended(Ended::Dropped { reason: format!("send failed: {e}"), uptime: opened.elapsed() });
+                            self.not_written(w, &format!("the write failed ({e})")).await;
+                            return self.ws_error(e, progress(delivered));
                         }
                     }
                 }
+                _ = &mut write_deadline, if writing.is_some() => {
+                    let why = format!(
+                        "the server stopped reading: a write did not finish within {} ms",
+                        write_within.as_millis()
+                    );
+                    if let Some(w) = writing.take() {
+                        self.not_written(w, &why).await;
+                    }
+                    return Flow::Ended(Ended::Dropped { reason: why, progress: progress(delivered) });
+                }
+                Some(req) = self.sends.recv(), if writing.is_none() => {
+                    writing = Some(Writing::Send { len: req.msg.len(), reply: req.reply });
+                    pending = Some(to_ws(req.msg));
+                    write_deadline.as_mut().reset(deadline(write_within));
+                }
                 m = stream.next() => match m {
                     Some(Ok(Message::Text(text))) => {
+                        delivered = true;
                         self.count_in(text.len());
                         self.emit(FrameBody::Message {
                             transport: Transport::Websocket,
@@ -598,6 +759,7 @@ impl Connection {
                         }).await;
                     }
                     Some(Ok(Message::Binary(bytes))) => {
+                        delivered = true;
                         self.count_in(bytes.len());
                         self.emit(FrameBody::Message {
                             transport: Transport::Websocket,
@@ -609,47 +771,58 @@ impl Connection {
                     }
                     Some(Ok(Message::Pong(_))) => {
                         awaiting_pong = false;
-                        pong.as_mut().reset(Instant::now() + far);
+                        pong.as_mut().reset(deadline(NEVER));
                     }
                     Some(Ok(Message::Ping(_) | Message::Frame(_))) => {}
                     Some(Ok(Message::Close(frame))) => {
+                        if let Some(w) = writing.take() {
+                            self.not_written(w, "the server closed the connection").await;
+                        }
                         let (code, reason) = frame
                             .map(|f| (u16::from(f.code), f.reason.as_str().to_owned()))
                             .unwrap_or((1005, String::new()));
                         // Lets tungstenite write its reply to the close.
                         let _ = timeout(CLOSE_GRACE, sink.close()).await;
                         self.emit(FrameBody::Close { code, reason: reason.clone() }).await;
-                        return Flow::Ended(Ended::ServerClosed { code, reason, uptime: opened.elapsed() });
+                        return Flow::Ended(Ended::ServerClosed { code, reason, progress: progress(delivered) });
                     }
-                    Some(Err(e)) => return self.ws_error(e, opened),
-                    None => return Flow::Ended(Ended::Dropped {
-                        reason: "connection closed without a close frame".into(),
-                        uptime: opened.elapsed(),
-                    }),
+                    Some(Err(e)) => {
+                        if let Some(w) = writing.take() {
+                            self.not_written(w, "the connection dropped").await;
+                        }
+                        return self.ws_error(e, progress(delivered));
+                    }
+                    None => {
+                        if let Some(w) = writing.take() {
+                            self.not_written(w, "the connection dropped").await;
+                        }
+                        return Flow::Ended(Ended::Dropped {
+                            reason: "connection closed without a close frame".into(),
+                            progress: progress(delivered),
+                        });
+                    }
                 },
-                _ = &mut ping, if heartbeat.is_some() => {
-                    if sink.send(Message::Ping(Default::default())).await.is_err() {
-                        return Flow::Ended(Ended::Dropped { reason: "ping failed".into(), uptime: opened.elapsed() });
-                    }
-                    ping.as_mut().reset(Instant::now() + ping_every);
-                    if !awaiting_pong {
-                        awaiting_pong = true;
-                        pong.as_mut().reset(Instant::now() + pong_within);
-                    }
+                _ = &mut ping, if heartbeat.is_some() && writing.is_none() => {
+                    writing = Some(Writing::Ping);
+                    pending = Some(Message::Ping(Default::default()));
+                    write_deadline.as_mut().reset(deadline(write_within));
+                    ping.as_mut().reset(deadline(ping_every));
                 }
                 _ = &mut pong, if awaiting_pong => {
+                    if let Some(w) = writing.take() {
+                        self.not_written(w, "the server stopped answering").await;
+                    }
                     return Flow::Ended(Ended::Dropped {
                         reason: format!("no pong within {} ms", pong_within.as_millis()),
-                        uptime: opened.elapsed(),
+                        progress: progress(delivered),
                     });
                 }
             }
         }
     }
 
-    fn ws_error(&mut self, e: tungstenite::Error, opened: Instant) -> Flow {
+    fn ws_error(&mut self, e: tungstenite::Error, progress: Progress) -> Flow {
         use tungstenite::Error as E;
-        let uptime = opened.elapsed();
         match e {
             // The server sent more than we accept: retrying would only repeat it.
             E::Capacity(c) => Flow::Ended(Ended::Attempt(AttemptError::Fatal {
@@ -657,35 +830,38 @@ impl Connection {
             })),
             E::Protocol(p) => Flow::Ended(Ended::Dropped {
                 reason: format!("WebSocket protocol error: {p}"),
-                uptime,
+                progress,
             }),
             E::Utf8(_) => Flow::Ended(Ended::Dropped {
                 reason: "server sent invalid UTF-8 in a text message".into(),
-                uptime,
+                progress,
             }),
             other => Flow::Ended(Ended::Dropped {
                 reason: format!("network error: {other}"),
-                uptime,
+                progress,
             }),
         }
     }
 
     /// Relays an open SSE response until it ends, with the idle timeout.
     async fn pump_sse(&mut self, response: reqwest::Response) -> Flow {
-        let opened = Instant::now();
+        let since = Instant::now();
+        let mut delivered = false;
         self.set_state(State::Connected, Some(0), None, None).await;
         let idle = self
             .opts
             .heartbeat
             .as_ref()
-            .map_or(Duration::from_secs(86_400 * 365), |h| {
-                Duration::from_millis(h.idle_timeout_ms)
-            });
+            .map_or(NEVER, |h| millis(h.idle_timeout_ms));
         let idle_timer = sleep(idle);
         tokio::pin!(idle_timer);
         let mut body = response.bytes_stream();
         let mut events = Vec::new();
         let ended = loop {
+            let progress = |delivered| Progress {
+                uptime: since.elapsed(),
+                delivered,
+            };
             tokio::select! {
                 biased;
                 _ = self.token.cancelled() => break Flow::Interrupt(Interrupt::Shutdown),
@@ -698,50 +874,58 @@ impl Connection {
                 }
                 chunk = body.next() => match chunk {
                     Some(Ok(bytes)) => {
-                        idle_timer.as_mut().reset(Instant::now() + idle);
+                        idle_timer.as_mut().reset(deadline(idle));
                         self.count_in_bytes(bytes.len());
-                        if let Err(e) = self.parser.feed(&bytes, &mut events) {
-                            events.clear();
-                            break Flow::Ended(Ended::Attempt(AttemptError::Fatal { reason: e.to_string() }));
-                        }
+                        // Events completed before an oversized one are delivered first: their ids are
+                        // already the resume point.
+                        let fed = self.parser.feed(&bytes, &mut events);
                         if let Some(retry) = self.parser.take_retry() {
                             if let Some(b) = self.backoff.as_mut() {
-                                b.set_base(Duration::from_millis(retry));
+                                b.set_base(millis(retry));
                             }
                         }
-                        let relayed = !events.is_empty();
-                        for ev in events.drain(..) {
-                            self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
-                            let body = FrameBody::Message {
-                                transport: Transport::Sse,
-                                event: Some(ev.event),
-                                data: ev.data,
-                                last_event_id: Some(ev.last_event_id),
-                                binary: false,
-                            };
-                            emit_to(&mut self.subs, &mut self.seq, body).await;
-                        }
-                        // Once per chunk, not per event: `inspect` sees the id without a lock per frame.
-                        if relayed {
-                            self.sync_last_event_id();
+                        delivered |= !events.is_empty();
+                        self.relay_events(&mut events).await;
+                        if let Err(e) = fed {
+                            break Flow::Ended(Ended::Attempt(AttemptError::Fatal { reason: e.to_string() }));
                         }
                     }
                     Some(Err(e)) => break Flow::Ended(Ended::Dropped {
                         reason: format!("stream error: {}", error_chain(&e)),
-                        uptime: opened.elapsed(),
+                        progress: progress(delivered),
                     }),
-                    None => break Flow::Ended(Ended::StreamEnded { uptime: opened.elapsed() }),
+                    None => break Flow::Ended(Ended::StreamEnded { progress: progress(delivered) }),
                 },
                 _ = &mut idle_timer => break Flow::Ended(Ended::Dropped {
                     reason: format!("no data for {} ms (idle timeout)", idle.as_millis()),
-                    uptime: opened.elapsed(),
+                    progress: progress(delivered),
                 }),
             }
         };
         // A partial event at the end of a stream is discarded (WHATWG).
         self.parser.reset_stream();
-        self.sync_last_event_id();
+        self.sync_last_event_id().await;
         ended
+    }
+
+    /// Relays the SSE events parsed from one chunk.
+    async fn relay_events(&mut self, events: &mut Vec<crate::core::sse::SseEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        for ev in events.drain(..) {
+            self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+            let body = FrameBody::Message {
+                transport: Transport::Sse,
+                event: Some(ev.event),
+                data: ev.data,
+                last_event_id: Some(ev.last_event_id),
+                binary: false,
+            };
+            emit_to(&mut self.subs, &mut self.seq, body).await;
+        }
+        // Once per chunk, not per event: `inspect` sees the id without a lock per frame.
+        self.sync_last_event_id().await;
     }
 
     /// Awaits `fut` while answering the hub and the app: sends are queued, subscribers come and go.
@@ -767,7 +951,7 @@ impl Connection {
             Some(Control::Subscribe(sub)) => {
                 // A late joiner learns the current state at once.
                 if let Some(f) = &self.last_state {
-                    let _ = sub.tx.send(Arc::new(f.as_snapshot())).await;
+                    let _ = sub.out.send(Arc::new(f.as_snapshot())).await;
                 }
                 self.subs.push(sub);
                 None
@@ -857,13 +1041,29 @@ impl Connection {
             .last_error = Some(reason.to_owned());
     }
 
-    fn sync_last_event_id(&self) {
+    /// Publishes the resume point to `inspect`, and says once if HTTP cannot carry it back.
+    async fn sync_last_event_id(&mut self) {
         let id = self.parser.last_event_id();
-        self.stats
-            .snapshot
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .last_event_id = (!id.is_empty()).then(|| id.to_owned());
+        if !id.is_empty() && transport::last_event_id_header(id).is_none() {
+            self.notes.once(format!(
+                "the server's event id {id:?} has characters that an HTTP header cannot carry; reconnects \
+                 do not send it as Last-Event-ID"
+            ));
+        }
+        self.stats.view().last_event_id = (!id.is_empty()).then(|| id.to_owned());
+        self.say_notes().await;
+    }
+
+    /// Relays, as non-fatal `error` frames, what the transports noted since the last call.
+    async fn say_notes(&mut self) {
+        for message in self.notes.take() {
+            log::warn!("realtime: {}: {message}", self.opts.url);
+            self.emit(FrameBody::Error {
+                message,
+                fatal: false,
+            })
+            .await;
+        }
     }
 
     fn sync_queue_stats(&self) {
@@ -895,7 +1095,7 @@ impl Connection {
     }
 
     /// Ends the connection on purpose, telling whoever still listens.
-    async fn finish(mut self, reason: &str) {
+    async fn finish(&mut self, reason: &str) {
         let dropped = self.queue.clear();
         if dropped > 0 {
             self.emit(FrameBody::Error {
@@ -909,10 +1109,54 @@ impl Connection {
     }
 
     /// Ends a connection that already reported its terminal state.
-    async fn finish_quietly(mut self) {
+    async fn finish_quietly(&mut self) {
         self.queue.clear();
         self.sync_queue_stats();
     }
+
+    /// After a fault: no joiner may take this upstream any more, and everyone who subscribed (including a
+    /// joiner whose request is still in the channel) is told it failed.
+    async fn fault(&mut self, reason: String) {
+        self.stats.ended.store(true, Ordering::Release);
+        while let Ok(c) = self.ctl.try_recv() {
+            match c {
+                Control::Subscribe(sub) => self.subs.push(sub),
+                Control::Unsubscribe(id) => self.subs.retain(|s| s.id != id),
+                Control::Close { .. } | Control::Reconnect => {}
+            }
+        }
+        self.note_error(&reason);
+        let dropped = self.queue.clear();
+        self.sync_queue_stats();
+        let message = if dropped > 0 {
+            format!("{reason}; {dropped} queued messages were not sent")
+        } else {
+            reason.clone()
+        };
+        let token = self.token.clone();
+        let tell = async {
+            self.emit(FrameBody::Error {
+                message,
+                fatal: true,
+            })
+            .await;
+            self.set_state(State::Failed, None, None, Some(reason))
+                .await;
+        };
+        tokio::select! {
+            _ = token.cancelled() => {}
+            _ = tell => {}
+        }
+    }
+}
+
+/// The text of a panic's payload, for the reason a subscriber reads.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 /// Numbers a frame and hands it to every subscriber, waiting for room (backpressure on the upstream read).
@@ -922,12 +1166,12 @@ async fn emit_to(subs: &mut Vec<Subscriber>, seq: &mut u64, body: FrameBody) -> 
     let frame = Arc::new(body.number(*seq));
     let mut gone = false;
     for sub in subs.iter() {
-        if sub.tx.send(frame.clone()).await.is_err() {
+        if sub.out.send(frame.clone()).await.is_err() {
             gone = true;
         }
     }
     if gone {
-        subs.retain(|s| !s.tx.is_closed());
+        subs.retain(|s| !s.out.is_closed());
     }
     frame
 }
@@ -939,12 +1183,33 @@ fn to_ws(msg: Outgoing) -> Message {
     }
 }
 
+/// Takes `pending` into the socket once it has room, then flushes: the next step of writing one message.
+/// Cancel-safe: a message not yet taken stays in `pending`, one taken stays in the socket's buffer.
+fn poll_write<S>(
+    sink: &mut S,
+    pending: &mut Option<Message>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Result<(), tungstenite::Error>>
+where
+    S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    if pending.is_some() {
+        std::task::ready!(sink.poll_ready_unpin(cx))?;
+        if let Some(msg) = pending.take() {
+            sink.start_send_unpin(msg)?;
+        }
+    }
+    sink.poll_flush_unpin(cx)
+}
+
 /// Sends a close frame and waits briefly for the server's reply; returns the code and reason it echoed.
+/// Each step is bounded by `grace`, so a server that stopped reading only delays the end by that much.
 async fn close_ws<S, R>(
     sink: &mut S,
     stream: &mut R,
     code: u16,
     reason: &str,
+    grace: Duration,
 ) -> Option<(u16, String)>
 where
     S: futures_util::Sink<Message> + Unpin,
@@ -954,7 +1219,7 @@ where
         code: CloseCode::from(code),
         reason: reason.to_owned().into(),
     };
-    if timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame))))
+    if timeout(grace, sink.send(Message::Close(Some(frame))))
         .await
         .is_err()
     {
@@ -972,5 +1237,5 @@ where
         }
         None
     };
-    timeout(CLOSE_GRACE, wait).await.ok().flatten()
+    timeout(grace, wait).await.ok().flatten()
 }

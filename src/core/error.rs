@@ -7,10 +7,10 @@ pub enum Error {
     InvalidOptions(String),
     #[error("invalid connection id {0:?}: use 1 to 64 letters, digits, '-' or '_'")]
     InvalidId(String),
-    #[error(
-        "connection id {0:?} is already in use; choose another (the JS bindings pick a random one)"
-    )]
-    IdInUse(String),
+    #[error("connection id {0:?} cannot be used; pass a fresh random id, or none and the engine picks one (the JS bindings always pick a random one)")]
+    IdRefused(String),
+    #[error("share key {0:?} is held by a connection with other options; use the same options, or another key")]
+    ShareKeyConflict(String),
     #[error("unknown connection id {0:?}: it was closed, or it is not this webview's")]
     UnknownConnection(String),
     #[error("connection {0:?} is closed; connect again")]

@@ -10,6 +10,7 @@ use std::{
 };
 
 use base64::Engine as _;
+use futures_util::FutureExt;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -18,9 +19,9 @@ use super::{
     connection::{Connection, Control, Env, SendRequest, Stats, Subscriber, Wiring},
     error::Error,
     frame::{State, Transport},
-    options::{ConnectOptions, Limits},
+    options::{ConnectOptions, Limits, Resolved, Sharing},
     queue::Outgoing,
-    sink::{deliver_loop, AckWindow, BatchLimits, FrameSink},
+    sink::{deliver_loop, queue, AckWindow, BatchLimits, FrameSink, Inlet, SinkGone},
     tls::{self, TlsConfig},
     transport::{HeaderSource, UrlGuard},
 };
@@ -40,6 +41,9 @@ pub struct HubConfig {
     pub batch: BatchLimits,
     /// Frames waiting per subscriber before the upstream read is paused. Default: 1024.
     pub channel_capacity: usize,
+    /// Bytes of frames waiting per subscriber before the upstream read is paused (a frame larger than this
+    /// still passes alone). Default: 1 MiB.
+    pub channel_bytes: usize,
     /// Which certificates to trust.
     pub tls: TlsConfig,
     /// Headers the app's Rust code attaches per URL (e.g. a bearer token), unseen by JavaScript.
@@ -70,6 +74,7 @@ impl Default for HubConfig {
             max_subscriptions_per_owner: 64,
             batch: BatchLimits::default(),
             channel_capacity: 1024,
+            channel_bytes: 1 << 20,
             tls: TlsConfig::default(),
             secret_headers: SecretHeaders::default(),
         }
@@ -138,25 +143,48 @@ struct Upstream {
     /// Every URL this upstream may reach (stream, poll, send): a joiner's scope must allow them all.
     reaches: Vec<url::Url>,
     transport: Transport,
+    /// Its name in `Registry::by_key`, when it can be joined.
     key: Option<String>,
+    /// The options it was opened with, in canonical form: a joiner by share key must bring the same.
+    fingerprint: String,
     subs: HashSet<Arc<str>>,
-    linger: Option<CancellationToken>,
+    /// Set while it has no subscriber and waits out the linger.
+    linger: Option<Lingering>,
     max_message_size: usize,
+}
+
+/// An upstream with no subscriber, waiting out the linger before it closes with `code` and `reason`.
+struct Lingering {
+    /// When it began, in registry order: the oldest goes first when the app-wide limit is reached.
+    order: u64,
+    token: CancellationToken,
+    code: u16,
+    reason: String,
 }
 
 struct Sub {
     upstream: u64,
     owner: String,
+    /// Tells this subscription apart from a later one with the same id.
+    serial: u64,
     token: CancellationToken,
     window: Option<Arc<AckWindow>>,
 }
 
 #[derive(Default)]
 struct Registry {
-    next_upstream: u64,
+    /// Counter for upstream ids, subscription serials and linger order.
+    next: u64,
     upstreams: HashMap<u64, Upstream>,
     by_key: HashMap<String, u64>,
     subs: HashMap<Arc<str>, Sub>,
+}
+
+impl Registry {
+    fn next(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
 }
 
 struct Inner {
@@ -172,6 +200,15 @@ struct Inner {
 #[derive(Clone)]
 pub struct Hub {
     inner: Arc<Inner>,
+}
+
+/// A connect that passed its checks: what to register.
+struct Authorised {
+    id: Arc<str>,
+    resolved: Resolved,
+    reaches: Vec<url::Url>,
+    /// The name under which it may be joined; `None` for a private upstream.
+    key: Option<String>,
 }
 
 impl Hub {
@@ -200,25 +237,21 @@ impl Hub {
         if inner.root.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
-        let id: Arc<str> = match req.id {
-            Some(id) if valid_id(&id) => id.into(),
-            Some(id) => return Err(Error::InvalidId(id)),
-            None => new_id().into(),
+        let Authorised {
+            id,
+            resolved,
+            reaches,
+            key,
+        } = authorise(&req, &inner.config)?;
+        let (out, inlet) = queue(inner.config.channel_capacity, inner.config.channel_bytes);
+        let subscriber = Subscriber {
+            id: id.clone(),
+            out,
         };
-        let resolved = req.options.resolve(&inner.config.limits)?;
-        let mut reaches = vec![resolved.url.clone()];
-        if let Some(f) = &resolved.fallback {
-            for u in [&f.poll_url, &f.send_url].into_iter().flatten() {
-                reaches.push(url::Url::parse(u).map_err(|e| Error::InvalidOptions(e.to_string()))?);
-            }
-        }
-        for u in &reaches {
-            req.guard.check(u).map_err(Error::UrlNotAllowed)?;
-        }
-
         let mut reg = inner.lock();
         if reg.subs.contains_key(&id) {
-            return Err(Error::IdInUse(id.to_string()));
+            // The same answer whoever holds it: a page learns nothing about another webview's ids.
+            return Err(Error::IdRefused(id.to_string()));
         }
         let held = reg.subs.values().filter(|s| s.owner == req.owner).count();
         if held >= inner.config.max_subscriptions_per_owner {
@@ -227,126 +260,151 @@ impl Hub {
                 inner.config.max_subscriptions_per_owner
             )));
         }
-
-        let (tx, rx) = mpsc::channel(inner.config.channel_capacity.max(1));
-        let subscriber = Subscriber { id: id.clone(), tx };
-        let joined = resolved
-            .share_key
-            .as_ref()
-            .and_then(|k| reg.by_key.get(k).copied());
-        let (upstream_id, state, shared) = match joined {
-            Some(uid) => {
-                let up = reg
-                    .upstreams
-                    .get_mut(&uid)
-                    .expect("by_key points at a live upstream");
-                // A share key must not let a webview read a URL its own scope refuses.
-                for u in &up.reaches {
-                    req.guard.check(u).map_err(Error::UrlNotAllowed)?;
+        let (upstream, state, shared) =
+            match joinable(&mut reg, key.as_deref(), &resolved.fingerprint)? {
+                Some(uid) => {
+                    let state = self.join(&mut reg, uid, &*req.guard, subscriber)?;
+                    (uid, state, true)
                 }
-                if let Some(linger) = up.linger.take() {
-                    linger.cancel();
+                None => {
+                    let opened = (resolved, reaches, key);
+                    let uid = self.spawn(&mut reg, opened, req.guard.clone(), subscriber)?;
+                    (uid, State::Connecting, false)
                 }
-                up.subs.insert(id.clone());
-                let state = up
-                    .stats
-                    .snapshot
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .state;
-                let _ = up.ctl.send(Control::Subscribe(subscriber));
-                if state.is_terminal() {
-                    // Someone asks for this stream anew: give it a fresh try.
-                    let _ = up.ctl.send(Control::Reconnect);
-                }
-                (uid, state, true)
-            }
-            None => {
-                if reg.upstreams.len() >= inner.config.max_connections {
-                    return Err(Error::TooManyConnections(format!(
-                        "{} upstream connections are open, the limit is {}",
-                        reg.upstreams.len(),
-                        inner.config.max_connections
-                    )));
-                }
-                let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
-                let (send_tx, send_rx) = mpsc::channel(64);
-                let stats = Arc::new(Stats::default());
-                let token = inner.root.child_token();
-                let max_message_size = resolved.max_message_size;
-                let url = resolved.url.to_string();
-                let transport = resolved.transport;
-                let key = resolved.share_key.clone();
-                let conn = Connection::new(
-                    Arc::new(resolved),
-                    inner.env.clone(),
-                    req.guard.clone(),
-                    Wiring {
-                        ctl: ctl_rx,
-                        sends: send_rx,
-                        stats: stats.clone(),
-                        token,
-                    },
-                    subscriber,
-                );
-                let tasks = TaskTracker::new();
-                inner
-                    .tracker
-                    .spawn_on(tasks.track_future(conn.run()), &inner.runtime);
-                reg.next_upstream += 1;
-                let uid = reg.next_upstream;
-                if let Some(k) = &key {
-                    reg.by_key.insert(k.clone(), uid);
-                }
-                reg.upstreams.insert(
-                    uid,
-                    Upstream {
-                        tasks,
-                        ctl: ctl_tx,
-                        sends: send_tx,
-                        stats,
-                        url,
-                        reaches,
-                        transport,
-                        key,
-                        subs: HashSet::from([id.clone()]),
-                        linger: None,
-                        max_message_size,
-                    },
-                );
-                (uid, State::Connecting, false)
-            }
-        };
-        let token = inner.root.child_token();
-        let tasks = reg.upstreams[&upstream_id].tasks.clone();
-        reg.subs.insert(
-            id.clone(),
-            Sub {
-                upstream: upstream_id,
-                owner: req.owner,
-                token: token.clone(),
-                window: req.sink.ack_window(),
-            },
-        );
+            };
+        let (token, serial, tasks) = register(&mut reg, &id, upstream, &req.owner, &*req.sink);
         drop(reg);
-
-        let weak = Arc::downgrade(&self.inner);
-        let sub_id = id.clone();
-        let batch = inner.config.batch;
-        inner.tracker.spawn_on(
-            tasks.track_future(async move {
-                if deliver_loop(rx, req.sink, batch, token).await.is_err() {
-                    // The receiver is gone (a closed webview): release what it held.
-                    release(&weak, &sub_id, 1001, "going away");
-                }
-            }),
-            &inner.runtime,
-        );
+        self.start_delivery(&tasks, id.clone(), serial, inlet, req.sink, token);
         Ok(Connected {
             id: id.to_string(),
             state,
             shared,
         })
+    }
+
+    /// Adds a subscriber to a live upstream; it is told the current state at once.
+    fn join(
+        &self,
+        reg: &mut Registry,
+        uid: u64,
+        guard: &dyn UrlGuard,
+        subscriber: Subscriber,
+    ) -> Result<State, Error> {
+        let up = reg
+            .upstreams
+            .get_mut(&uid)
+            .ok_or_else(|| Error::Closed(subscriber.id.to_string()))?;
+        // A share key must not let a webview read a URL its own scope refuses.
+        for u in &up.reaches {
+            guard.check(u).map_err(Error::UrlNotAllowed)?;
+        }
+        if let Some(linger) = up.linger.take() {
+            linger.token.cancel();
+        }
+        up.subs.insert(subscriber.id.clone());
+        let state = up.stats.view().state;
+        let _ = up.ctl.send(Control::Subscribe(subscriber));
+        if state.is_terminal() {
+            // Someone asks for this stream anew: give it a fresh try.
+            let _ = up.ctl.send(Control::Reconnect);
+        }
+        Ok(state)
+    }
+
+    /// Starts a new upstream for this subscriber: its connection task, and its place in the registry.
+    fn spawn(
+        &self,
+        reg: &mut Registry,
+        ok: (Resolved, Vec<url::Url>, Option<String>),
+        guard: Arc<dyn UrlGuard>,
+        subscriber: Subscriber,
+    ) -> Result<u64, Error> {
+        let inner = &self.inner;
+        let (resolved, reaches, key) = ok;
+        if reg.upstreams.len() >= inner.config.max_connections && !evict_lingering(reg) {
+            return Err(Error::TooManyConnections(format!(
+                "{} upstream connections are open, the limit is {}",
+                reg.upstreams.len(),
+                inner.config.max_connections
+            )));
+        }
+        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        let (send_tx, send_rx) = mpsc::channel(64);
+        let stats = Arc::new(Stats::default());
+        let uid = reg.next();
+        let upstream = Upstream {
+            tasks: TaskTracker::new(),
+            ctl: ctl_tx,
+            sends: send_tx,
+            stats: stats.clone(),
+            url: resolved.url.to_string(),
+            reaches,
+            transport: resolved.transport,
+            key: key.clone(),
+            fingerprint: resolved.fingerprint.clone(),
+            subs: HashSet::from([subscriber.id.clone()]),
+            linger: None,
+            max_message_size: resolved.max_message_size,
+        };
+        let conn = Connection::new(
+            Arc::new(resolved),
+            inner.env.clone(),
+            guard,
+            Wiring {
+                ctl: ctl_rx,
+                sends: send_rx,
+                stats,
+                token: inner.root.child_token(),
+            },
+            subscriber,
+        );
+        // However the task ends, a panic included, the hub forgets the upstream, so the next connect opens
+        // a fresh one instead of joining a dead one.
+        let weak = Arc::downgrade(inner);
+        inner.tracker.spawn_on(
+            upstream.tasks.track_future(async move {
+                conn.run().await;
+                forget_upstream(&weak, uid);
+            }),
+            &inner.runtime,
+        );
+        if let Some(k) = key {
+            reg.by_key.insert(k, uid);
+        }
+        reg.upstreams.insert(uid, upstream);
+        Ok(uid)
+    }
+
+    /// The subscription's delivery task: frames from its queue to its sink, until either end goes.
+    fn start_delivery(
+        &self,
+        tasks: &TaskTracker,
+        id: Arc<str>,
+        serial: u64,
+        inlet: Inlet,
+        sink: Arc<dyn FrameSink>,
+        token: CancellationToken,
+    ) {
+        let inner = &self.inner;
+        let weak = Arc::downgrade(inner);
+        let batch = inner.config.batch;
+        inner.tracker.spawn_on(
+            tasks.track_future(async move {
+                let delivered =
+                    std::panic::AssertUnwindSafe(deliver_loop(inlet, sink, batch, token))
+                        .catch_unwind()
+                        .await;
+                match delivered {
+                    // The queue closed: the upstream ended and said so; nothing more will come.
+                    Ok(Ok(())) => release(&weak, &id, Leave::going_away(Some(serial))),
+                    // The receiver is gone (a closed webview) or its sink panicked: release what it held.
+                    Ok(Err(SinkGone)) | Err(_) => {
+                        release(&weak, &id, Leave::going_away(Some(serial)))
+                    }
+                }
+            }),
+            &inner.runtime,
+        );
     }
 
     /// Sends a message; `Ok(true)` when it was queued for delivery after reconnect.
@@ -393,6 +451,7 @@ impl Hub {
     }
 
     /// Ends this subscription; the upstream closes (with this code) once none is left and the linger passed.
+    /// The subscription receives nothing more, not even the close.
     pub fn close(
         &self,
         id: &str,
@@ -400,24 +459,47 @@ impl Hub {
         code: Option<u16>,
         reason: Option<String>,
     ) -> Result<(), Error> {
+        self.leave(id, owner, code, reason, false)
+    }
+
+    /// Ends this subscription like [`Hub::close`], but when it is its upstream's last subscriber the upstream
+    /// closes now (no linger) and the subscription first receives its last frames: the close handshake and
+    /// the `disconnected` state. For Rust callers that want to see the end, such as a command-line client.
+    pub fn end(
+        &self,
+        id: &str,
+        owner: &str,
+        code: Option<u16>,
+        reason: Option<String>,
+    ) -> Result<(), Error> {
+        self.leave(id, owner, code, reason, true)
+    }
+
+    fn leave(
+        &self,
+        id: &str,
+        owner: &str,
+        code: Option<u16>,
+        reason: Option<String>,
+        drain: bool,
+    ) -> Result<(), Error> {
         let code = code.unwrap_or(1000);
-        if code != 1000 && !(3000..=4999).contains(&code) {
-            return Err(Error::InvalidClose(format!(
-                "code {code} is not allowed; use 1000 or 3000-4999"
-            )));
-        }
-        let reason = reason.unwrap_or_default();
-        if reason.len() > 123 {
-            return Err(Error::InvalidClose(format!(
-                "reason is {} bytes; at most 123 are allowed",
-                reason.len()
-            )));
-        }
+        crate::core::transport::ws::check_close(code, reason.as_deref().unwrap_or(""))?;
         {
             let reg = self.inner.lock();
             owned_upstream(&reg, id, owner)?;
         }
-        release(&Arc::downgrade(&self.inner), id, code, &reason);
+        let reason = reason.unwrap_or_default();
+        release(
+            &Arc::downgrade(&self.inner),
+            id,
+            Leave {
+                serial: None,
+                code,
+                reason: &reason,
+                drain,
+            },
+        );
         Ok(())
     }
 
@@ -500,7 +582,7 @@ impl Hub {
         };
         let weak = Arc::downgrade(&self.inner);
         for id in &ids {
-            release(&weak, id, 1001, "going away");
+            release(&weak, id, Leave::going_away(None));
         }
         ids.len()
     }
@@ -560,32 +642,159 @@ fn owned_upstream<'a>(reg: &'a Registry, id: &str, owner: &str) -> Result<&'a Up
         .ok_or_else(|| Error::Closed(id.to_owned()))
 }
 
+/// Checks a connect before anything is registered: its id, its options, and the scope of every URL it may
+/// reach. Nothing here touches the registry.
+fn authorise(req: &ConnectRequest, config: &HubConfig) -> Result<Authorised, Error> {
+    let id: Arc<str> = match &req.id {
+        Some(id) if valid_id(id) => id.as_str().into(),
+        Some(id) => return Err(Error::InvalidId(id.clone())),
+        None => new_id().into(),
+    };
+    let resolved = req.options.resolve(&config.limits)?;
+    let mut reaches = vec![resolved.url.clone()];
+    if let Some(f) = &resolved.fallback {
+        for u in [&f.poll_url, &f.send_url].into_iter().flatten() {
+            reaches.push(url::Url::parse(u).map_err(|e| Error::InvalidOptions(e.to_string()))?);
+        }
+    }
+    for u in &reaches {
+        req.guard.check(u).map_err(Error::UrlNotAllowed)?;
+    }
+    // Identical options share within one owner (the components of a page, a reload within the linger);
+    // across owners only by an explicit key, so no page silently reads or writes another's stream.
+    let key = match &resolved.sharing {
+        Sharing::Private => None,
+        Sharing::Auto => Some(format!("auto\0{}\0{}", req.owner, resolved.fingerprint)),
+        Sharing::Key(k) => Some(format!("key\0{k}")),
+    };
+    Ok(Authorised {
+        id,
+        resolved,
+        reaches,
+        key,
+    })
+}
+
+/// The live upstream this connect may join, if any. A key held with other options is an error, not a join;
+/// an upstream whose task has ended is forgotten here, so the connect opens a fresh one.
+fn joinable(
+    reg: &mut Registry,
+    key: Option<&str>,
+    fingerprint: &str,
+) -> Result<Option<u64>, Error> {
+    let Some(key) = key else { return Ok(None) };
+    let Some(&uid) = reg.by_key.get(key) else {
+        return Ok(None);
+    };
+    let Some(up) = reg.upstreams.get(&uid) else {
+        reg.by_key.remove(key);
+        return Ok(None);
+    };
+    if up.stats.ended.load(Ordering::Acquire) {
+        drop_upstream(reg, uid);
+        return Ok(None);
+    }
+    if up.fingerprint != fingerprint {
+        let name = key.strip_prefix("key\0").unwrap_or(key);
+        return Err(Error::ShareKeyConflict(name.to_owned()));
+    }
+    Ok(Some(uid))
+}
+
+/// Records the subscription; returns its delivery token, its serial and its upstream's task tracker.
+fn register(
+    reg: &mut Registry,
+    id: &Arc<str>,
+    upstream: u64,
+    owner: &str,
+    sink: &dyn FrameSink,
+) -> (CancellationToken, u64, TaskTracker) {
+    let token = CancellationToken::new();
+    let serial = reg.next();
+    reg.subs.insert(
+        id.clone(),
+        Sub {
+            upstream,
+            owner: owner.to_owned(),
+            serial,
+            token: token.clone(),
+            window: sink.ack_window(),
+        },
+    );
+    (token, serial, reg.upstreams[&upstream].tasks.clone())
+}
+
+/// How a subscription ends.
+#[derive(Clone, Copy)]
+struct Leave<'a> {
+    /// Only the subscription with this serial (a delivery task ending), or whichever holds the id.
+    serial: Option<u64>,
+    /// The close code and reason, if this was the last subscriber.
+    code: u16,
+    reason: &'a str,
+    /// The subscriber hears the upstream's last frames (its close and `disconnected`) before it ends, and the
+    /// upstream closes now rather than after the linger.
+    drain: bool,
+}
+
+impl Leave<'static> {
+    /// A webview that went away, or a subscription whose upstream already ended.
+    fn going_away(serial: Option<u64>) -> Self {
+        Self {
+            serial,
+            code: 1001,
+            reason: "going away",
+            drain: false,
+        }
+    }
+}
+
 /// Removes a subscription; when its upstream has none left, closes it now or after the linger.
-fn release(weak: &Weak<Inner>, id: &str, code: u16, reason: &str) {
+fn release(weak: &Weak<Inner>, id: &str, leave: Leave<'_>) {
     let Some(inner) = weak.upgrade() else { return };
     let mut reg = inner.lock();
+    match reg.subs.get(id) {
+        Some(s) if leave.serial.is_none_or(|n| n == s.serial) => {}
+        _ => return,
+    }
     let Some(sub) = reg.subs.remove(id) else {
         return;
     };
-    sub.token.cancel();
     let uid = sub.upstream;
     let Some(up) = reg.upstreams.get_mut(&uid) else {
+        sub.token.cancel();
         return;
     };
     up.subs.remove(id);
+    let last = up.subs.is_empty();
+    if leave.drain && last {
+        // Its queue stays open: the connection sends its last frames to it, then drops it.
+        close_upstream(&mut reg, uid, leave.code, leave.reason);
+        return;
+    }
+    sub.token.cancel();
     let _ = up.ctl.send(Control::Unsubscribe(id.into()));
-    if !up.subs.is_empty() {
+    if !last {
         return;
     }
     let linger = inner.config.linger;
     if linger.is_zero() || up.key.is_none() {
-        close_upstream(&mut reg, uid, code, reason);
+        close_upstream(&mut reg, uid, leave.code, leave.reason);
         return;
     }
     let token = inner.root.child_token();
-    up.linger = Some(token.clone());
+    let order = reg.next();
+    let reason = leave.reason.to_owned();
+    if let Some(up) = reg.upstreams.get_mut(&uid) {
+        up.linger = Some(Lingering {
+            order,
+            token: token.clone(),
+            code: leave.code,
+            reason: reason.clone(),
+        });
+    }
     let weak = weak.clone();
-    let reason = reason.to_owned();
+    let code = leave.code;
     inner.tracker.spawn_on(
         async move {
             tokio::select! {
@@ -595,9 +804,9 @@ fn release(weak: &Weak<Inner>, id: &str, code: u16, reason: &str) {
                     let mut reg = inner.lock();
                     // Still nobody, and still the same linger (not re-joined and left again).
                     let still = reg.upstreams.get(&uid).is_some_and(|u| {
-                        u.subs.is_empty() && u.linger.as_ref().is_some_and(|l| !l.is_cancelled())
+                        u.subs.is_empty() && u.linger.as_ref().is_some_and(|l| l.order == order)
                     });
-                    if still && !token.is_cancelled() {
+                    if still {
                         close_upstream(&mut reg, uid, code, &reason);
                     }
                 }
@@ -607,17 +816,52 @@ fn release(weak: &Weak<Inner>, id: &str, code: u16, reason: &str) {
     );
 }
 
+/// When the app-wide limit is reached, the upstream that has lingered longest makes room: lingering ones
+/// serve nobody, and must not lock other webviews out. Returns whether one was closed.
+fn evict_lingering(reg: &mut Registry) -> bool {
+    let oldest = reg
+        .upstreams
+        .iter()
+        .filter_map(|(uid, u)| u.linger.as_ref().map(|l| (l.order, *uid)))
+        .min();
+    let Some((_, uid)) = oldest else { return false };
+    let (code, reason) = reg.upstreams[&uid]
+        .linger
+        .as_ref()
+        .map(|l| (l.code, l.reason.clone()))
+        .unwrap_or((1000, String::new()));
+    close_upstream(reg, uid, code, &reason);
+    true
+}
+
+/// Removes an upstream from the registry and tells its task to close.
 fn close_upstream(reg: &mut Registry, uid: u64, code: u16, reason: &str) {
-    if let Some(up) = reg.upstreams.remove(&uid) {
-        if let Some(k) = &up.key {
-            if reg.by_key.get(k) == Some(&uid) {
-                reg.by_key.remove(k);
-            }
+    if let Some(up) = drop_upstream(reg, uid) {
+        if let Some(l) = up.linger {
+            l.token.cancel();
         }
         let _ = up.ctl.send(Control::Close {
             code,
             reason: reason.to_owned(),
         });
+    }
+}
+
+/// Removes an upstream and its key from the registry.
+fn drop_upstream(reg: &mut Registry, uid: u64) -> Option<Upstream> {
+    let up = reg.upstreams.remove(&uid)?;
+    if let Some(k) = &up.key {
+        if reg.by_key.get(k) == Some(&uid) {
+            reg.by_key.remove(k);
+        }
+    }
+    Some(up)
+}
+
+/// The task of upstream `uid` has ended: whatever the reason, the hub no longer offers it to joiners.
+fn forget_upstream(weak: &Weak<Inner>, uid: u64) {
+    if let Some(inner) = weak.upgrade() {
+        drop_upstream(&mut inner.lock(), uid);
     }
 }
 

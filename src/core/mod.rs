@@ -13,6 +13,7 @@ pub mod policy;
 pub mod queue;
 pub mod sink;
 pub mod sse;
+pub mod time;
 pub mod tls;
 pub mod transport;
 pub mod wire;

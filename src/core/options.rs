@@ -226,9 +226,25 @@ pub struct Resolved {
     pub fallback: Option<FallbackOptions>,
     pub max_message_size: usize,
     pub connect_timeout: Duration,
-    /// `None`: not shared. `Some(key)`: joins any upstream with the same key.
-    pub share_key: Option<String>,
+    /// Who may join this upstream.
+    pub sharing: Sharing,
+    /// The options in a canonical form, without `share`: what a joiner's options must equal.
+    pub fingerprint: String,
 }
+
+/// Who may join an upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sharing {
+    /// Nobody (`share: false`).
+    Private,
+    /// Identical options from the same owner (`share: true`, the default).
+    Auto,
+    /// Identical options from any owner that names the same key.
+    Key(String),
+}
+
+/// Longest explicit share key, in bytes.
+pub const MAX_SHARE_KEY: usize = 256;
 
 /// Limits on what an app may ask for, set by the app's Rust code.
 #[derive(Debug, Clone)]
@@ -243,6 +259,10 @@ pub struct Limits {
     pub max_queue_messages: usize,
     /// Ceiling for the outbound queue's `maxBytes`. Default: 64 MiB.
     pub max_queue_bytes: usize,
+    /// Floor for every interval and timeout (`reconnect.initialDelayMs`, the heartbeat's, `fallback.intervalMs`
+    /// and `probeIntervalMs`, `connectTimeoutMs`), in ms, so a page cannot turn a connection into a request
+    /// storm. Default: 100.
+    pub min_interval_ms: u64,
 }
 
 impl Default for Limits {
@@ -253,6 +273,7 @@ impl Default for Limits {
             max_message_size: 64 << 20,
             max_queue_messages: 100_000,
             max_queue_bytes: 64 << 20,
+            min_interval_ms: MIN_INTERVAL_MS,
         }
     }
 }
@@ -299,6 +320,13 @@ impl ConnectOptions {
                     "invalid header name {name:?}: use letters, digits and - only"
                 ))
             })?;
+            if is_forbidden_header(&n, value) {
+                return Err(Error::InvalidOptions(format!(
+                    "header {name:?} cannot be set from the options: the Fetch standard forbids it to pages \
+                     (it could retarget or smuggle the request); leave it to the engine, or set it from Rust \
+                     with Builder::secret_header"
+                )));
+            }
             let v = http::HeaderValue::from_str(value).map_err(|_| {
                 Error::InvalidOptions(format!(
                     "invalid value for header {name:?}: no line breaks or control characters allowed"
@@ -317,6 +345,22 @@ impl ConnectOptions {
             return Err(Error::InvalidOptions(
                 "`protocols` is only for WebSocket connections".into(),
             ));
+        }
+        if self.protocols.len() > limits.max_headers {
+            return Err(Error::InvalidOptions(format!(
+                "too many subprotocols: {} given, at most {} allowed",
+                self.protocols.len(),
+                limits.max_headers
+            )));
+        }
+        // They travel in one header, so they count against the same byte limit.
+        let protocol_bytes: usize = self.protocols.iter().map(|p| p.len() + 2).sum();
+        if header_bytes + protocol_bytes > limits.max_header_bytes {
+            return Err(Error::InvalidOptions(format!(
+                "headers and subprotocols too large: {} bytes, at most {} allowed",
+                header_bytes + protocol_bytes,
+                limits.max_header_bytes
+            )));
         }
         for p in &self.protocols {
             let token = !p.is_empty()
@@ -338,6 +382,12 @@ impl ConnectOptions {
             Some(m) => http::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
                 .map_err(|_| Error::InvalidOptions(format!("invalid HTTP method {m:?}")))?,
         };
+        if is_forbidden_method(method.as_str()) {
+            return Err(Error::InvalidOptions(format!(
+                "HTTP method {} is not allowed (the Fetch standard forbids it); use GET or POST",
+                method.as_str()
+            )));
+        }
         if let Some(id) = &self.last_event_id {
             if id.contains(['\0', '\r', '\n']) {
                 return Err(Error::InvalidOptions(
@@ -348,6 +398,7 @@ impl ConnectOptions {
 
         let reconnect = Toggle::resolve(&self.reconnect, true);
         if let Some(r) = &reconnect {
+            at_least("reconnect.initialDelayMs", r.initial_delay_ms, limits)?;
             if !(r.multiplier.is_finite() && r.multiplier >= 1.0) {
                 return Err(Error::InvalidOptions(
                     "`reconnect.multiplier` must be a number >= 1".into(),
@@ -366,11 +417,9 @@ impl ConnectOptions {
         });
         let heartbeat = Toggle::resolve(&self.heartbeat, true);
         if let Some(h) = &heartbeat {
-            if h.ping_interval_ms == 0 || h.pong_timeout_ms == 0 || h.idle_timeout_ms == 0 {
-                return Err(Error::InvalidOptions(
-                    "heartbeat intervals must be above 0 ms; use `heartbeat: false` to turn them off".into(),
-                ));
-            }
+            at_least("heartbeat.pingIntervalMs", h.ping_interval_ms, limits)?;
+            at_least("heartbeat.pongTimeoutMs", h.pong_timeout_ms, limits)?;
+            at_least("heartbeat.idleTimeoutMs", h.idle_timeout_ms, limits)?;
         }
         let queue = self.queue.clone().unwrap_or_default();
         if queue.max_messages > limits.max_queue_messages
@@ -385,6 +434,8 @@ impl ConnectOptions {
         let fallback = Toggle::resolve(&self.fallback, false)
             .filter(|f| f.poll_url.is_some() || transport == Transport::Poll);
         if let Some(f) = &fallback {
+            at_least("fallback.intervalMs", f.interval_ms, limits)?;
+            at_least("fallback.probeIntervalMs", f.probe_interval_ms, limits)?;
             for (field, u) in [
                 ("fallback.pollUrl", &f.poll_url),
                 ("fallback.sendUrl", &f.send_url),
@@ -410,29 +461,23 @@ impl ConnectOptions {
         let connect_timeout_ms = self
             .connect_timeout_ms
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS);
-        if connect_timeout_ms == 0 {
-            return Err(Error::InvalidOptions(
-                "`connectTimeoutMs` must be above 0".into(),
-            ));
-        }
+        at_least("connectTimeoutMs", connect_timeout_ms, limits)?;
 
-        let share_key = match &self.share {
-            None | Some(Share::Enabled(true)) => {
-                // Identical options share: the key is the options themselves, in a canonical form.
-                let mut canon = self.clone();
-                canon.share = None;
-                Some(format!(
-                    "auto:{}",
-                    serde_json::to_string(&canon).unwrap_or_default()
-                ))
+        let sharing = match &self.share {
+            None | Some(Share::Enabled(true)) => Sharing::Auto,
+            Some(Share::Enabled(false)) => Sharing::Private,
+            Some(Share::Key(k)) if k.is_empty() || k.len() > MAX_SHARE_KEY => {
+                return Err(Error::InvalidOptions(format!(
+                    "`share` key must be 1 to {MAX_SHARE_KEY} bytes"
+                )))
             }
-            Some(Share::Enabled(false)) => None,
-            Some(Share::Key(k)) if k.is_empty() => {
-                return Err(Error::InvalidOptions(
-                    "`share` key must not be empty".into(),
-                ))
-            }
-            Some(Share::Key(k)) => Some(format!("key:{k}")),
+            Some(Share::Key(k)) => Sharing::Key(k.clone()),
+        };
+        // The options themselves, in a canonical form: identical subscriptions have identical fingerprints.
+        let fingerprint = {
+            let mut canon = self.clone();
+            canon.share = None;
+            serde_json::to_string(&canon).unwrap_or_default()
         };
 
         Ok(Resolved {
@@ -449,9 +494,67 @@ impl ConnectOptions {
             fallback,
             max_message_size,
             connect_timeout: Duration::from_millis(connect_timeout_ms),
-            share_key,
+            sharing,
+            fingerprint,
         })
     }
+}
+
+/// Default for [`Limits::min_interval_ms`].
+pub const MIN_INTERVAL_MS: u64 = 100;
+
+fn at_least(field: &str, ms: u64, limits: &Limits) -> Result<(), Error> {
+    let floor = limits.min_interval_ms.max(1);
+    if ms < floor {
+        return Err(Error::InvalidOptions(format!(
+            "`{field}` must be at least {floor} ms, got {ms}"
+        )));
+    }
+    Ok(())
+}
+
+/// The Fetch standard's forbidden request header names: what a page must not choose, because the engine
+/// or the HTTP layer owns them (`Host` would retarget a request through a shared proxy with the app's secret
+/// headers attached; `Content-Length` and `Transfer-Encoding` would smuggle one).
+pub fn is_forbidden_header(name: &http::HeaderName, value: &str) -> bool {
+    const NAMES: [&str; 21] = [
+        "accept-charset",
+        "accept-encoding",
+        "access-control-request-headers",
+        "access-control-request-method",
+        "connection",
+        "content-length",
+        "cookie",
+        "cookie2",
+        "date",
+        "dnt",
+        "expect",
+        "host",
+        "keep-alive",
+        "origin",
+        "referer",
+        "set-cookie",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "via",
+    ];
+    let n = name.as_str();
+    if NAMES.contains(&n) || n.starts_with("proxy-") || n.starts_with("sec-") {
+        return true;
+    }
+    // Method overrides are forbidden when they name a forbidden method.
+    matches!(
+        n,
+        "x-http-method" | "x-http-method-override" | "x-method-override"
+    ) && value
+        .split(',')
+        .any(|m| is_forbidden_method(&m.trim().to_ascii_uppercase()))
+}
+
+fn is_forbidden_method(method: &str) -> bool {
+    matches!(method, "CONNECT" | "TRACE" | "TRACK")
 }
 
 fn parse_url(raw: &str, field: &str) -> Result<Url, Error> {
@@ -541,6 +644,27 @@ mod tests {
                 },
                 "maxMessageSize",
             ),
+            (
+                ConnectOptions {
+                    protocols: (0..65).map(|i| format!("p{i}")).collect(),
+                    ..opts("ws://h/x")
+                },
+                "too many subprotocols",
+            ),
+            (
+                ConnectOptions {
+                    protocols: vec!["p".repeat(10_000), "q".repeat(10_000)],
+                    ..opts("ws://h/x")
+                },
+                "headers and subprotocols too large",
+            ),
+            (
+                ConnectOptions {
+                    method: Some("trace".into()),
+                    ..opts("http://h/x")
+                },
+                "method TRACE is not allowed",
+            ),
         ];
         for (o, want) in cases {
             match o.resolve(&l) {
@@ -550,6 +674,112 @@ mod tests {
                 other => panic!("expected InvalidOptions containing {want:?}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn forbidden_headers_are_refused_whatever_their_case() {
+        let l = Limits::default();
+        for name in [
+            "Host",
+            "host",
+            "Connection",
+            "Content-Length",
+            "Transfer-Encoding",
+            "Upgrade",
+            "TE",
+            "Trailer",
+            "Keep-Alive",
+            "Proxy-Authorization",
+            "proxy-anything",
+            "Sec-WebSocket-Key",
+            "sec-fetch-site",
+            "Cookie",
+            "Origin",
+            "Referer",
+        ] {
+            for url in ["ws://h/x", "https://h/x"] {
+                let o = ConnectOptions {
+                    headers: [(name.to_string(), "v".to_string())].into(),
+                    ..opts(url)
+                };
+                match o.resolve(&l) {
+                    Err(Error::InvalidOptions(m)) => assert!(
+                        m.contains("cannot be set from the options") && m.contains(name),
+                        "expected a forbidden-header error naming {name}, got {m:?}"
+                    ),
+                    other => panic!("expected {name} to be refused, got {other:?}"),
+                }
+            }
+        }
+        let override_trace = ConnectOptions {
+            headers: [(
+                "X-HTTP-Method-Override".to_string(),
+                "get, TRACE".to_string(),
+            )]
+            .into(),
+            ..opts("https://h/x")
+        };
+        assert!(override_trace.resolve(&l).is_err());
+        // Ordinary headers, and a method override naming an allowed method, pass.
+        let fine = ConnectOptions {
+            headers: [
+                ("Authorization".to_string(), "Bearer t".to_string()),
+                ("X-HTTP-Method-Override".to_string(), "PATCH".to_string()),
+                ("Accept-Language".to_string(), "en".to_string()),
+            ]
+            .into(),
+            ..opts("https://h/x")
+        };
+        assert!(fine.resolve(&l).is_ok());
+    }
+
+    #[test]
+    fn intervals_below_the_floor_are_refused() {
+        let l = Limits::default();
+        let cases = [
+            (
+                r#"{"reconnect":{"initialDelayMs":1}}"#,
+                "reconnect.initialDelayMs",
+            ),
+            (
+                r#"{"heartbeat":{"pingIntervalMs":0}}"#,
+                "heartbeat.pingIntervalMs",
+            ),
+            (
+                r#"{"heartbeat":{"pongTimeoutMs":99}}"#,
+                "heartbeat.pongTimeoutMs",
+            ),
+            (
+                r#"{"heartbeat":{"idleTimeoutMs":1}}"#,
+                "heartbeat.idleTimeoutMs",
+            ),
+            (
+                r#"{"fallback":{"pollUrl":"http://h/p","intervalMs":1}}"#,
+                "fallback.intervalMs",
+            ),
+            (
+                r#"{"fallback":{"pollUrl":"http://h/p","probeIntervalMs":1}}"#,
+                "fallback.probeIntervalMs",
+            ),
+            (r#"{"connectTimeoutMs":0}"#, "connectTimeoutMs"),
+        ];
+        for (extra, field) in cases {
+            let mut v: serde_json::Value = serde_json::from_str(extra).unwrap();
+            v["url"] = "https://h/x".into();
+            let o: ConnectOptions = serde_json::from_value(v).unwrap();
+            match o.resolve(&l) {
+                Err(Error::InvalidOptions(m)) => assert!(
+                    m.contains(field) && m.contains("at least 100 ms"),
+                    "expected {field} to be refused with its floor, got {m:?}"
+                ),
+                other => panic!("expected {field} to be refused, got {other:?}"),
+            }
+        }
+        let at_floor: ConnectOptions = serde_json::from_str(
+            r#"{"url":"https://h/x","reconnect":{"initialDelayMs":100},"heartbeat":{"pingIntervalMs":100,"pongTimeoutMs":100,"idleTimeoutMs":100}}"#,
+        )
+        .unwrap();
+        assert!(at_floor.resolve(&l).is_ok());
     }
 
     #[test]
@@ -566,7 +796,7 @@ mod tests {
             "got {e}"
         );
         let o: ConnectOptions = serde_json::from_str(
-            r#"{"url":"ws://h/","reconnect":false,"heartbeat":{"pingIntervalMs":5}}"#,
+            r#"{"url":"ws://h/","reconnect":false,"heartbeat":{"pingIntervalMs":500}}"#,
         )
         .unwrap();
         let r = o.resolve(&Limits::default()).unwrap();
@@ -577,20 +807,44 @@ mod tests {
                 .unwrap();
         let rc = o.resolve(&Limits::default()).unwrap().reconnect.unwrap();
         assert_eq!((rc.initial_delay_ms, rc.max_delay_ms), (60_000, 60_000));
-        assert_eq!(r.heartbeat.unwrap().ping_interval_ms, 5);
+        assert_eq!(r.heartbeat.unwrap().ping_interval_ms, 500);
     }
 
     #[test]
-    fn identical_options_share_a_key_and_share_false_opts_out() {
+    fn identical_options_have_one_fingerprint_and_share_picks_who_joins() {
         let l = Limits::default();
-        let a = opts("ws://h/x").resolve(&l).unwrap().share_key;
-        let b = opts("ws://h/x").resolve(&l).unwrap().share_key;
-        assert_eq!(a, b);
-        assert_ne!(a, opts("ws://h/y").resolve(&l).unwrap().share_key);
+        let a = opts("ws://h/x").resolve(&l).unwrap();
+        let b = opts("ws://h/x").resolve(&l).unwrap();
+        assert_eq!(
+            (a.fingerprint.as_str(), &a.sharing),
+            (b.fingerprint.as_str(), &Sharing::Auto)
+        );
+        assert_ne!(
+            a.fingerprint,
+            opts("ws://h/y").resolve(&l).unwrap().fingerprint
+        );
         let private = ConnectOptions {
             share: Some(Share::Enabled(false)),
             ..opts("ws://h/x")
         };
-        assert_eq!(private.resolve(&l).unwrap().share_key, None);
+        let private = private.resolve(&l).unwrap();
+        assert_eq!(private.sharing, Sharing::Private);
+        // `share` itself is not part of the fingerprint: a keyed joiner compares the rest.
+        assert_eq!(private.fingerprint, a.fingerprint);
+        let keyed = ConnectOptions {
+            share: Some(Share::Key("room".into())),
+            ..opts("ws://h/x")
+        };
+        assert_eq!(
+            keyed.resolve(&l).unwrap().sharing,
+            Sharing::Key("room".into())
+        );
+        for bad in [String::new(), "k".repeat(MAX_SHARE_KEY + 1)] {
+            let o = ConnectOptions {
+                share: Some(Share::Key(bad)),
+                ..opts("ws://h/x")
+            };
+            assert!(matches!(o.resolve(&l), Err(Error::InvalidOptions(_))));
+        }
     }
 }

@@ -11,15 +11,24 @@ pub enum Ended {
     /// The stream could not be opened.
     Attempt(AttemptError),
     /// An open stream dropped (network error, idle or pong timeout, server vanished).
-    Dropped { reason: String, uptime: Duration },
+    Dropped { reason: String, progress: Progress },
     /// An SSE response body ended cleanly; per WHATWG the client reconnects after the reconnection time.
-    StreamEnded { uptime: Duration },
+    StreamEnded { progress: Progress },
     /// The server sent a WebSocket close frame.
     ServerClosed {
         code: u16,
         reason: String,
-        uptime: Duration,
+        progress: Progress,
     },
+}
+
+/// What a stream that was open achieved before it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// How long it stayed open.
+    pub uptime: Duration,
+    /// Whether it delivered at least one message.
+    pub delivered: bool,
 }
 
 /// The next step, and the attempt number it carries.
@@ -73,7 +82,7 @@ pub fn decide(
         Ended::Attempt(AttemptError::Retry {
             reason,
             retry_after,
-        }) => (reason.clone(), *retry_after, attempt + 1),
+        }) => (reason.clone(), *retry_after, attempt.saturating_add(1)),
         Ended::ServerClosed {
             code: 1000, reason, ..
         } if !backoff.is_some_and(|b| b.reconnects_on_normal_close()) => {
@@ -88,22 +97,24 @@ pub fn decide(
         Ended::ServerClosed {
             code,
             reason,
-            uptime,
+            progress,
         } => (
             format!(
                 "server closed the connection ({code}{}{reason})",
                 if reason.is_empty() { "" } else { " " }
             ),
             None,
-            after_open(backoff, attempt, *uptime),
+            after_open(backoff, attempt, *progress),
         ),
-        Ended::Dropped { reason, uptime } => {
-            (reason.clone(), None, after_open(backoff, attempt, *uptime))
-        }
-        Ended::StreamEnded { uptime } => (
+        Ended::Dropped { reason, progress } => (
+            reason.clone(),
+            None,
+            after_open(backoff, attempt, *progress),
+        ),
+        Ended::StreamEnded { progress } => (
             "stream ended".into(),
             None,
-            after_open(backoff, attempt, *uptime),
+            after_open(backoff, attempt, *progress),
         ),
     };
     let Some(backoff) = backoff else {
@@ -135,12 +146,14 @@ pub fn decide(
     }
 }
 
-/// An open stream that stayed up for the stable period starts the count afresh.
-fn after_open(backoff: Option<&Backoff>, attempt: u32, uptime: Duration) -> u32 {
-    if backoff.is_some_and(|b| b.is_stable(uptime)) {
+/// The backoff grows only over attempts that made no progress: an open stream that delivered a message, or
+/// stayed up for the stable period, starts the count afresh (the next wait is the base delay, as the SSE
+/// reconnection time is). One that opened and dropped with nothing to show counts as a failure.
+fn after_open(backoff: Option<&Backoff>, attempt: u32, progress: Progress) -> u32 {
+    if progress.delivered || backoff.is_some_and(|b| b.is_stable(progress.uptime)) {
         1
     } else {
-        attempt + 1
+        attempt.saturating_add(1)
     }
 }
 
@@ -151,6 +164,13 @@ mod tests {
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
+    }
+
+    fn up(uptime: u64, delivered: bool) -> Progress {
+        Progress {
+            uptime: ms(uptime),
+            delivered,
+        }
     }
 
     fn retry(reason: &str) -> Ended {
@@ -254,7 +274,7 @@ mod tests {
                 4,
                 Ended::Dropped {
                     reason: "reset".into(),
-                    uptime: ms(60_000),
+                    progress: up(60_000, false),
                 },
                 false,
                 Step::Retry {
@@ -268,7 +288,7 @@ mod tests {
                 2,
                 Ended::Dropped {
                     reason: "reset".into(),
-                    uptime: ms(10),
+                    progress: up(10, false),
                 },
                 false,
                 Step::Retry {
@@ -280,7 +300,9 @@ mod tests {
             (
                 Some(&b),
                 0,
-                Ended::StreamEnded { uptime: ms(9000) },
+                Ended::StreamEnded {
+                    progress: up(9000, false),
+                },
                 false,
                 Step::Retry {
                     attempt: 1,
@@ -294,7 +316,7 @@ mod tests {
                 Ended::ServerClosed {
                     code: 1000,
                     reason: "bye".into(),
-                    uptime: ms(1),
+                    progress: up(1, false),
                 },
                 false,
                 Step::Disconnect {
@@ -307,7 +329,7 @@ mod tests {
                 Ended::ServerClosed {
                     code: 1011,
                     reason: "".into(),
-                    uptime: ms(1),
+                    progress: up(1, false),
                 },
                 false,
                 Step::Retry {
@@ -337,7 +359,9 @@ mod tests {
             (
                 None,
                 0,
-                Ended::StreamEnded { uptime: ms(1) },
+                Ended::StreamEnded {
+                    progress: up(1, false),
+                },
                 false,
                 Step::Disconnect {
                     reason: "stream ended and reconnect is off".into(),
@@ -348,6 +372,51 @@ mod tests {
             let got = decide(b, attempt, &ended, 0.0, fb);
             assert_eq!(got, want, "case {i}: expected {want:?}, got {got:?}");
         }
+    }
+
+    /// A stream that delivered and then dropped waits the base delay, however short its life and however
+    /// many attempts came before; one that delivered nothing keeps growing the backoff.
+    #[test]
+    fn only_attempts_without_progress_grow_the_backoff() {
+        let mut b = Backoff::new(ReconnectOptions::default());
+        b.set_base(ms(20));
+        for attempt in [0, 1, 5, 30] {
+            let step = decide(
+                Some(&b),
+                attempt,
+                &Ended::StreamEnded {
+                    progress: up(3, true),
+                },
+                0.0,
+                false,
+            );
+            assert!(
+                matches!(step, Step::Retry { attempt: 1, delay, .. } if delay == ms(20)),
+                "expected attempt 1 after 20 ms, got {step:?}"
+            );
+            let closed = Ended::ServerClosed {
+                code: 1011,
+                reason: String::new(),
+                progress: up(3, true),
+            };
+            assert!(matches!(
+                decide(Some(&b), attempt, &closed, 0.0, false),
+                Step::Retry { attempt: 1, .. }
+            ));
+        }
+        let idle = decide(
+            Some(&b),
+            3,
+            &Ended::StreamEnded {
+                progress: up(3, false),
+            },
+            0.0,
+            false,
+        );
+        assert!(
+            matches!(idle, Step::Retry { attempt: 4, delay, .. } if delay == ms(160)),
+            "expected attempt 4 after 160 ms, got {idle:?}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Notify, Semaphore, TryAcquireError};
 use tokio_util::sync::CancellationToken;
 
 use super::frame::Frame;
@@ -50,12 +50,19 @@ struct WindowState {
     batches: VecDeque<(u64, u64)>,
 }
 
+/// Largest ack window in frames: the window keeps a mark per unacknowledged batch, so its size bounds that
+/// memory too.
+pub const MAX_ACK_FRAMES: u64 = 1 << 16;
+/// Largest ack window in bytes.
+pub const MAX_ACK_BYTES: u64 = 256 << 20;
+
 impl AckWindow {
-    /// A window of `frames` frames and `bytes` bytes (each at least one batch's worth).
+    /// A window of `frames` frames and `bytes` bytes, each at least 1 and at most [`MAX_ACK_FRAMES`] and
+    /// [`MAX_ACK_BYTES`].
     pub fn new(frames: u64, bytes: u64) -> Self {
         Self {
-            frames: frames.max(1),
-            bytes: bytes.max(1),
+            frames: frames.clamp(1, MAX_ACK_FRAMES),
+            bytes: bytes.clamp(1, MAX_ACK_BYTES),
             state: Mutex::default(),
             room: Notify::new(),
         }
@@ -140,10 +147,74 @@ impl Default for BatchLimits {
     }
 }
 
-/// Drains `rx` into `sink` until the channel closes, the token is cancelled or the sink is gone.
+/// A subscriber's queue, between its upstream and its delivery task: bounded in frames (the channel) and in
+/// bytes (permits of a semaphore), so that a slow receiver holds at most `bytes` of waiting frames plus one
+/// frame, whatever the message size. A frame weighs its approximate size, at most `bytes`, so one larger
+/// than the whole budget still passes once the queue is empty.
+pub(crate) fn queue(frames: usize, bytes: usize) -> (Outlet, Inlet) {
+    let (tx, rx) = mpsc::channel(frames.max(1));
+    // `acquire_many` counts in u32; a budget above that is no budget worth keeping apart.
+    let cap = bytes.clamp(1, u32::MAX as usize);
+    let room = Arc::new(Semaphore::new(cap));
+    (
+        Outlet {
+            tx,
+            room: room.clone(),
+            cap,
+        },
+        Inlet { rx, room, cap },
+    )
+}
+
+fn weight(frame: &Frame, cap: usize) -> usize {
+    frame.approx_len().min(cap)
+}
+
+/// The upstream's end of a subscriber's queue.
+pub(crate) struct Outlet {
+    tx: mpsc::Sender<Arc<Frame>>,
+    room: Arc<Semaphore>,
+    cap: usize,
+}
+
+impl Outlet {
+    /// Waits for room, then queues the frame; `Err` when the delivery task is gone.
+    pub(crate) async fn send(&self, frame: Arc<Frame>) -> Result<(), SinkGone> {
+        // `weight` is at most `cap`, which fits in u32.
+        let n = weight(&frame, self.cap) as u32;
+        match self.room.try_acquire_many(n) {
+            Ok(permit) => permit.forget(),
+            Err(TryAcquireError::Closed) => return Err(SinkGone),
+            Err(TryAcquireError::NoPermits) => match self.room.acquire_many(n).await {
+                Ok(permit) => permit.forget(),
+                Err(_) => return Err(SinkGone),
+            },
+        }
+        self.tx.send(frame).await.map_err(|_| SinkGone)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// The delivery task's end of a subscriber's queue. Dropping it wakes an upstream waiting for room.
+pub(crate) struct Inlet {
+    rx: mpsc::Receiver<Arc<Frame>>,
+    room: Arc<Semaphore>,
+    cap: usize,
+}
+
+impl Drop for Inlet {
+    fn drop(&mut self) {
+        self.room.close();
+    }
+}
+
+/// Drains `inlet` into `sink` until the queue closes, the token is cancelled or the sink is gone.
 /// Returns `Err(SinkGone)` only in the last case, so the owner can release the subscription.
 pub(crate) async fn deliver_loop(
-    mut rx: mpsc::Receiver<Arc<Frame>>,
+    mut inlet: Inlet,
     sink: Arc<dyn FrameSink>,
     limits: BatchLimits,
     token: CancellationToken,
@@ -161,23 +232,26 @@ pub(crate) async fn deliver_loop(
         let first = tokio::select! {
             biased;
             _ = token.cancelled() => return Ok(()),
-            f = rx.recv() => match f {
+            f = inlet.rx.recv() => match f {
                 Some(f) => f,
                 None => return Ok(()),
             },
         };
         let mut bytes = first.approx_len();
+        let mut weights = weight(&first, inlet.cap);
         batch.push(first);
         while batch.len() < limits.frames && bytes < limits.bytes {
-            match rx.try_recv() {
+            match inlet.rx.try_recv() {
                 Ok(f) => {
                     bytes += f.approx_len();
+                    weights += weight(&f, inlet.cap);
                     batch.push(f);
                 }
                 Err(_) => break,
             }
         }
         sink.deliver(&batch)?;
+        inlet.room.add_permits(weights);
         if let Some(w) = &window {
             w.sent(batch.len() as u64, bytes as u64);
         }
@@ -209,6 +283,54 @@ mod tests {
         assert_eq!(w.in_flight(), (0, 0));
     }
 
+    fn sized(seq: u64, len: usize) -> Arc<Frame> {
+        Arc::new(Frame::Close {
+            seq,
+            code: 1000,
+            reason: "x".repeat(len),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_queue_holds_its_byte_budget_plus_one_frame() {
+        let (out, mut inlet) = queue(1024, 3000);
+        // Each weighs 48 + 1000 bytes: two fit in 3000, the third waits for room.
+        out.send(sized(1, 1000)).await.unwrap();
+        out.send(sized(2, 1000)).await.unwrap();
+        let third = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            out.send(sized(3, 1000)),
+        );
+        assert!(
+            third.await.is_err(),
+            "expected the third frame to wait for room"
+        );
+        // Delivered frames give their room back.
+        let delivered = [
+            inlet.rx.recv().await.unwrap(),
+            inlet.rx.recv().await.unwrap(),
+        ];
+        inlet
+            .room
+            .add_permits(delivered.iter().map(|f| weight(f, inlet.cap)).sum());
+        out.send(sized(3, 1000)).await.unwrap();
+        // A frame larger than the whole budget passes once the queue is empty...
+        let _ = inlet.rx.recv().await.unwrap();
+        inlet.room.add_permits(weight(&sized(3, 1000), inlet.cap));
+        out.send(sized(4, 10_000)).await.unwrap();
+        // ...and a gone delivery task is an error, not a wait.
+        drop(inlet);
+        assert_eq!(out.send(sized(5, 10)).await, Err(SinkGone));
+    }
+
+    #[test]
+    fn a_window_is_bounded_whatever_the_page_asks() {
+        let w = AckWindow::new(u64::MAX, u64::MAX);
+        assert_eq!((w.frames, w.bytes), (MAX_ACK_FRAMES, MAX_ACK_BYTES));
+        let w = AckWindow::new(0, 0);
+        assert_eq!((w.frames, w.bytes), (1, 1));
+    }
+
     #[tokio::test]
     async fn delivery_pauses_until_acknowledged() {
         struct Windowed(mpsc::UnboundedSender<usize>, Arc<AckWindow>);
@@ -221,7 +343,7 @@ mod tests {
             }
         }
         let window = Arc::new(AckWindow::new(4, 1 << 20));
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = queue(64, 1 << 20);
         let (out, mut delivered) = mpsc::unbounded_channel();
         let limits = BatchLimits {
             frames: 2,

@@ -9,6 +9,7 @@ use std::{
 
 use tauri_plugin_realtime::core::{
     hub::ConnectRequest, AllowAll, ChannelSink, ConnectOptions, Frame, Hub, HubConfig, State,
+    UrlGuard,
 };
 use tokio::sync::mpsc;
 
@@ -21,7 +22,10 @@ pub fn hub() -> Hub {
     })
 }
 
-pub fn hub_with(config: HubConfig) -> Hub {
+/// A hub for tests: `config`, but with the floor on intervals lowered to 10 ms, so that reconnects, polls
+/// and heartbeats can be watched in a fraction of a second (the floor itself has tests of its own).
+pub fn hub_with(mut config: HubConfig) -> Hub {
+    config.limits.min_interval_ms = config.limits.min_interval_ms.min(10);
     Hub::new(config, tokio::runtime::Handle::current()).expect("hub")
 }
 
@@ -33,6 +37,40 @@ pub struct Frames {
 }
 
 impl Frames {
+    pub fn new(rx: mpsc::UnboundedReceiver<Vec<Arc<Frame>>>) -> Self {
+        Self {
+            rx,
+            seen: Vec::new(),
+            batches: 0,
+        }
+    }
+
+    /// Error frames seen so far: (message, fatal).
+    pub fn errors(&self) -> Vec<(String, bool)> {
+        self.seen
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Error { message, fatal, .. } => Some((message.clone(), *fatal)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Waits for the end of the subscription's frames (the engine dropped it), within [`WAIT`].
+    pub async fn until_closed(&mut self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(batch)) => self.seen.extend(batch.iter().map(|f| (**f).clone())),
+                Ok(None) => return,
+                Err(_) => panic!(
+                    "expected the frames to end within {WAIT:?}, got {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
     /// Waits until a frame matches `pred`, returning it; every frame is kept in `seen`.
     pub async fn until(&mut self, what: &str, pred: impl Fn(&Frame) -> bool) -> Frame {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -103,22 +141,26 @@ pub fn try_connect(
     hub: &Hub,
     options: ConnectOptions,
 ) -> Result<(String, Frames), tauri_plugin_realtime::core::Error> {
+    subscribe(hub, None, options, "test", Arc::new(AllowAll))
+}
+
+/// A subscription with the id, owner and scope of the test's choosing.
+pub fn subscribe(
+    hub: &Hub,
+    id: Option<&str>,
+    options: ConnectOptions,
+    owner: &str,
+    guard: Arc<dyn UrlGuard>,
+) -> Result<(String, Frames), tauri_plugin_realtime::core::Error> {
     let (tx, rx) = mpsc::unbounded_channel();
     let connected = hub.connect(ConnectRequest {
-        id: None,
+        id: id.map(str::to_owned),
         options,
-        owner: "test".into(),
+        owner: owner.into(),
         sink: Arc::new(ChannelSink(tx)),
-        guard: Arc::new(AllowAll),
+        guard,
     })?;
-    Ok((
-        connected.id,
-        Frames {
-            rx,
-            seen: Vec::new(),
-            batches: 0,
-        },
-    ))
+    Ok((connected.id, Frames::new(rx)))
 }
 
 pub fn opts(url: impl Into<String>) -> ConnectOptions {

@@ -3,7 +3,8 @@
 // (see src-tauri/src/demo.rs).
 //
 // `index.html?view=chat` is the chat-only view of the second window: its chat joins the main window's upstream
-// (identical options share one connection), which `#server-connections` shows from the server's side.
+// by an explicit share key (another webview never joins by identical options alone), which `#server-connections`
+// shows from the server's side.
 
 import { invoke } from '@tauri-apps/api/core'
 import { connect, decodeBinary, type Connection, type MessageFrame, type StateValue } from 'tauri-plugin-realtime-api'
@@ -41,10 +42,11 @@ document.body.dataset.view = view
 const STATUS_EVERY_MS = 1000
 
 /**
- * The chat's options. Both windows use exactly these, so they share one upstream. A short maximum delay, because
+ * The chat's options. Both windows use exactly these and name the same share key, so they share one upstream:
+ * across webviews only an explicit key shares, and only with identical options. A short maximum delay, because
  * the demo server can be told to refuse streaming, and the chat (which has no fallback) should be back soon after.
  */
-const chatOptions = (url: string) => ({ url, reconnect: { maxDelayMs: 5000 } })
+const chatOptions = (url: string) => ({ url, share: 'demo-chat', reconnect: { maxDelayMs: 5000 } })
 
 /** Lists keep at most this many items: the summary stream ticks forever. */
 const MAX_ITEMS = 200

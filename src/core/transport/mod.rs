@@ -73,13 +73,50 @@ pub trait HeaderSource: Send + Sync + 'static {
     fn headers_for(&self, url: &url::Url) -> Vec<(http::HeaderName, http::HeaderValue)>;
 }
 
+/// Things a connection says once, not on every attempt (a secret header it had to leave out, an event id
+/// it cannot send back): the transports note them while they work, the connection relays each new one as a
+/// non-fatal `error` frame.
+#[derive(Debug, Default)]
+pub struct Notes {
+    said: std::sync::Mutex<(std::collections::HashSet<String>, Vec<String>)>,
+}
+
+impl Notes {
+    /// Notes `what`, unless it was noted before.
+    pub fn once(&self, what: String) {
+        let mut st = self.said.lock().unwrap_or_else(|p| p.into_inner());
+        if st.0.insert(what.clone()) {
+            st.1.push(what);
+        }
+    }
+
+    /// What was noted since the last call.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.said.lock().unwrap_or_else(|p| p.into_inner()).1)
+    }
+}
+
 /// The connection's own headers for a request to `url`, with the secret ones put over them.
+///
+/// A secret value that HTTP cannot carry as text (anything but visible ASCII, space and tab) is left out,
+/// and noted by its header's name only: a value is never written into a message the page can read.
 pub fn request_headers(
     own: &[(http::HeaderName, http::HeaderValue)],
     secrets: Option<&dyn HeaderSource>,
     url: &url::Url,
+    notes: &Notes,
 ) -> Vec<(http::HeaderName, http::HeaderValue)> {
-    let secret = secrets.map(|s| s.headers_for(url)).unwrap_or_default();
+    let mut secret = secrets.map(|s| s.headers_for(url)).unwrap_or_default();
+    secret.retain_mut(|(name, value)| {
+        value.set_sensitive(true);
+        let sendable = value.to_str().is_ok();
+        if !sendable {
+            notes.once(format!(
+                "secret header {name} was left out of the request: its value is not plain ASCII text"
+            ));
+        }
+        sendable
+    });
     let mut headers: Vec<_> = own
         .iter()
         .filter(|(name, _)| !secret.iter().any(|(s, _)| s == name))
@@ -87,6 +124,15 @@ pub fn request_headers(
         .collect();
     headers.extend(secret);
     headers
+}
+
+/// `Last-Event-ID` for an id, when HTTP can carry it: an id holding a control character (a server may send
+/// one; the SSE format allows it) cannot be sent, and resuming without it beats never reconnecting.
+pub fn last_event_id_header(id: &str) -> Option<http::HeaderValue> {
+    if id.is_empty() {
+        return None;
+    }
+    http::HeaderValue::from_bytes(id.as_bytes()).ok()
 }
 
 /// A TLS failure that retrying cannot fix (an untrusted or invalid certificate, no common protocol),

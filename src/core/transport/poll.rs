@@ -11,7 +11,7 @@ use url::Url;
 
 use super::{classify_status, request_failed, sse::error_chain, AttemptError};
 use crate::core::{
-    backoff::parse_retry_after,
+    backoff::retry_after,
     sse::{SseEvent, SseParser},
 };
 
@@ -54,8 +54,8 @@ impl Poller {
         if let Some(lm) = &self.last_modified {
             req = req.header(header::IF_MODIFIED_SINCE, lm.clone());
         }
-        if !last_event_id.is_empty() {
-            req = req.header("last-event-id", last_event_id);
+        if let Some(id) = super::last_event_id_header(last_event_id) {
+            req = req.header("last-event-id", id);
         }
         let response = req
             .send()
@@ -66,11 +66,7 @@ impl Poller {
             return Ok(Polled::Nothing);
         }
         if !status.is_success() {
-            let retry_after = response
-                .headers()
-                .get(header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
+            let retry_after = retry_after(response.headers());
             return Err(match classify_status(status, retry_after) {
                 // Only credentials problems end polling; anything else may pass, so keep polling.
                 AttemptError::Fatal { reason } if !matches!(status.as_u16(), 401 | 403) => {
@@ -116,7 +112,14 @@ impl Poller {
                 .map_err(|e| AttemptError::Fatal {
                     reason: e.to_string(),
                 })?;
-            let fresh = after_last_id(events, last_event_id);
+            let mut fresh = after_last_id(events, last_event_id);
+            // An event before the document's first `id:` keeps the id we had, as a stream's would: polling
+            // must not erase the resume point.
+            for ev in &mut fresh {
+                if ev.last_event_id.is_empty() {
+                    ev.last_event_id = last_event_id.to_owned();
+                }
+            }
             return Ok(if fresh.is_empty() {
                 Polled::Nothing
             } else {

@@ -4,8 +4,11 @@
 use http::{header, Method, StatusCode};
 use url::Url;
 
-use super::{classify_status, request_failed, request_headers, AttemptError, UrlGuard};
-use crate::core::{backoff::parse_retry_after, connection::Env, options::Resolved};
+use super::{
+    classify_status, last_event_id_header, request_failed, request_headers, AttemptError, Notes,
+    UrlGuard,
+};
+use crate::core::{backoff::retry_after, connection::Env, options::Resolved};
 
 /// Hops followed before giving up, as browsers do.
 const MAX_REDIRECTS: usize = 10;
@@ -16,6 +19,7 @@ pub(crate) async fn open(
     opts: &Resolved,
     last_event_id: Option<&str>,
     guard: &dyn UrlGuard,
+    notes: &Notes,
 ) -> Result<reqwest::Response, AttemptError> {
     let mut url = opts.url.clone();
     let mut method = opts.method.clone();
@@ -35,10 +39,10 @@ pub(crate) async fn open(
             .filter(|(name, _)| same_origin || !is_credential(name))
             .cloned()
             .collect();
-        for (name, value) in request_headers(&own, env.secrets.as_deref(), &url) {
+        for (name, value) in request_headers(&own, env.secrets.as_deref(), &url, notes) {
             req = req.header(name, value);
         }
-        if let Some(id) = last_event_id.filter(|id| !id.is_empty()) {
+        if let Some(id) = last_event_id.and_then(last_event_id_header) {
             req = req.header("last-event-id", id);
         }
         if let Some(b) = &body {
@@ -83,11 +87,7 @@ fn check_response(response: reqwest::Response) -> Result<reqwest::Response, Atte
         });
     }
     if status != StatusCode::OK {
-        let retry_after = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = retry_after(response.headers());
         return Err(classify_status(status, retry_after));
     }
     let content_type = response

@@ -6,13 +6,36 @@ use tokio_tungstenite::{
     Connector, MaybeTlsStream, WebSocketStream,
 };
 
-use super::{classify_status, request_headers, tls_failure, AttemptError};
-use crate::core::{backoff::parse_retry_after, connection::Env, options::Resolved};
+use super::{classify_status, request_headers, tls_failure, AttemptError, Notes};
+use crate::core::{backoff::retry_after, connection::Env, error::Error, options::Resolved};
+
+/// Longest close reason a close frame can carry (125 bytes of payload less the 2-byte code).
+pub const MAX_CLOSE_REASON: usize = 123;
+
+/// A close an app may ask for: code 1000 or 3000-4999 (the others are the protocol's own), a short reason.
+pub fn check_close(code: u16, reason: &str) -> Result<(), Error> {
+    if code != 1000 && !(3000..=4999).contains(&code) {
+        return Err(Error::InvalidClose(format!(
+            "code {code} is not allowed; use 1000 or 3000-4999"
+        )));
+    }
+    if reason.len() > MAX_CLOSE_REASON {
+        return Err(Error::InvalidClose(format!(
+            "reason is {} bytes; at most {MAX_CLOSE_REASON} are allowed",
+            reason.len()
+        )));
+    }
+    Ok(())
+}
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Performs the opening handshake, returning the stream and the subprotocol the server chose.
-pub(crate) async fn open(opts: &Resolved, env: &Env) -> Result<(Ws, Option<String>), AttemptError> {
+pub(crate) async fn open(
+    opts: &Resolved,
+    env: &Env,
+    notes: &Notes,
+) -> Result<(Ws, Option<String>), AttemptError> {
     let mut request = opts
         .url
         .as_str()
@@ -21,7 +44,7 @@ pub(crate) async fn open(opts: &Resolved, env: &Env) -> Result<(Ws, Option<Strin
             reason: format!("invalid WebSocket request: {e}"),
         })?;
     let headers = request.headers_mut();
-    for (name, value) in request_headers(&opts.headers, env.secrets.as_deref(), &opts.url) {
+    for (name, value) in request_headers(&opts.headers, env.secrets.as_deref(), &opts.url, notes) {
         headers.append(name, value);
     }
     if !opts.protocols.is_empty() {
@@ -60,11 +83,7 @@ fn classify(e: tungstenite::Error) -> AttemptError {
     match e {
         E::Http(response) => {
             let status = response.status();
-            let retry_after = response
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
+            let retry_after = retry_after(response.headers());
             match classify_status(status, retry_after) {
                 // Anything else than a transient status means this endpoint will not upgrade.
                 AttemptError::Fatal { reason } => AttemptError::NoStream {
