@@ -32,8 +32,8 @@
 //! queued and goes out after the reconnect; stderr says so). End of stdin does not close the connection.
 //!
 //! Exit status: 0 when the connection ends `disconnected` (e.g. the server closed it with 1000) or on
-//! SIGINT/SIGTERM (which close it gracefully first: WebSocket close 1000); 1 when it ends `failed`;
-//! 2 on bad arguments.
+//! SIGINT/SIGTERM (which close it gracefully first: WebSocket close 1000, printing the close's frames down to
+//! `disconnected`); 1 when it ends `failed`; 2 on bad arguments.
 //!
 //! Example, an LLM-style POST stream with a bearer token, then a chat socket:
 //!
@@ -84,6 +84,8 @@ Exit status: 0 disconnected or interrupted, 1 failed, 2 bad arguments.";
 const FAILED: u8 = 1;
 /// Exit status for bad arguments.
 const USAGE_ERROR: u8 = 2;
+/// How long a close after SIGINT/SIGTERM may take before tap exits anyway.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 struct Args {
@@ -247,9 +249,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String>
         ..Default::default()
     };
     // The engine's own validation, so that a bad URL or header is a usage error (exit 2), not a failure.
-    let resolved = options
-        .resolve(&Limits::default())
-        .map_err(|e| e.to_string())?;
+    let resolved = options.resolve(&limits()).map_err(|e| e.to_string())?;
     if echo && resolved.transport != Transport::Websocket {
         return Err("--echo needs a WebSocket (ws:// or wss://)".into());
     }
@@ -258,6 +258,15 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String>
         transport: resolved.transport,
         echo,
     }))
+}
+
+/// The engine's limits, but for the floor on intervals: that floor keeps a page from making a request storm,
+/// and a terminal has no page; whoever types `--poll-interval-ms 10` means it.
+fn limits() -> Limits {
+    Limits {
+        min_interval_ms: 1,
+        ..Limits::default()
+    }
 }
 
 fn main() -> ExitCode {
@@ -301,6 +310,7 @@ async fn run(args: Args) -> u8 {
     let hub = match Hub::new(
         HubConfig {
             linger: Duration::ZERO,
+            limits: limits(),
             ..Default::default()
         },
         tokio::runtime::Handle::current(),
@@ -338,12 +348,40 @@ async fn run(args: Args) -> u8 {
     let echo = args.echo.then(|| spawn_echo(hub.clone(), id.clone()));
 
     let stdout = std::io::stdout();
+    // Set once a signal asked to close: the close's own frames are still printed, within this time.
+    let mut closing: Option<tokio::time::Instant> = None;
     let code = loop {
+        let give_up = async {
+            match closing {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let batch = tokio::select! {
             b = frames.recv() => b,
-            _ = signals.recv() => break close(&hub, &id, &mut signals).await,
+            _ = signals.recv() => {
+                if closing.is_some() {
+                    // A second signal while closing: give up at once.
+                    break 130;
+                }
+                eprintln!("tap: closing");
+                if let Err(e) = hub.end(&id, "tap", None, None) {
+                    eprintln!("tap: {e}");
+                    break 0;
+                }
+                // The engine allows the server 2 s to answer the close handshake.
+                closing = Some(tokio::time::Instant::now() + CLOSE_WAIT);
+                continue;
+            }
+            _ = give_up => {
+                eprintln!("tap: the close did not finish within {} s", CLOSE_WAIT.as_secs());
+                break 0;
+            }
         };
         let Some(batch) = batch else {
+            if closing.is_some() {
+                break 0;
+            }
             // The engine dropped the subscription without a terminal state: should not happen.
             eprintln!("tap: the connection ended without a final state");
             break FAILED;
@@ -380,7 +418,8 @@ async fn run(args: Args) -> u8 {
                 }
                 Frame::State { state, .. } => match state {
                     State::Disconnected => end = Some(0),
-                    State::Failed => end = Some(FAILED),
+                    // Closing on a signal is a normal end, whatever state the connection was in.
+                    State::Failed => end = Some(if closing.is_some() { 0 } else { FAILED }),
                     _ => {}
                 },
                 _ => {}
@@ -409,32 +448,6 @@ async fn run(args: Args) -> u8 {
         eprintln!("tap: the connection did not stop within 2 s");
     }
     code
-}
-
-/// Closes the connection gracefully after a signal and waits for the close handshake to finish.
-/// A second signal while waiting gives up at once (exit status 130).
-async fn close(hub: &Hub, id: &str, signals: &mut Signals) -> u8 {
-    eprintln!("tap: closing");
-    if let Err(e) = hub.close(id, "tap", None, None) {
-        eprintln!("tap: {e}");
-        return 0;
-    }
-    // The subscription ends at once; the connection task ends when its close handshake is done (the
-    // engine allows the server 2 s to answer). Shutting down before that would close with 1001 instead.
-    let done = async {
-        while hub.live_tasks() > 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::select! {
-        r = tokio::time::timeout(Duration::from_secs(5), done) => {
-            if r.is_err() {
-                eprintln!("tap: the close did not finish within 5 s");
-            }
-            0
-        }
-        _ = signals.recv() => 130,
-    }
 }
 
 /// Sends each stdin line as a text message. Stdin is read on a plain thread: a blocking read there never

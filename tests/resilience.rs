@@ -1230,6 +1230,17 @@ async fn tap_closes_with_1000_on_sigterm_and_exits_0() {
     closes
         .wait_for("the client's close 1000", |s| s == "close 1000")
         .await;
+    // The frames of the close it made: the close handshake, then `disconnected`, as for a close by the server.
+    let mut rest = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        rest.push(serde_json::from_str::<serde_json::Value>(&line).expect("a JSON envelope"));
+    }
+    let tail = summary(&rest);
+    let n = tail.len();
+    assert!(
+        n >= 2 && tail[n - 2].starts_with("close:1000") && tail[n - 1] == "state:disconnected",
+        "expected the close and disconnected frames last, got {tail:?}"
+    );
     server.kill().await;
 }
 
