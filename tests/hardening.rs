@@ -1129,3 +1129,30 @@ async fn end_delivers_the_close_and_disconnected_before_the_subscription_ends() 
     wait_until("the upstream to be gone", || hub.upstream_count() == 0).await;
     all_tasks_end(&hub).await;
 }
+
+/// A delivery paused on an ack window that is never acknowledged still ends at app exit.
+#[tokio::test]
+async fn shutdown_ends_a_delivery_that_waits_for_an_acknowledgement() {
+    let addr = serve(ws_counter(Arc::new(AtomicUsize::new(0)))).await;
+    let hub = hub();
+    let delivered = Arc::new(AtomicUsize::new(0));
+    hub.connect(ConnectRequest {
+        id: None,
+        options: private(format!("ws://{addr}/boom")),
+        owner: OWNER.into(),
+        sink: Arc::new(Stalled(
+            Arc::new(AckWindow::new(1, 1 << 20)),
+            delivered.clone(),
+        )),
+        guard: Arc::new(AllowAll),
+    })
+    .expect("connect");
+    wait_until("the first frame, which fills the window", || {
+        delivered.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    assert!(
+        hub.shutdown(Duration::from_secs(3)).await,
+        "expected every task to end, the paused delivery included"
+    );
+}

@@ -272,7 +272,8 @@ impl Hub {
                     (uid, State::Connecting, false)
                 }
             };
-        let (token, serial, tasks) = register(&mut reg, &id, upstream, &req.owner, &*req.sink);
+        let (token, serial, tasks) =
+            register(&mut reg, &inner.root, &id, upstream, &req.owner, &*req.sink);
         drop(reg);
         self.start_delivery(&tasks, id.clone(), serial, inlet, req.sink, token);
         Ok(Connected {
@@ -701,15 +702,17 @@ fn joinable(
     Ok(Some(uid))
 }
 
-/// Records the subscription; returns its delivery token, its serial and its upstream's task tracker.
+/// Records the subscription; returns its delivery token (a child of `root`, so that shutdown also ends a
+/// delivery that waits for an acknowledgement), its serial and its upstream's task tracker.
 fn register(
     reg: &mut Registry,
+    root: &CancellationToken,
     id: &Arc<str>,
     upstream: u64,
     owner: &str,
     sink: &dyn FrameSink,
 ) -> (CancellationToken, u64, TaskTracker) {
-    let token = CancellationToken::new();
+    let token = root.child_token();
     let serial = reg.next();
     reg.subs.insert(
         id.clone(),
