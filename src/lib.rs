@@ -25,7 +25,8 @@ use tauri::{
 };
 
 mod commands;
-pub mod core;
+/// The engine, which knows nothing of Tauri (the crate `tauri-plugin-realtime-core`).
+pub use tauri_plugin_realtime_core as core;
 mod error;
 mod relay;
 pub mod scope;

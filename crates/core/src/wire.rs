@@ -305,7 +305,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Frame>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::frame::{State, Transport};
+    use crate::frame::{State, Transport};
 
     fn msg(seq: u64, data: &str) -> Frame {
         Frame::Message {
@@ -368,7 +368,8 @@ mod tests {
     #[test]
     fn fixture_matches_the_bindings_test() {
         let fixture: Value =
-            serde_json::from_str(include_str!("../../guest-js/tests/fixtures/batch.json")).unwrap();
+            serde_json::from_str(include_str!("../../../guest-js/tests/fixtures/batch.json"))
+                .unwrap();
         let frames: Vec<Arc<Frame>> = fixture_frames().into_iter().map(Arc::new).collect();
         let wire = String::from_utf8(encode(&frames)).unwrap();
         assert_eq!(fixture["wire"].as_str().unwrap(), wire);

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use proptest::{collection::vec, prelude::*, sample::Index};
 use serde_json::{json, Map, Value};
-use tauri_plugin_realtime::core::{
+use tauri_plugin_realtime_core::{
     options::{is_forbidden_header, ConnectOptions, Limits},
     sse::{SseError, SseEvent, SseParser},
     wire, Frame, Transport,

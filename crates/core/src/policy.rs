@@ -160,7 +160,7 @@ fn after_open(backoff: Option<&Backoff>, attempt: u32, progress: Progress) -> u3
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::options::ReconnectOptions;
+    use crate::options::ReconnectOptions;
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)

@@ -40,7 +40,7 @@ use axum::{
     Router,
 };
 use common::{hub_with, wait_until, Seen, WAIT};
-use tauri_plugin_realtime::core::{
+use tauri_plugin_realtime_core::{
     hub::ConnectRequest,
     options::{Share, Toggle},
     ChannelSink, ConnectOptions, Connected, Error, Frame, Hub, HubConfig, State, UrlGuard,
@@ -326,7 +326,7 @@ fn join(hub: &Hub, owner: &str, options: ConnectOptions) -> Sub {
         hub,
         owner,
         options,
-        Arc::new(tauri_plugin_realtime::core::AllowAll),
+        Arc::new(tauri_plugin_realtime_core::AllowAll),
     )
     .unwrap_or_else(|e| panic!("expected connect to succeed, got {e:?}"))
 }
@@ -623,7 +623,7 @@ async fn one_upstream_for_identical_subscriptions(kind: Kind) {
         &hub,
         "b",
         other,
-        Arc::new(tauri_plugin_realtime::core::AllowAll),
+        Arc::new(tauri_plugin_realtime_core::AllowAll),
     ) {
         Err(Error::ShareKeyConflict(k)) => assert_eq!(k, "room"),
         Err(e) => panic!("expected a share key conflict, got {e:?}"),
@@ -930,7 +930,7 @@ async fn shutdown_closes_every_upstream_with_1001() {
         &hub,
         "a",
         opts(&srv.url(Kind::Ws, "late")),
-        Arc::new(tauri_plugin_realtime::core::AllowAll),
+        Arc::new(tauri_plugin_realtime_core::AllowAll),
     )
     .err()
     .expect("expected connect after shutdown to fail");

@@ -1,6 +1,6 @@
 //! `tap`: watch a WebSocket or Server-Sent-Events endpoint through the plugin's own engine.
 //!
-//! It opens the stream with the same core code as the Tauri relay (`tauri_plugin_realtime::core::Hub`) and
+//! It opens the stream with the same core code as the Tauri relay (`tauri_plugin_realtime_core::Hub`) and
 //! prints every frame a webview would receive, one JSON envelope per line on stdout, so what you see here is
 //! exactly what `listen('realtime://<id>')` would get: state changes, messages, errors and closes, with
 //! their `seq`. Diagnostics go to stderr.
@@ -62,7 +62,7 @@ use std::{
     time::Duration,
 };
 
-use tauri_plugin_realtime::core::{
+use tauri_plugin_realtime_core::{
     hub::ConnectRequest,
     options::{FallbackOptions, ReconnectOptions, Toggle},
     AllowAll, ChannelSink, ConnectOptions, Error, Frame, Hub, HubConfig, Limits, Outgoing, State,
@@ -245,7 +245,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String>
         max_message_size,
         fallback: fallback_given.then_some(Toggle::With(fallback)),
         // One tap, one upstream: never join another subscription's.
-        share: Some(tauri_plugin_realtime::core::options::Share::Enabled(false)),
+        share: Some(tauri_plugin_realtime_core::options::Share::Enabled(false)),
         ..Default::default()
     };
     // The engine's own validation, so that a bad URL or header is a usage error (exit 2), not a failure.

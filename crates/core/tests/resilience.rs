@@ -18,7 +18,7 @@ use std::{
 
 use common::{closed_port, hub, opts, Seen, WAIT};
 use futures_util::{SinkExt, StreamExt};
-use tauri_plugin_realtime::core::{
+use tauri_plugin_realtime_core::{
     hub::ConnectRequest,
     options::{HeartbeatOptions, ReconnectOptions, Toggle},
     AllowAll, ChannelSink, ConnectOptions, Frame, Hub, Outgoing, State,

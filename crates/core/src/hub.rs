@@ -485,7 +485,7 @@ impl Hub {
         drain: bool,
     ) -> Result<(), Error> {
         let code = code.unwrap_or(1000);
-        crate::core::transport::ws::check_close(code, reason.as_deref().unwrap_or(""))?;
+        crate::transport::ws::check_close(code, reason.as_deref().unwrap_or(""))?;
         {
             let reg = self.inner.lock();
             owned_upstream(&reg, id, owner)?;

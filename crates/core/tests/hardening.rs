@@ -23,7 +23,7 @@ use axum::{
     Router,
 };
 use common::{connect, hub, hub_with, opts, serve, subscribe, wait_until, Seen, WAIT};
-use tauri_plugin_realtime::core::{
+use tauri_plugin_realtime_core::{
     options::{FallbackOptions, HeartbeatOptions, ReconnectOptions, Share, Toggle},
     AckWindow, AllowAll, ConnectOptions, ConnectRequest, Error, Frame, FrameSink, HeaderSource,
     Hub, HubConfig, Outgoing, SecretHeaders, State, Transport,
@@ -317,7 +317,7 @@ async fn a_connection_task_that_panics_fails_its_subscribers_and_is_replaced() {
 struct PanickingSink;
 
 impl FrameSink for PanickingSink {
-    fn deliver(&self, _frames: &[Arc<Frame>]) -> Result<(), tauri_plugin_realtime::core::SinkGone> {
+    fn deliver(&self, _frames: &[Arc<Frame>]) -> Result<(), tauri_plugin_realtime_core::SinkGone> {
         panic!("injected sink fault");
     }
 }
@@ -468,7 +468,7 @@ async fn a_write_past_its_deadline_is_a_dead_link() {
 struct Stalled(Arc<AckWindow>, Arc<AtomicUsize>);
 
 impl FrameSink for Stalled {
-    fn deliver(&self, frames: &[Arc<Frame>]) -> Result<(), tauri_plugin_realtime::core::SinkGone> {
+    fn deliver(&self, frames: &[Arc<Frame>]) -> Result<(), tauri_plugin_realtime_core::SinkGone> {
         self.1.fetch_add(frames.len(), Ordering::SeqCst);
         Ok(())
     }

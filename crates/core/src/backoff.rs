@@ -39,7 +39,7 @@ impl Backoff {
     }
 
     /// SSE `retry:` sets the reconnection time (WHATWG), which becomes the base of the backoff; a server
-    /// cannot set it past [`MAX_SERVER_DELAY`](crate::core::time::MAX_SERVER_DELAY).
+    /// cannot set it past [`MAX_SERVER_DELAY`](crate::time::MAX_SERVER_DELAY).
     pub fn set_base(&mut self, base: Duration) {
         self.base = server_delay(base);
     }
@@ -81,7 +81,7 @@ impl Backoff {
 }
 
 /// Parses `Retry-After` in its delay-seconds form, capped at
-/// [`MAX_SERVER_DELAY`](crate::core::time::MAX_SERVER_DELAY); the HTTP-date form is rare
+/// [`MAX_SERVER_DELAY`](crate::time::MAX_SERVER_DELAY); the HTTP-date form is rare
 /// for streams and is ignored.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     value
@@ -102,7 +102,7 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::time::MAX_SERVER_DELAY;
+    use crate::time::MAX_SERVER_DELAY;
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)

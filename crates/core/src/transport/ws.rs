@@ -7,7 +7,7 @@ use tokio_tungstenite::{
 };
 
 use super::{classify_status, request_headers, tls_failure, AttemptError, Notes};
-use crate::core::{backoff::retry_after, connection::Env, error::Error, options::Resolved};
+use crate::{backoff::retry_after, connection::Env, error::Error, options::Resolved};
 
 /// Longest close reason a close frame can carry (125 bytes of payload less the 2-byte code).
 pub const MAX_CLOSE_REASON: usize = 123;

@@ -18,7 +18,7 @@ use axum::{
     Router,
 };
 use common::*;
-use tauri_plugin_realtime::core::{
+use tauri_plugin_realtime_core::{
     options::{FallbackOptions, ReconnectOptions, Toggle},
     Frame, Outgoing, State, Transport,
 };

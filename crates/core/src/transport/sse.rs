@@ -8,7 +8,7 @@ use super::{
     classify_status, last_event_id_header, request_failed, request_headers, AttemptError, Notes,
     UrlGuard,
 };
-use crate::core::{backoff::retry_after, connection::Env, options::Resolved};
+use crate::{backoff::retry_after, connection::Env, options::Resolved};
 
 /// Hops followed before giving up, as browsers do.
 const MAX_REDIRECTS: usize = 10;

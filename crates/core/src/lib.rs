@@ -1,7 +1,7 @@
 //! The streaming engine. It opens WebSocket and SSE streams, numbers every frame, reconnects by policy,
 //! queues what the app sends while down, and lets identical subscriptions share one upstream.
 //!
-//! It must never import `tauri`: it delivers frames to a [`sink::FrameSink`] and is tested without a webview.
+//! It does not depend on Tauri: it delivers frames to a [`sink::FrameSink`] and is tested without a webview.
 
 pub mod backoff;
 pub(crate) mod connection;

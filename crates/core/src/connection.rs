@@ -909,7 +909,7 @@ impl Connection {
     }
 
     /// Relays the SSE events parsed from one chunk.
-    async fn relay_events(&mut self, events: &mut Vec<crate::core::sse::SseEvent>) {
+    async fn relay_events(&mut self, events: &mut Vec<crate::sse::SseEvent>) {
         if events.is_empty() {
             return;
         }

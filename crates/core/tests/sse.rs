@@ -13,7 +13,7 @@ use axum::{
     Router,
 };
 use common::*;
-use tauri_plugin_realtime::core::{
+use tauri_plugin_realtime_core::{
     options::{ReconnectOptions, Toggle},
     Frame, State, Transport,
 };

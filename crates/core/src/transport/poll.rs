@@ -10,7 +10,7 @@ use http::{header, StatusCode};
 use url::Url;
 
 use super::{classify_status, request_failed, sse::error_chain, AttemptError};
-use crate::core::{
+use crate::{
     backoff::retry_after,
     sse::{SseEvent, SseParser},
 };
