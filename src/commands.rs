@@ -12,9 +12,8 @@ use tauri::{
 
 use crate::{
     core::{
-        hub::new_id,
-        sink::{MAX_ACK_BYTES, MAX_ACK_FRAMES},
-        AckWindow, ConnectOptions, ConnectRequest, Connected, ConnectionInfo, Hub, Outgoing,
+        new_id, AckWindow, ConnectOptions, ConnectRequest, Connected, ConnectionInfo, Hub,
+        Outgoing, MAX_ACK_BYTES, MAX_ACK_FRAMES,
     },
     relay::WebviewSink,
     scope::{Entry, Scope},

@@ -202,7 +202,7 @@ impl Builder {
                     config
                         .tls
                         .extra_roots
-                        .extend(core::tls::pem_certificates(pem).map_err(Error::from)?);
+                        .extend(core::pem_certificates(pem).map_err(Error::from)?);
                 }
                 config.secret_headers =
                     core::SecretHeaders(secrets?.map(|s| Arc::new(s) as Arc<dyn HeaderSource>));

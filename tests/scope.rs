@@ -23,8 +23,8 @@ use axum::{
 use common::{hub_with, opts, Seen, WAIT};
 use tauri_plugin_realtime::{
     core::{
-        options::{FallbackOptions, Share, Toggle},
-        ChannelSink, ConnectOptions, ConnectRequest, Error, Frame, Hub, HubConfig, State,
+        ChannelSink, ConnectOptions, ConnectRequest, Error, FallbackOptions, Frame, Hub, HubConfig,
+        Share, State, Toggle,
     },
     scope::{Entry, Scope},
 };

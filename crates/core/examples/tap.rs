@@ -63,10 +63,8 @@ use std::{
 };
 
 use tauri_plugin_realtime_core::{
-    hub::ConnectRequest,
-    options::{FallbackOptions, ReconnectOptions, Toggle},
-    AllowAll, ChannelSink, ConnectOptions, Error, Frame, Hub, HubConfig, Limits, Outgoing, State,
-    Transport,
+    AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Error, FallbackOptions, Frame, Hub,
+    HubConfig, Limits, Outgoing, ReconnectOptions, State, Toggle, Transport,
 };
 use tokio::sync::mpsc;
 
@@ -245,7 +243,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String>
         max_message_size,
         fallback: fallback_given.then_some(Toggle::With(fallback)),
         // One tap, one upstream: never join another subscription's.
-        share: Some(tauri_plugin_realtime_core::options::Share::Enabled(false)),
+        share: Some(tauri_plugin_realtime_core::Share::Enabled(false)),
         ..Default::default()
     };
     // The engine's own validation, so that a bad URL or header is a usage error (exit 2), not a failure.

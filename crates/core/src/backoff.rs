@@ -44,10 +44,6 @@ impl Backoff {
         self.base = server_delay(base);
     }
 
-    pub fn base(&self) -> Duration {
-        self.base
-    }
-
     /// False when `attempt` is past `maxRetries`: give up.
     pub fn may_retry(&self, attempt: u32) -> bool {
         self.opts.max_retries.is_none_or(|max| attempt <= max)

@@ -894,7 +894,7 @@ impl Connection {
                         reason: format!("stream error: {}", error_chain(&e)),
                         progress: progress(delivered),
                     }),
-                    None => break Flow::Ended(Ended::StreamEnded { progress: progress(delivered) }),
+                    None => break Flow::Ended(Ended::Finished { progress: progress(delivered) }),
                 },
                 _ = &mut idle_timer => break Flow::Ended(Ended::Dropped {
                     reason: format!("no data for {} ms (idle timeout)", idle.as_millis()),

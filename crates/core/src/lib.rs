@@ -1,28 +1,68 @@
-//! The streaming engine. It opens WebSocket and SSE streams, numbers every frame, reconnects by policy,
-//! queues what the app sends while down, and lets identical subscriptions share one upstream.
+//! The streaming engine of `tauri-plugin-realtime`, without Tauri. It opens WebSocket and Server-Sent Events
+//! streams, numbers every frame, reconnects by policy, degrades to HTTP polling, queues what the app sends
+//! while down, and lets identical subscriptions share one upstream. It delivers frames to a [`FrameSink`], so
+//! it runs and is tested without a webview.
 //!
-//! It does not depend on Tauri: it delivers frames to a [`sink::FrameSink`] and is tested without a webview.
+//! The front door is [`Hub`]: [`Hub::connect`] with a [`ConnectRequest`] (its [`ConnectOptions`], a
+//! [`FrameSink`] and a [`UrlGuard`]), then `send`, `close`, `reconnect` and `inspect` by subscription id.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tauri_plugin_realtime_core::Error> {
+//! use std::sync::Arc;
+//! use tauri_plugin_realtime_core::{AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Hub, HubConfig};
+//!
+//! let hub = Hub::new(HubConfig::default(), tokio::runtime::Handle::current())?;
+//! let (tx, mut frames) = tokio::sync::mpsc::unbounded_channel();
+//! let connected = hub.connect(ConnectRequest {
+//!     id: None,
+//!     options: ConnectOptions { url: "wss://chat.example.com/room/1".into(), ..Default::default() },
+//!     owner: "me".into(),
+//!     sink: Arc::new(ChannelSink(tx)),
+//!     guard: Arc::new(AllowAll),
+//! })?;
+//! while let Some(batch) = frames.recv().await {
+//!     for frame in batch {
+//!         println!("{}", serde_json::to_string(&*frame).unwrap_or_default());
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
 
-pub mod backoff;
-pub(crate) mod connection;
-pub mod error;
-pub mod frame;
-pub mod hub;
-pub mod options;
-pub mod policy;
-pub mod queue;
-pub mod sink;
-pub mod sse;
-pub mod time;
-pub mod tls;
-pub mod transport;
+mod backoff;
+mod connection;
+mod error;
+mod frame;
+mod hub;
+mod options;
+mod policy;
+mod queue;
+mod sink;
+mod sse;
+mod time;
+mod tls;
+mod transport;
 pub mod wire;
 
 pub use error::Error;
 pub use frame::{Frame, State, Transport};
-pub use hub::{ConnectRequest, Connected, ConnectionInfo, Hub, HubConfig, SecretHeaders};
-pub use options::{ConnectOptions, Limits};
+pub use hub::{new_id, ConnectRequest, Connected, ConnectionInfo, Hub, HubConfig, SecretHeaders};
+pub use options::{
+    ConnectOptions, FallbackOptions, HeartbeatOptions, Limits, QueueOptions, ReconnectOptions,
+    Share, Toggle, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_MESSAGE_SIZE, MAX_SHARE_KEY,
+    MIN_INTERVAL_MS,
+};
 pub use queue::Outgoing;
-pub use sink::{AckWindow, BatchLimits, ChannelSink, FrameSink, SinkGone};
-pub use tls::TlsConfig;
+pub use sink::{
+    AckWindow, BatchLimits, ChannelSink, FrameSink, SinkGone, MAX_ACK_BYTES, MAX_ACK_FRAMES,
+};
+pub use time::MAX_SERVER_DELAY;
+pub use tls::{pem_certificates, TlsConfig};
 pub use transport::{AllowAll, HeaderSource, UrlGuard};
+
+/// What the engine's own tests and benchmarks need beyond the public API. Not part of it: it may change in
+/// any release.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::options::{is_forbidden_header, Resolved, Sharing};
+    pub use crate::sse::{SseError, SseEvent, SseParser};
+}

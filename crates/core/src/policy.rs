@@ -13,7 +13,7 @@ pub enum Ended {
     /// An open stream dropped (network error, idle or pong timeout, server vanished).
     Dropped { reason: String, progress: Progress },
     /// An SSE response body ended cleanly; per WHATWG the client reconnects after the reconnection time.
-    StreamEnded { progress: Progress },
+    Finished { progress: Progress },
     /// The server sent a WebSocket close frame.
     ServerClosed {
         code: u16,
@@ -111,14 +111,14 @@ pub fn decide(
             None,
             after_open(backoff, attempt, *progress),
         ),
-        Ended::StreamEnded { progress } => (
+        Ended::Finished { progress } => (
             "stream ended".into(),
             None,
             after_open(backoff, attempt, *progress),
         ),
     };
     let Some(backoff) = backoff else {
-        return if matches!(ended, Ended::StreamEnded { .. }) {
+        return if matches!(ended, Ended::Finished { .. }) {
             Step::Disconnect {
                 reason: "stream ended and reconnect is off".into(),
             }
@@ -300,7 +300,7 @@ mod tests {
             (
                 Some(&b),
                 0,
-                Ended::StreamEnded {
+                Ended::Finished {
                     progress: up(9000, false),
                 },
                 false,
@@ -359,7 +359,7 @@ mod tests {
             (
                 None,
                 0,
-                Ended::StreamEnded {
+                Ended::Finished {
                     progress: up(1, false),
                 },
                 false,
@@ -384,7 +384,7 @@ mod tests {
             let step = decide(
                 Some(&b),
                 attempt,
-                &Ended::StreamEnded {
+                &Ended::Finished {
                     progress: up(3, true),
                 },
                 0.0,
@@ -407,7 +407,7 @@ mod tests {
         let idle = decide(
             Some(&b),
             3,
-            &Ended::StreamEnded {
+            &Ended::Finished {
                 progress: up(3, false),
             },
             0.0,

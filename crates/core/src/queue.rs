@@ -61,13 +61,6 @@ impl OutQueue {
         Ok(())
     }
 
-    /// Puts back a message that could not be sent, ahead of the rest, whatever the limits: it was already
-    /// accepted once.
-    pub fn push_front(&mut self, msg: Outgoing) {
-        self.bytes += msg.len();
-        self.items.push_front(msg);
-    }
-
     pub fn pop(&mut self) -> Option<Outgoing> {
         let msg = self.items.pop_front()?;
         self.bytes -= msg.len();
@@ -76,10 +69,6 @@ impl OutQueue {
 
     pub fn len(&self) -> usize {
         self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
     }
 
     pub fn bytes(&self) -> usize {
@@ -116,8 +105,6 @@ mod tests {
             Err(Error::QueueFull(_))
         ));
         assert_eq!((q.len(), q.bytes()), (2, 10));
-        assert_eq!(q.pop(), Some(Outgoing::Text("abcd".into())));
-        q.push_front(Outgoing::Text("abcd".into()));
         assert_eq!(q.pop(), Some(Outgoing::Text("abcd".into())));
         assert_eq!(q.pop(), Some(Outgoing::Binary(vec![1; 6])));
         assert_eq!((q.len(), q.bytes()), (0, 0));

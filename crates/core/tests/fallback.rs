@@ -19,8 +19,7 @@ use axum::{
 };
 use common::*;
 use tauri_plugin_realtime_core::{
-    options::{FallbackOptions, ReconnectOptions, Toggle},
-    Frame, Outgoing, State, Transport,
+    FallbackOptions, Frame, Outgoing, ReconnectOptions, State, Toggle, Transport,
 };
 
 /// A server whose streaming can be switched off, with a poll endpoint whose content the test sets.

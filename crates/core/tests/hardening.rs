@@ -24,9 +24,9 @@ use axum::{
 };
 use common::{connect, hub, hub_with, opts, serve, subscribe, wait_until, Seen, WAIT};
 use tauri_plugin_realtime_core::{
-    options::{FallbackOptions, HeartbeatOptions, ReconnectOptions, Share, Toggle},
-    AckWindow, AllowAll, ConnectOptions, ConnectRequest, Error, Frame, FrameSink, HeaderSource,
-    Hub, HubConfig, Outgoing, SecretHeaders, State, Transport,
+    AckWindow, AllowAll, ConnectOptions, ConnectRequest, Error, FallbackOptions, Frame, FrameSink,
+    HeaderSource, HeartbeatOptions, Hub, HubConfig, Outgoing, ReconnectOptions, SecretHeaders,
+    Share, State, Toggle, Transport,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},

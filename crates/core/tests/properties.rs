@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use proptest::{collection::vec, prelude::*, sample::Index};
 use serde_json::{json, Map, Value};
 use tauri_plugin_realtime_core::{
-    options::{is_forbidden_header, ConnectOptions, Limits},
-    sse::{SseError, SseEvent, SseParser},
-    wire, Frame, Transport,
+    testing::is_forbidden_header,
+    testing::{SseError, SseEvent, SseParser},
+    wire, ConnectOptions, Frame, Limits, Transport,
 };
 
 fn config() -> ProptestConfig {

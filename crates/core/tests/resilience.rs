@@ -19,9 +19,8 @@ use std::{
 use common::{closed_port, hub, opts, Seen, WAIT};
 use futures_util::{SinkExt, StreamExt};
 use tauri_plugin_realtime_core::{
-    hub::ConnectRequest,
-    options::{HeartbeatOptions, ReconnectOptions, Toggle},
-    AllowAll, ChannelSink, ConnectOptions, Frame, Hub, Outgoing, State,
+    AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Frame, HeartbeatOptions, Hub, Outgoing,
+    ReconnectOptions, State, Toggle,
 };
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},

@@ -29,9 +29,9 @@ use common::{closed_port, hub_with, opts, wait_until, Seen, WAIT};
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tauri_plugin_realtime_core::{
-    options::{HeartbeatOptions, QueueOptions, ReconnectOptions, Share, Toggle},
-    tls, AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Error, Frame, HeaderSource, Hub,
-    HubConfig, Limits, Outgoing, SecretHeaders, State, TlsConfig, Transport, UrlGuard,
+    pem_certificates, AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Error, Frame,
+    HeaderSource, HeartbeatOptions, Hub, HubConfig, Limits, Outgoing, QueueOptions,
+    ReconnectOptions, SecretHeaders, Share, State, TlsConfig, Toggle, Transport, UrlGuard,
 };
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
@@ -797,11 +797,11 @@ async fn self_signed_tls_is_accepted_with_its_ca_or_with_the_explicit_opt_out() 
     let https = tls_server(&p, Serve::Sse, seen.clone()).await;
 
     // The PEM of the CA parses to the same DER; a bundle gives every certificate in order.
-    let roots = tls::pem_certificates(p.ca_pem.as_bytes()).unwrap();
+    let roots = pem_certificates(p.ca_pem.as_bytes()).unwrap();
     assert_eq!(roots, vec![p.ca_der.clone()]);
     let bundle = format!("{}\n{}", p.ca_pem, p.leaf_pem);
     assert_eq!(
-        tls::pem_certificates(bundle.as_bytes()).unwrap(),
+        pem_certificates(bundle.as_bytes()).unwrap(),
         vec![p.ca_der.clone(), p.leaf_der.clone()]
     );
 
@@ -869,7 +869,7 @@ async fn trusted_ca_does_not_excuse_a_certificate_for_another_name() {
 
 #[tokio::test]
 async fn bad_roots_and_pem_are_clear_errors() {
-    let e = tls::pem_certificates(b"not a certificate").unwrap_err();
+    let e = pem_certificates(b"not a certificate").unwrap_err();
     assert!(e.to_string().contains("no certificate found"), "got {e}");
     let e = Hub::new(
         HubConfig {

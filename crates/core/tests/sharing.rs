@@ -41,9 +41,8 @@ use axum::{
 };
 use common::{hub_with, wait_until, Seen, WAIT};
 use tauri_plugin_realtime_core::{
-    hub::ConnectRequest,
-    options::{Share, Toggle},
-    ChannelSink, ConnectOptions, Connected, Error, Frame, Hub, HubConfig, State, UrlGuard,
+    ChannelSink, ConnectOptions, ConnectRequest, Connected, Error, Frame, Hub, HubConfig, Share,
+    State, Toggle, UrlGuard,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},

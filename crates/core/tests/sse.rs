@@ -13,10 +13,7 @@ use axum::{
     Router,
 };
 use common::*;
-use tauri_plugin_realtime_core::{
-    options::{ReconnectOptions, Toggle},
-    Frame, State, Transport,
-};
+use tauri_plugin_realtime_core::{Frame, ReconnectOptions, State, Toggle, Transport};
 
 fn event_stream(body: impl Into<Body>) -> Response {
     Response::builder()

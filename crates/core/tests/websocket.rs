@@ -237,8 +237,8 @@ async fn unreachable_server_reconnects_and_queues_sends() {
     let port = closed_port().await;
     let hub = hub();
     let mut o = opts(format!("ws://127.0.0.1:{port}/echo"));
-    o.reconnect = Some(tauri_plugin_realtime_core::options::Toggle::With(
-        tauri_plugin_realtime_core::options::ReconnectOptions {
+    o.reconnect = Some(tauri_plugin_realtime_core::Toggle::With(
+        tauri_plugin_realtime_core::ReconnectOptions {
             initial_delay_ms: 50,
             max_retries: Some(2),
             ..Default::default()

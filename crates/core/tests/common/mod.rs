@@ -8,8 +8,7 @@ use std::{
 };
 
 use tauri_plugin_realtime_core::{
-    hub::ConnectRequest, AllowAll, ChannelSink, ConnectOptions, Frame, Hub, HubConfig, State,
-    UrlGuard,
+    AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Frame, Hub, HubConfig, State, UrlGuard,
 };
 use tokio::sync::mpsc;
 
