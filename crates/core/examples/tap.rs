@@ -11,7 +11,6 @@
 //!                            [--protocol P]... [--max-message-size BYTES]
 //!                            [--poll-url URL] [--send-url URL] [--poll-interval-ms N]
 //!                            [--probe-interval-ms N] [--after-failures N]
-//!                            [--protocol P]... [--max-message-size BYTES]
 //! ```
 //!
 //! - `URL`: `ws://`, `wss://`, `http://` or `https://`; the transport defaults from the scheme.
@@ -28,12 +27,19 @@
 //!   in the order received. This is how the Autobahn fuzzingserver drives a client; run each case with
 //!   `--echo --no-reconnect`, so that a connection the client had to fail is not opened again.
 //!
+//! A value goes after its flag or after `=` (`--header 'K: V'`, `--header='K: V'`), and may start with `-`.
+//! `--` ends the flags, for a URL that starts with `-`. `-h` or `--help` prints the usage and every flag on
+//! stdout. A flag that takes a value may be given once, but for `--header` (once per header name, in any
+//! case) and `--protocol`.
+//!
 //! For a WebSocket, each line of stdin is sent as a text message (while the connection is down it is
 //! queued and goes out after the reconnect; stderr says so). End of stdin does not close the connection.
 //!
 //! Exit status: 0 when the connection ends `disconnected` (e.g. the server closed it with 1000) or on
 //! SIGINT/SIGTERM (which close it gracefully first: WebSocket close 1000, printing the close's frames down to
-//! `disconnected`); 1 when it ends `failed`; 2 on bad arguments.
+//! `disconnected`); 1 when it ends `failed`; 2 on bad arguments, including options the engine refuses (an
+//! `ftp://` URL, a forbidden header), with what is wrong and the usage on stderr; 130 on a second signal
+//! while closing.
 //!
 //! Example, an LLM-style POST stream with a bearer token, then a chat socket:
 //!
@@ -56,34 +62,135 @@
 
 use std::{
     collections::BTreeMap,
+    ffi::OsString,
     io::{BufRead, Write},
     process::ExitCode,
     sync::Arc,
     time::Duration,
 };
 
+use clap::{error::ErrorKind, Parser, ValueEnum};
 use tauri_plugin_realtime_core::{
     AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Error, FallbackOptions, Frame, Hub,
     HubConfig, Limits, Outgoing, ReconnectOptions, State, Toggle, Transport,
 };
 use tokio::sync::mpsc;
 
-const USAGE: &str = "\
-usage: tap <URL> [--transport websocket|sse|poll] [--header 'K: V']... [--method M] [--body STR]
+/// The synopsis, written out rather than generated: it reads like the README and the module doc, and every
+/// usage error repeats it.
+const SYNOPSIS: &str = "\
+tap <URL> [--transport websocket|sse|poll] [--header 'K: V']... [--method M] [--body STR]
            [--last-event-id ID] [--max-retries N] [--no-reconnect] [--echo]
            [--protocol P]... [--max-message-size BYTES]
            [--poll-url URL] [--send-url URL] [--poll-interval-ms N] [--probe-interval-ms N]
-           [--after-failures N]
-
-Prints every frame of the stream as one JSON line on stdout; WebSocket: sends each stdin line as text.
-Exit status: 0 disconnected or interrupted, 1 failed, 2 bad arguments.";
+           [--after-failures N]";
+const ABOUT: &str = "\
+Prints every frame of the stream as one JSON line on stdout; WebSocket: sends each stdin line as text.";
+const EXIT_STATUS: &str = "\
+Exit status: 0 disconnected or interrupted, 1 failed, 2 bad arguments, 130 a second signal while closing.";
 
 /// Exit status for a connection that ended `failed`, or could not be opened.
 const FAILED: u8 = 1;
-/// Exit status for bad arguments.
+/// Exit status for bad arguments, as clap's own.
 const USAGE_ERROR: u8 = 2;
+/// Exit status for a second signal while the first one's close is under way.
+const INTERRUPTED: u8 = 130;
 /// How long a close after SIGINT/SIGTERM may take before tap exits anyway.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// The command line. Every value may start with `-` (`--body -1`, `--header 'X: -v'`): a flag's value is
+/// whatever follows it.
+#[derive(Parser, Debug)]
+#[command(
+    name = "tap",
+    about = ABOUT,
+    // One help for `-h` and `--help`, whatever this struct's doc comment grows into.
+    long_about = None,
+    override_usage = SYNOPSIS,
+    // `{after-help}` brings its own blank line.
+    help_template = "usage: {usage}\n\n{about}\n\n{all-args}{after-help}",
+    after_help = EXIT_STATUS
+)]
+struct Cli {
+    /// ws://, wss://, http:// or https://; the transport defaults from the scheme
+    #[arg(value_name = "URL")]
+    url: String,
+    /// Instead of the transport the URL's scheme implies
+    #[arg(long, value_enum, value_name = "TRANSPORT", allow_hyphen_values = true)]
+    transport: Option<TransportArg>,
+    /// A request header, sent on every attempt (repeat for more)
+    #[arg(long = "header", value_name = "K: V", value_parser = header, allow_hyphen_values = true)]
+    headers: Vec<(String, String)>,
+    /// The SSE request's method (e.g. POST)
+    #[arg(long, value_name = "M", allow_hyphen_values = true)]
+    method: Option<String>,
+    /// The SSE request's body
+    #[arg(long, value_name = "STR", allow_hyphen_values = true)]
+    body: Option<String>,
+    /// The SSE Last-Event-ID to resume from
+    #[arg(long, value_name = "ID", allow_hyphen_values = true)]
+    last_event_id: Option<String>,
+    /// Give up (failed) after N reconnect attempts [default: unlimited]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    max_retries: Option<u32>,
+    /// No reconnect at all
+    // A switch given twice means what it does once: each overrides itself, or clap would refuse a repeat.
+    #[arg(long, overrides_with = "no_reconnect", conflicts_with = "max_retries")]
+    no_reconnect: bool,
+    /// WebSocket: send each message received back unchanged, in order
+    #[arg(long, overrides_with = "echo")]
+    echo: bool,
+    /// A WebSocket subprotocol to offer (repeat for more)
+    #[arg(long = "protocol", value_name = "P", allow_hyphen_values = true)]
+    protocols: Vec<String>,
+    /// The largest message accepted from the server [default: 16 MiB]
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    max_message_size: Option<usize>,
+    /// Fallback: the URL to poll when the stream cannot be had
+    #[arg(long, value_name = "URL", allow_hyphen_values = true)]
+    poll_url: Option<String>,
+    /// Fallback: where a WebSocket's sends are POSTed while polling
+    #[arg(long, value_name = "URL", allow_hyphen_values = true)]
+    send_url: Option<String>,
+    /// Fallback: ms between polls [default: 2000]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    poll_interval_ms: Option<u64>,
+    /// Fallback: ms between tries to get the stream back [default: 30000]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    probe_interval_ms: Option<u64>,
+    /// Fallback: failed attempts in a row before polling [default: 3]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    after_failures: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TransportArg {
+    Websocket,
+    Sse,
+    Poll,
+}
+
+impl From<TransportArg> for Transport {
+    fn from(t: TransportArg) -> Self {
+        match t {
+            TransportArg::Websocket => Transport::Websocket,
+            TransportArg::Sse => Transport::Sse,
+            TransportArg::Poll => Transport::Poll,
+        }
+    }
+}
+
+/// `--header 'Name: value'`, name and value trimmed.
+fn header(s: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = s.split_once(':') else {
+        return Err("expected 'Name: value'".into());
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("the header has no name".into());
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
+}
 
 #[derive(Debug)]
 struct Args {
@@ -92,170 +199,114 @@ struct Args {
     echo: bool,
 }
 
-/// The arguments, or `None` when help was asked for.
-fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut args = args.into_iter();
-    let mut url = None;
-    let mut transport = None;
-    let mut headers = BTreeMap::new();
-    let mut method = None;
-    let mut body = None;
-    let mut last_event_id = None;
-    let mut max_retries = None;
-    let mut protocols = Vec::new();
-    let mut max_message_size = None;
-    let mut no_reconnect = false;
-    let mut echo = false;
-    let mut fallback = FallbackOptions::default();
-    let mut fallback_given = false;
-    let mut only_positional = false;
+/// What the command line asks for.
+#[derive(Debug)]
+enum Parsed {
+    Run(Box<Args>),
+    /// `-h` or `--help`: this text, for stdout.
+    Help(String),
+}
 
-    fn once<T>(slot: &mut Option<T>, flag: &str, value: T) -> Result<(), String> {
-        if slot.is_some() {
-            return Err(format!("{flag} is given twice"));
-        }
-        *slot = Some(value);
-        Ok(())
+/// Parses a command line (the program's name first). An error is what is wrong with it, for a usage error.
+fn parse<I, T>(args: I) -> Result<Parsed, String>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => cli.into_args().map(|a| Parsed::Run(Box::new(a))),
+        Err(e) if e.kind() == ErrorKind::DisplayHelp => Ok(Parsed::Help(e.render().to_string())),
+        Err(e) => Err(clap_message(&e)),
     }
+}
 
-    while let Some(arg) = args.next() {
-        if only_positional || !arg.starts_with("--") && arg != "-h" {
-            if url.is_some() {
-                return Err(format!(
-                    "unexpected argument {arg:?}: only one URL is taken"
-                ));
-            }
-            url = Some(arg);
-            continue;
-        }
-        // `--flag value` and `--flag=value` alike.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-            None => (arg.clone(), None),
-        };
-        let mut value = || -> Result<String, String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args.next().ok_or_else(|| format!("{flag} needs a value")),
-            }
-        };
-        match flag.as_str() {
-            "--" => only_positional = true,
-            "-h" | "--help" => return Ok(None),
-            "--transport" => {
-                let t = match value()?.as_str() {
-                    "websocket" => Transport::Websocket,
-                    "sse" => Transport::Sse,
-                    "poll" => Transport::Poll,
-                    other => {
-                        return Err(format!(
-                            "--transport takes websocket, sse or poll, not {other:?}"
-                        ))
-                    }
-                };
-                once(&mut transport, "--transport", t)?;
-            }
-            "--header" => {
-                let h = value()?;
-                let Some((name, v)) = h.split_once(':') else {
-                    return Err(format!("--header takes 'Name: value', got {h:?}"));
-                };
-                let name = name.trim();
-                if name.is_empty() {
-                    return Err(format!("--header {h:?} has no name"));
-                }
-                if headers
-                    .insert(name.to_ascii_lowercase(), v.trim().to_owned())
-                    .is_some()
-                {
-                    return Err(format!("--header {name} is given twice"));
-                }
-            }
-            "--method" => once(&mut method, "--method", value()?)?,
-            "--body" => once(&mut body, "--body", value()?)?,
-            "--last-event-id" => once(&mut last_event_id, "--last-event-id", value()?)?,
-            "--max-retries" => {
-                let v = value()?;
-                let n = v
-                    .parse::<u32>()
-                    .map_err(|_| format!("--max-retries takes a whole number, not {v:?}"))?;
-                once(&mut max_retries, "--max-retries", n)?;
-            }
-            "--protocol" => protocols.push(value()?),
-            "--max-message-size" => {
-                let v = value()?;
-                let n = v.parse::<usize>().map_err(|_| {
-                    format!("--max-message-size takes a number of bytes, not {v:?}")
-                })?;
-                once(&mut max_message_size, "--max-message-size", n)?;
-            }
-            "--poll-url" => {
-                fallback_given = true;
-                once(&mut fallback.poll_url, "--poll-url", value()?)?;
-            }
-            "--send-url" => {
-                fallback_given = true;
-                once(&mut fallback.send_url, "--send-url", value()?)?;
-            }
-            "--poll-interval-ms" | "--probe-interval-ms" | "--after-failures" => {
-                fallback_given = true;
-                let v = value()?;
-                let n = v
-                    .parse::<u64>()
-                    .map_err(|_| format!("{flag} takes a whole number, not {v:?}"))?;
-                match flag.as_str() {
-                    "--poll-interval-ms" => fallback.interval_ms = n,
-                    "--probe-interval-ms" => fallback.probe_interval_ms = n,
-                    _ => {
-                        fallback.after_failures = u32::try_from(n)
-                            .map_err(|_| format!("--after-failures is too large: {n}"))?
-                    }
-                }
-            }
-            "--no-reconnect" | "--echo" if inline.is_some() => {
-                return Err(format!("{flag} takes no value"))
-            }
-            "--no-reconnect" => no_reconnect = true,
-            "--echo" => echo = true,
-            _ => return Err(format!("unknown option {flag}")),
-        }
-    }
+/// clap's message and tips, without the prefix, usage and pointer to `--help` that `usage_error` writes its
+/// own way.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    let end = ["\n\nUsage:", "\n\nFor more information"]
+        .iter()
+        .filter_map(|tail| text.find(tail))
+        .min()
+        .unwrap_or(text.len());
+    text[..end].trim_end().to_owned()
+}
 
-    let url = url.ok_or("a URL is required")?;
-    let reconnect = match (no_reconnect, max_retries) {
-        (true, Some(_)) => return Err("--no-reconnect and --max-retries exclude each other".into()),
-        (true, None) => Some(Toggle::Enabled(false)),
-        (false, Some(n)) => Some(Toggle::With(ReconnectOptions {
-            max_retries: Some(n),
+/// Prints a usage error (what is wrong, then the usage) on stderr; returns its exit status.
+fn usage_error(msg: &str) -> u8 {
+    eprintln!(
+        "tap: {msg}\n\nusage: {SYNOPSIS}\n\n{ABOUT}\n{EXIT_STATUS}\nFor more information, try '--help'."
+    );
+    USAGE_ERROR
+}
+
+impl Cli {
+    /// The checks clap cannot express, then the engine's own validation, so that a bad URL or header is a
+    /// usage error (exit 2), not a failure.
+    fn into_args(self) -> Result<Args, String> {
+        let mut headers = BTreeMap::new();
+        for (name, value) in self.headers {
+            // Header names are case-insensitive: `A` and `a` would be the same header, one value lost.
+            if headers.insert(name.to_ascii_lowercase(), value).is_some() {
+                return Err(format!("--header {name} is given twice"));
+            }
+        }
+        // clap has refused --no-reconnect with --max-retries.
+        let reconnect = if self.no_reconnect {
+            Some(Toggle::Enabled(false))
+        } else {
+            self.max_retries.map(|n| {
+                Toggle::With(ReconnectOptions {
+                    max_retries: Some(n),
+                    ..Default::default()
+                })
+            })
+        };
+        let fallback_given = self.poll_url.is_some()
+            || self.send_url.is_some()
+            || self.poll_interval_ms.is_some()
+            || self.probe_interval_ms.is_some()
+            || self.after_failures.is_some();
+        let mut fallback = FallbackOptions {
+            poll_url: self.poll_url,
+            send_url: self.send_url,
             ..Default::default()
-        })),
-        (false, None) => None,
-    };
-    let options = ConnectOptions {
-        url,
-        transport,
-        headers,
-        method,
-        body,
-        last_event_id,
-        reconnect,
-        protocols,
-        max_message_size,
-        fallback: fallback_given.then_some(Toggle::With(fallback)),
-        // One tap, one upstream: never join another subscription's.
-        share: Some(tauri_plugin_realtime_core::Share::Enabled(false)),
-        ..Default::default()
-    };
-    // The engine's own validation, so that a bad URL or header is a usage error (exit 2), not a failure.
-    let resolved = options.resolve(&limits()).map_err(|e| e.to_string())?;
-    if echo && resolved.transport != Transport::Websocket {
-        return Err("--echo needs a WebSocket (ws:// or wss://)".into());
+        };
+        if let Some(ms) = self.poll_interval_ms {
+            fallback.interval_ms = ms;
+        }
+        if let Some(ms) = self.probe_interval_ms {
+            fallback.probe_interval_ms = ms;
+        }
+        if let Some(n) = self.after_failures {
+            fallback.after_failures = n;
+        }
+        let options = ConnectOptions {
+            url: self.url,
+            transport: self.transport.map(Transport::from),
+            headers,
+            method: self.method,
+            body: self.body,
+            last_event_id: self.last_event_id,
+            reconnect,
+            protocols: self.protocols,
+            max_message_size: self.max_message_size,
+            fallback: fallback_given.then_some(Toggle::With(fallback)),
+            // One tap, one upstream: never join another subscription's.
+            share: Some(tauri_plugin_realtime_core::Share::Enabled(false)),
+            ..Default::default()
+        };
+        let resolved = options.resolve(&limits()).map_err(|e| e.to_string())?;
+        if self.echo && resolved.transport != Transport::Websocket {
+            return Err("--echo needs a WebSocket (ws:// or wss://)".into());
+        }
+        Ok(Args {
+            options,
+            transport: resolved.transport,
+            echo: self.echo,
+        })
     }
-    Ok(Some(Args {
-        options,
-        transport: resolved.transport,
-        echo,
-    }))
 }
 
 /// The engine's limits, but for the floor on intervals: that floor keeps a page from making a request storm,
@@ -268,16 +319,13 @@ fn limits() -> Limits {
 }
 
 fn main() -> ExitCode {
-    let args = match parse(std::env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
+    let args = match parse(std::env::args_os()) {
+        Ok(Parsed::Run(args)) => *args,
+        Ok(Parsed::Help(text)) => {
+            print!("{text}");
             return ExitCode::SUCCESS;
         }
-        Err(msg) => {
-            eprintln!("tap: {msg}\n\n{USAGE}");
-            return ExitCode::from(USAGE_ERROR);
-        }
+        Err(msg) => return ExitCode::from(usage_error(&msg)),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -329,10 +377,8 @@ async fn run(args: Args) -> u8 {
     });
     let id = match connected {
         Ok(c) => c.id,
-        Err(e @ Error::InvalidOptions(_)) => {
-            eprintln!("tap: {e}\n\n{USAGE}");
-            return USAGE_ERROR;
-        }
+        // Whatever `parse` did not catch is still a usage error.
+        Err(e @ Error::InvalidOptions(_)) => return usage_error(&e.to_string()),
         Err(e) => {
             eprintln!("tap: {e}");
             return FAILED;
@@ -360,7 +406,7 @@ async fn run(args: Args) -> u8 {
             _ = signals.recv() => {
                 if closing.is_some() {
                     // A second signal while closing: give up at once.
-                    break 130;
+                    break INTERRUPTED;
                 }
                 eprintln!("tap: closing");
                 if let Err(e) = hub.end(&id, "tap", None, None) {
@@ -558,6 +604,261 @@ impl Signals {
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// The command line, parsed in-process (`cargo test --example tap`); `tests/resilience.rs` runs the binary.
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    const WS: &str = "ws://127.0.0.1:1/";
+    const HTTP: &str = "http://127.0.0.1:1/";
+    /// Every flag that takes one value, with a value it accepts.
+    const SINGLE: [(&str, &str); 11] = [
+        ("--transport", "websocket"),
+        ("--method", "GET"),
+        ("--body", "b"),
+        ("--last-event-id", "1"),
+        ("--max-retries", "1"),
+        ("--max-message-size", "1024"),
+        ("--poll-url", HTTP),
+        ("--send-url", HTTP),
+        ("--poll-interval-ms", "10"),
+        ("--probe-interval-ms", "10"),
+        ("--after-failures", "1"),
+    ];
+
+    fn parse_args(args: &[&str]) -> Result<Parsed, String> {
+        parse(std::iter::once("tap").chain(args.iter().copied()))
+    }
+
+    fn run(args: &[&str]) -> Args {
+        match parse_args(args) {
+            Ok(Parsed::Run(a)) => *a,
+            other => panic!("expected {args:?} to run, got {other:?}"),
+        }
+    }
+
+    /// A usage error whose message says `what` (and leaves the usage to `usage_error`).
+    fn refused(args: &[&str], what: &str) {
+        match parse_args(args) {
+            Err(msg) => {
+                assert!(
+                    msg.contains(what),
+                    "expected the error for {args:?} to say {what:?}, got {msg:?}"
+                );
+                assert!(
+                    !msg.is_empty()
+                        && !msg.starts_with("error:")
+                        && !msg.contains("Usage:")
+                        && !msg.contains("For more information"),
+                    "expected only what is wrong for {args:?}, got {msg:?}"
+                );
+            }
+            other => panic!("expected a usage error for {args:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn clap_accepts_the_definition() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_synopsis_names_every_flag() {
+        let longs: Vec<_> = Cli::command()
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .map(str::to_owned)
+            .collect();
+        assert!(longs.len() >= 15, "expected every flag, got {longs:?}");
+        for long in longs {
+            assert!(
+                SYNOPSIS.contains(&format!("--{long} "))
+                    || SYNOPSIS.contains(&format!("--{long}]")),
+                "expected --{long} in the synopsis"
+            );
+        }
+    }
+
+    #[test]
+    fn help_is_the_usage_then_every_flag_wherever_it_is_asked_for() {
+        for flag in ["-h", "--help"] {
+            for args in [&[flag][..], &[WS, flag], &[flag, "--bogus"]] {
+                match parse_args(args) {
+                    Ok(Parsed::Help(text)) => {
+                        assert!(
+                            text.starts_with(&format!("usage: {SYNOPSIS}\n\n{ABOUT}\n")),
+                            "expected the usage first, got {text:?}"
+                        );
+                        for (f, _) in SINGLE {
+                            assert!(text.contains(f), "expected {f} in the help, got {text:?}");
+                        }
+                        assert!(text.trim_end().ends_with(EXIT_STATUS), "got {text:?}");
+                    }
+                    other => panic!("expected help for {args:?}, got {other:?}"),
+                }
+            }
+        }
+        // Flags are read in order: one refused before the help is asked for wins.
+        refused(&["--bogus", "-h"], "'--bogus'");
+    }
+
+    #[test]
+    fn values_come_after_a_space_or_an_equals_sign_and_may_start_with_a_dash() {
+        let a = run(&[
+            HTTP,
+            "--method=POST",
+            "--body",
+            "-1",
+            "--header",
+            "X-A: -v",
+            "--header=X-B:2",
+            "--last-event-id=--",
+            "--no-reconnect",
+        ]);
+        assert_eq!(a.options.method.as_deref(), Some("POST"));
+        assert_eq!(a.options.body.as_deref(), Some("-1"));
+        assert_eq!(a.options.last_event_id.as_deref(), Some("--"));
+        let headers: Vec<_> = a.options.headers.iter().collect();
+        assert_eq!(
+            headers,
+            [
+                (&"x-a".to_string(), &"-v".to_string()),
+                (&"x-b".to_string(), &"2".to_string())
+            ]
+        );
+        assert_eq!(a.options.reconnect, Some(Toggle::Enabled(false)));
+        assert_eq!(a.transport, Transport::Sse);
+    }
+
+    #[test]
+    fn a_double_dash_ends_the_flags() {
+        assert_eq!(run(&["--no-reconnect", "--", WS]).options.url, WS);
+        refused(&["--", WS, "extra"], "'extra'");
+        // After `--`, `-h` is a URL (a bad one), not a request for help.
+        assert!(matches!(parse_args(&["--", "-h"]), Err(_)));
+    }
+
+    #[test]
+    fn repeatable_flags_add_up_and_switches_may_repeat() {
+        let a = run(&[
+            WS,
+            "--protocol",
+            "a",
+            "--protocol=b",
+            "--echo",
+            "--echo",
+            "--no-reconnect",
+            "--no-reconnect",
+        ]);
+        assert_eq!(a.options.protocols, ["a", "b"]);
+        assert!(a.echo);
+        assert_eq!(a.transport, Transport::Websocket);
+        assert_eq!(
+            a.options.share,
+            Some(tauri_plugin_realtime_core::Share::Enabled(false))
+        );
+    }
+
+    #[test]
+    fn max_retries_and_the_fallback_flags_set_their_options() {
+        let a = run(&[WS]);
+        assert_eq!((a.options.reconnect, a.options.fallback), (None, None));
+        let a = run(&[WS, "--max-retries", "3", "--max-message-size=1024"]);
+        match a.options.reconnect {
+            Some(Toggle::With(r)) => assert_eq!(r.max_retries, Some(3)),
+            other => panic!("expected max_retries 3, got {other:?}"),
+        }
+        assert_eq!(a.options.max_message_size, Some(1024));
+        let a = run(&[
+            HTTP,
+            "--poll-url",
+            "http://127.0.0.1:1/poll",
+            "--send-url=http://127.0.0.1:1/send",
+            "--poll-interval-ms",
+            "10",
+            "--probe-interval-ms",
+            "20",
+            "--after-failures",
+            "1",
+        ]);
+        let want = FallbackOptions {
+            poll_url: Some("http://127.0.0.1:1/poll".into()),
+            send_url: Some("http://127.0.0.1:1/send".into()),
+            interval_ms: 10,
+            after_failures: 1,
+            probe_interval_ms: 20,
+        };
+        assert_eq!(a.options.fallback, Some(Toggle::With(want)));
+        let a = run(&[
+            HTTP,
+            "--poll-url",
+            "http://127.0.0.1:1/poll",
+            "--transport",
+            "poll",
+        ]);
+        assert_eq!(a.transport, Transport::Poll);
+    }
+
+    #[test]
+    fn every_bad_command_line_is_refused_with_what_is_wrong() {
+        for (args, what) in [
+            (&[][..], "<URL>"),
+            (&[WS, "extra"], "'extra'"),
+            (&[WS, "--bogus"], "'--bogus'"),
+            (&[WS, "--transport", "carrier-pigeon"], "carrier-pigeon"),
+            (&[WS, "--transport"], "--transport"),
+            (&[WS, "--header", "no colon"], "'Name: value'"),
+            (&[WS, "--header="], "'Name: value'"),
+            (&[WS, "--header", " : v"], "no name"),
+            (
+                &[WS, "--header", "X-A: 1", "--header", "x-a: 2"],
+                "--header x-a is given twice",
+            ),
+            (
+                &[WS, "--no-reconnect", "--max-retries", "3"],
+                "cannot be used with",
+            ),
+            (
+                &[WS, "--max-retries=3", "--no-reconnect"],
+                "cannot be used with",
+            ),
+            (&[HTTP, "--echo"], "--echo needs a WebSocket"),
+            (&[WS, "--echo=yes"], "'yes'"),
+            (&[WS, "--help=x"], "'x'"),
+            (&[WS, "--max-retries", "many"], "'many'"),
+            (&[WS, "--max-retries", "-1"], "'-1'"),
+            (&[WS, "--max-message-size", "1k"], "'1k'"),
+            (&[WS, "--poll-interval-ms", "x"], "'x'"),
+            (&[WS, "--probe-interval-ms", "1.5"], "'1.5'"),
+            (&[WS, "--after-failures", "99999999999"], "'99999999999'"),
+        ] {
+            refused(args, what);
+        }
+        for (flag, value) in SINGLE {
+            refused(
+                &[WS, flag, value, &format!("{flag}={value}")],
+                "cannot be used multiple times",
+            );
+        }
+    }
+
+    #[test]
+    fn options_the_engine_refuses_are_usage_errors() {
+        for args in [
+            &["ftp://127.0.0.1:1/"][..],
+            &[""],
+            &[WS, "--transport", "sse"],
+            &[WS, "--header", "Host: x"],
+            &[WS, "--max-message-size", "0"],
+            &[HTTP, "--method", "BAD METHOD"],
+        ] {
+            refused(args, "");
         }
     }
 }
