@@ -76,25 +76,6 @@ impl Backoff {
     }
 }
 
-/// Parses `Retry-After` in its delay-seconds form, capped at
-/// [`MAX_SERVER_DELAY`](crate::time::MAX_SERVER_DELAY); the HTTP-date form is rare
-/// for streams and is ignored.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    value
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(|s| server_delay(Duration::from_secs(s)))
-}
-
-/// `Retry-After` of a response, if it has a usable one.
-pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    headers
-        .get(http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,13 +142,6 @@ mod tests {
             b.with_retry_after(ms(1), Some(Duration::from_secs(99_999))),
             MAX_SERVER_DELAY
         );
-        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("18446744073709551615"),
-            Some(MAX_SERVER_DELAY)
-        );
-        assert_eq!(parse_retry_after("86400"), Some(MAX_SERVER_DELAY));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }
 
     #[test]

@@ -16,14 +16,16 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
-    connection::{Connection, Control, Env, SendRequest, Stats, Subscriber, Wiring},
+    connection::{Connection, Control, Stats, Wiring},
     error::Error,
+    fanout::Subscriber,
     frame::{State, Transport},
     options::{ConnectOptions, Limits, Resolved, Sharing},
+    outbox::SendRequest,
     queue::Outgoing,
     sink::{deliver_loop, queue, AckWindow, BatchLimits, FrameSink, Inlet, SinkGone},
-    tls::{self, TlsConfig},
-    transport::{HeaderSource, UrlGuard},
+    tls::TlsConfig,
+    transport::{check_close, Env, HeaderSource, UrlGuard},
 };
 
 /// Settings of the whole engine, chosen by the app's Rust code.
@@ -214,7 +216,7 @@ struct Authorised {
 impl Hub {
     /// Builds the engine; tasks run on `runtime`, so the hub can be used from any thread.
     pub fn new(config: HubConfig, runtime: tokio::runtime::Handle) -> Result<Self, Error> {
-        let env = Arc::new(build_env(&config)?);
+        let env = Arc::new(Env::new(&config.tls, config.secret_headers.0.clone())?);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -303,7 +305,7 @@ impl Hub {
             linger.token.cancel();
         }
         up.subs.insert(subscriber.id.clone());
-        let state = up.stats.view().state;
+        let state = up.stats.status().state;
         let _ = up.ctl.send(Control::Subscribe(subscriber));
         if state.is_terminal() {
             // Someone asks for this stream anew: give it a fresh try.
@@ -485,7 +487,7 @@ impl Hub {
         drain: bool,
     ) -> Result<(), Error> {
         let code = code.unwrap_or(1000);
-        crate::transport::ws::check_close(code, reason.as_deref().unwrap_or(""))?;
+        check_close(code, reason.as_deref().unwrap_or(""))?;
         {
             let reg = self.inner.lock();
             owned_upstream(&reg, id, owner)?;
@@ -534,12 +536,7 @@ impl Hub {
             let Some(up) = reg.upstreams.get(&sub.upstream) else {
                 continue;
             };
-            let snap = up
-                .stats
-                .snapshot
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
+            let status = up.stats.status().clone();
             let mut owners = BTreeMap::new();
             for s in &up.subs {
                 if let Some(o) = reg.subs.get(s) {
@@ -549,18 +546,18 @@ impl Hub {
             out.push(ConnectionInfo {
                 id: sid.to_string(),
                 url: up.url.clone(),
-                transport: snap.transport.unwrap_or(up.transport),
-                state: snap.state,
-                attempt: snap.attempt,
+                transport: status.transport.unwrap_or(up.transport),
+                state: status.state,
+                attempt: status.attempt,
                 frames_in: up.stats.frames_in.load(Ordering::Relaxed),
                 frames_out: up.stats.frames_out.load(Ordering::Relaxed),
                 bytes_in: up.stats.bytes_in.load(Ordering::Relaxed),
                 bytes_out: up.stats.bytes_out.load(Ordering::Relaxed),
-                queued: snap.queued,
-                queued_bytes: snap.queued_bytes,
-                last_error: snap.last_error,
-                last_event_id: snap.last_event_id,
-                protocol: snap.protocol,
+                queued: status.queued,
+                queued_bytes: status.queued_bytes,
+                last_error: status.last_error,
+                last_event_id: status.last_event_id,
+                protocol: status.protocol,
                 subscribers: up.subs.len(),
                 owners,
                 shared: up.key.is_some(),
@@ -878,21 +875,6 @@ fn valid_id(id: &str) -> bool {
 /// A fresh random subscription id (128 bits, hex): unguessable by other webviews.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
-}
-
-fn build_env(config: &HubConfig) -> Result<Env, Error> {
-    let tls = tls::client_config(&config.tls)?;
-    let http = reqwest::Client::builder()
-        .use_preconfigured_tls(tls.clone())
-        .redirect(reqwest::redirect::Policy::none())
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| Error::Tls(e.to_string()))?;
-    Ok(Env {
-        http,
-        tls: Arc::new(tls),
-        secrets: config.secret_headers.0.clone(),
-    })
 }
 
 #[cfg(test)]

@@ -31,9 +31,11 @@
 mod backoff;
 mod connection;
 mod error;
+mod fanout;
 mod frame;
 mod hub;
 mod options;
+mod outbox;
 mod policy;
 mod queue;
 mod sink;

@@ -71,6 +71,10 @@ impl OutQueue {
         self.items.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
     pub fn bytes(&self) -> usize {
         self.bytes
     }

@@ -205,6 +205,14 @@ pub(crate) struct Inlet {
     cap: usize,
 }
 
+#[cfg(test)]
+impl Inlet {
+    /// A frame already waiting, if any.
+    pub(crate) fn try_next(&mut self) -> Option<Arc<Frame>> {
+        self.rx.try_recv().ok()
+    }
+}
+
 impl Drop for Inlet {
     fn drop(&mut self) {
         self.room.close();

@@ -140,6 +140,12 @@ impl SseParser {
         self.retry.take()
     }
 
+    /// The spec's "last event ID string": the id as of the most recent blank line, which is what a reconnect
+    /// sends as `Last-Event-ID`. Unlike [`SseParser::last_event_id`], never an `id:` whose event is incomplete.
+    pub fn committed_id(&self) -> &str {
+        &self.committed_id
+    }
+
     /// The current last-event-id buffer. Mid-event it may hold an `id:` whose event has not been
     /// dispatched yet; after `reset_stream` it is the value to send as `Last-Event-ID`.
     pub fn last_event_id(&self) -> &str {

@@ -1,15 +1,32 @@
-//! Opening a stream: one module per transport. Each returns an open stream or an [`AttemptError`] that says
-//! how the connection should react (retry, give up, or fall back to polling).
+//! The upstreams: one module per transport, each owning both its opening and its pumping, behind one small
+//! interface ([`Upstream`]): [`Upstream::next`] for what happened next (a message, a finished write, the end),
+//! [`Upstream::write`] for a message to the server, [`Upstream::close`]. The connection task drives an upstream
+//! and never speaks WebSocket, SSE or HTTP itself; an upstream never numbers a frame, decides on a reconnect
+//! or talks to a subscriber.
+//!
+//! `request.rs` holds what every request shares (the client, headers, classification of failures, `Retry-After`).
 
-pub mod poll;
-pub mod sse;
-pub mod ws;
+mod poll;
+mod post;
+mod request;
+mod sse;
+mod ws;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+
+pub(crate) use self::poll::PollUpstream;
+pub(crate) use self::request::{last_event_id_header, Env, Notes};
+pub(crate) use self::ws::check_close;
+use crate::{
+    frame::{FrameBody, Transport},
+    options::Resolved,
+    policy::Ended,
+    queue::Outgoing,
+};
 
 /// Why one attempt to open (or keep) a stream failed, classified for the reconnect policy.
 #[derive(Debug, Clone, PartialEq)]
-pub enum AttemptError {
+pub(crate) enum AttemptError {
     /// Transient (network error, timeout, 408, 429, 5xx): retry with backoff, at least `retry_after`.
     Retry {
         reason: String,
@@ -25,31 +42,13 @@ pub enum AttemptError {
 }
 
 impl AttemptError {
-    pub fn reason(&self) -> &str {
+    pub(crate) fn reason(&self) -> &str {
         match self {
             AttemptError::Retry { reason, .. }
             | AttemptError::NoStream { reason }
             | AttemptError::Fatal { reason }
             | AttemptError::Stop { reason } => reason,
         }
-    }
-}
-
-/// Classifies an HTTP status that is not the expected success (101 for WebSocket, 200 for SSE).
-pub fn classify_status(status: http::StatusCode, retry_after: Option<Duration>) -> AttemptError {
-    let reason = format!(
-        "HTTP {} {}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    )
-    .trim_end()
-    .to_string();
-    match status.as_u16() {
-        408 | 429 | 500..=599 => AttemptError::Retry {
-            reason,
-            retry_after,
-        },
-        _ => AttemptError::Fatal { reason },
     }
 }
 
@@ -73,103 +72,140 @@ pub trait HeaderSource: Send + Sync + 'static {
     fn headers_for(&self, url: &url::Url) -> Vec<(http::HeaderName, http::HeaderValue)>;
 }
 
-/// Things a connection says once, not on every attempt (a secret header it had to leave out, an event id
-/// it cannot send back): the transports note them while they work, the connection relays each new one as a
-/// non-fatal `error` frame.
-#[derive(Debug, Default)]
-pub struct Notes {
-    said: std::sync::Mutex<(std::collections::HashSet<String>, Vec<String>)>,
+/// What an upstream reports.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A message from the server, and its size on the wire.
+    Message(FrameBody, usize),
+    /// Messages from one read, in order, with the resume point and reconnection time they leave (SSE, polls).
+    Received(Received),
+    /// The message given to [`Upstream::write`] was written (`Ok`), or was not and may not have arrived (`Err`,
+    /// saying why). Either way the upstream can take the next one.
+    Written(Result<(), String>),
+    /// Something went wrong that the upstream got over by itself (a failed poll): worth a non-fatal `error`.
+    Trouble(String),
+    /// The upstream has ended; it reports nothing more.
+    Ended(Ended),
 }
 
-impl Notes {
-    /// Notes `what`, unless it was noted before.
-    pub fn once(&self, what: String) {
-        let mut st = self.said.lock().unwrap_or_else(|p| p.into_inner());
-        if st.0.insert(what.clone()) {
-            st.1.push(what);
+/// What one read of an event stream or one poll brought.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Received {
+    pub messages: Vec<FrameBody>,
+    /// The SSE last event id after these messages, when it changed.
+    pub resume: Option<String>,
+    /// A reconnection time the server set with `retry:`, in ms.
+    pub retry: Option<u64>,
+    /// Bytes read from the network for these.
+    pub bytes: usize,
+}
+
+/// Whether an upstream can write a message now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Writable {
+    /// Yes: nothing is being written.
+    Now,
+    /// After the message being written: the next one waits (in the sends channel, or in the queue).
+    Busy,
+    /// Not at all: a stream that only reads, with no `sendUrl`.
+    Never,
+}
+
+/// An open stream. Polling, the degraded path, is an upstream of its own ([`PollUpstream`]), which the
+/// connection drives beside its probes for the stream.
+pub(crate) enum Upstream {
+    // Boxed: both are large, and this enum is moved around.
+    Ws(Box<ws::WsUpstream<ws::Socket>>),
+    Sse(Box<sse::SseUpstream>),
+}
+
+impl Upstream {
+    /// What happened next. Cancel-safe: everything in flight is kept in the upstream, so dropping this
+    /// future loses nothing, and the connection can `select!` on it beside its controls.
+    pub(crate) async fn next(&mut self) -> Event {
+        match self {
+            Upstream::Ws(ws) => ws.next().await,
+            Upstream::Sse(sse) => sse.next().await,
         }
     }
 
-    /// What was noted since the last call.
-    pub fn take(&self) -> Vec<String> {
-        std::mem::take(&mut self.said.lock().unwrap_or_else(|p| p.into_inner()).1)
-    }
-}
-
-/// The connection's own headers for a request to `url`, with the secret ones put over them.
-///
-/// A secret value that HTTP cannot carry as text (anything but visible ASCII, space and tab) is left out,
-/// and noted by its header's name only: a value is never written into a message the page can read.
-pub fn request_headers(
-    own: &[(http::HeaderName, http::HeaderValue)],
-    secrets: Option<&dyn HeaderSource>,
-    url: &url::Url,
-    notes: &Notes,
-) -> Vec<(http::HeaderName, http::HeaderValue)> {
-    let mut secret = secrets.map(|s| s.headers_for(url)).unwrap_or_default();
-    secret.retain_mut(|(name, value)| {
-        value.set_sensitive(true);
-        let sendable = value.to_str().is_ok();
-        if !sendable {
-            notes.once(format!(
-                "secret header {name} was left out of the request: its value is not plain ASCII text"
-            ));
-        }
-        sendable
-    });
-    let mut headers: Vec<_> = own
-        .iter()
-        .filter(|(name, _)| !secret.iter().any(|(s, _)| s == name))
-        .cloned()
-        .collect();
-    headers.extend(secret);
-    headers
-}
-
-/// `Last-Event-ID` for an id, when HTTP can carry it: an id holding a control character (a server may send
-/// one; the SSE format allows it) cannot be sent, and resuming without it beats never reconnecting.
-pub fn last_event_id_header(id: &str) -> Option<http::HeaderValue> {
-    if id.is_empty() {
-        return None;
-    }
-    http::HeaderValue::from_bytes(id.as_bytes()).ok()
-}
-
-/// A TLS failure that retrying cannot fix (an untrusted or invalid certificate, no common protocol),
-/// found anywhere in an error's chain. Libraries wrap rustls errors in `io::Error`s, so look inside those too.
-pub fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    fn fatal(r: &rustls::Error) -> Option<String> {
-        match r {
-            rustls::Error::InvalidCertificate(_)
-            | rustls::Error::NoCertificatesPresented
-            | rustls::Error::PeerIncompatible(_) => Some(format!("TLS error: {r}")),
-            _ => None,
+    pub(crate) fn writable(&self) -> Writable {
+        match self {
+            Upstream::Ws(ws) => ws.writable(),
+            Upstream::Sse(_) => Writable::Never,
         }
     }
-    let mut current = Some(e);
-    while let Some(err) = current {
-        if let Some(r) = err.downcast_ref::<rustls::Error>() {
-            return fatal(r);
+
+    /// Starts writing `msg`; only when [`Upstream::writable`] says `Now`. [`Event::Written`] tells the end.
+    pub(crate) fn write(&mut self, msg: Outgoing) {
+        match self {
+            Upstream::Ws(ws) => ws.write(msg),
+            Upstream::Sse(_) => {}
         }
-        // `io::Error::source` skips the error it wraps, so step into it by hand.
-        current = match err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => err.source(),
-        };
     }
-    None
+
+    /// Ends the upstream: a WebSocket close handshake (each step bounded by `grace`), returning the code and
+    /// reason the server echoed; the others simply stop.
+    pub(crate) async fn close(
+        &mut self,
+        code: u16,
+        reason: &str,
+        grace: Duration,
+    ) -> Option<(u16, String)> {
+        match self {
+            Upstream::Ws(ws) => ws.close(code, reason, grace).await,
+            Upstream::Sse(_) => None,
+        }
+    }
+
+    /// The transport this upstream delivers by.
+    pub(crate) fn transport(&self) -> Transport {
+        match self {
+            Upstream::Ws(_) => Transport::Websocket,
+            Upstream::Sse(_) => Transport::Sse,
+        }
+    }
+
+    /// The WebSocket subprotocol the server chose.
+    pub(crate) fn protocol(&self) -> Option<String> {
+        match self {
+            Upstream::Ws(ws) => ws.protocol().map(str::to_owned),
+            Upstream::Sse(_) => None,
+        }
+    }
 }
 
-/// A failed request: fatal for a bad certificate, otherwise a network error worth retrying.
-pub fn request_failed(what: &str, e: &(dyn std::error::Error + 'static)) -> AttemptError {
-    match tls_failure(e) {
-        Some(reason) => AttemptError::Fatal { reason },
-        None => AttemptError::Retry {
-            reason: format!("{what}: {}", sse::error_chain(e)),
-            retry_after: None,
-        },
-    }
+/// Opens the stream the options ask for (WebSocket or SSE), within `connectTimeoutMs`: a future that owns
+/// what it needs, so that the connection can await it beside its own work. `resume` is the SSE last event id.
+pub(crate) async fn open(
+    opts: Arc<Resolved>,
+    env: Arc<Env>,
+    guard: Arc<dyn UrlGuard>,
+    notes: Arc<Notes>,
+    resume: String,
+) -> Result<Upstream, AttemptError> {
+    let limit = opts.connect_timeout;
+    let opening = async {
+        match opts.transport {
+            Transport::Websocket => ws::open(&opts, &env, &notes)
+                .await
+                .map(|ws| Upstream::Ws(Box::new(ws))),
+            Transport::Sse | Transport::Poll => {
+                sse::open(&opts, &env, &resume, guard.as_ref(), &notes)
+                    .await
+                    .map(|sse| Upstream::Sse(Box::new(sse)))
+            }
+        }
+    };
+    tokio::time::timeout(limit, opening)
+        .await
+        .unwrap_or_else(|_| {
+            Err(AttemptError::Retry {
+                reason: format!(
+                    "timed out after {} ms opening the stream",
+                    limit.as_millis()
+                ),
+                retry_after: None,
+            })
+        })
 }

@@ -1,23 +1,246 @@
-//! HTTP polling, the degraded path: one conditional GET at a time, reporting only what changed.
+//! HTTP polling, the degraded path, as an upstream: one conditional GET at a time every `intervalMs` (timed
+//! from the end of the previous poll), reporting only what changed, and backing off without ending while
+//! polls fail. With a `sendUrl`, it also writes: each message is POSTed there, one at a time.
 //!
-//! It remembers the validators (`ETag`, `Last-Modified`) and the last body, so a 304 or an identical body
+//! A poll remembers the validators (`ETag`, `Last-Modified`) and the last body, so a 304 or an identical body
 //! yields nothing. A `text/event-stream` body is parsed as SSE and only events after the last event id are
-//! returned, so a finite SSE document can be polled without repeats.
+//! relayed, so a finite SSE document can be polled without repeats.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::{
+    future::Future,
+    hash::{DefaultHasher, Hash, Hasher},
+    pin::Pin,
+    sync::Arc,
+    time::Duration,
+};
 
 use http::{header, StatusCode};
+use tokio::time::{sleep, Sleep};
 use url::Url;
 
-use super::{classify_status, request_failed, sse::error_chain, AttemptError};
-use crate::{
-    backoff::retry_after,
-    sse::{SseEvent, SseParser},
+use super::{
+    post::Poster,
+    request::{classify_status, error_chain, last_event_id_header, request_failed, retry_after},
+    AttemptError, Env, Event, Notes, Received, Writable,
 };
+use crate::{
+    frame::{FrameBody, Transport},
+    options::Resolved,
+    policy::Ended,
+    queue::Outgoing,
+    sse::{SseEvent, SseParser},
+    time::{deadline, millis, server_delay, NEVER},
+};
+
+/// Longest wait between failed polls, unless the server asks for more with `Retry-After`.
+const MAX_POLL_BACKOFF: Duration = Duration::from_secs(30);
+
+/// One poll in flight; it hands the poller's memory back with its answer.
+type Fetching = Pin<Box<dyn Future<Output = (Poller, Result<Polled, AttemptError>)> + Send>>;
+/// Starts one poll from the poller's memory and the resume point.
+type Fetch = Box<dyn FnMut(Poller, &str) -> Fetching + Send>;
+
+/// Polling, as an upstream.
+pub(crate) struct PollUpstream {
+    fetch: Fetch,
+    /// The poller's memory, while no poll is in flight.
+    poller: Option<Poller>,
+    fetching: Option<Fetching>,
+    resume: String,
+    interval: Duration,
+    failures: u32,
+    next_poll: Pin<Box<Sleep>>,
+    /// Where sends go while polling (`sendUrl`); without one, sends wait in the queue.
+    poster: Option<Poster>,
+}
+
+impl PollUpstream {
+    /// Polls `fallback.pollUrl` (or `url` itself, for `transport: "poll"`) with the connection's headers,
+    /// resuming after `resume`; POSTs sends to `sendUrl` when `posts` says so (a WebSocket that polls).
+    pub(crate) fn new(
+        opts: Arc<Resolved>,
+        env: Arc<Env>,
+        notes: Arc<Notes>,
+        resume: &str,
+        posts: bool,
+    ) -> Self {
+        let fallback = opts.fallback.clone().unwrap_or_default();
+        let url = fallback
+            .poll_url
+            .as_deref()
+            .and_then(|u| Url::parse(u).ok())
+            .unwrap_or_else(|| opts.url.clone());
+        let poster = fallback
+            .send_url
+            .as_deref()
+            .filter(|_| posts)
+            .and_then(|u| Url::parse(u).ok())
+            .map(|u| Poster::new(opts.clone(), env.clone(), notes.clone(), u));
+        let fetch: Fetch = Box::new(move |mut poller: Poller, resume: &str| {
+            let (env, opts, url) = (env.clone(), opts.clone(), url.clone());
+            let headers = env.headers_for(&opts.headers, &url, &notes);
+            let resume = resume.to_owned();
+            Box::pin(async move {
+                let polled = tokio::time::timeout(
+                    opts.connect_timeout,
+                    poller.poll(&env.http, &url, &headers, &resume, opts.max_message_size),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(AttemptError::Retry {
+                        reason: "poll timed out".into(),
+                        retry_after: None,
+                    })
+                });
+                (poller, polled)
+            })
+        });
+        Self::with(fetch, poster, millis(fallback.interval_ms), resume)
+    }
+
+    fn with(fetch: Fetch, poster: Option<Poster>, interval: Duration, resume: &str) -> Self {
+        Self {
+            fetch,
+            poller: Some(Poller::default()),
+            fetching: None,
+            resume: resume.to_owned(),
+            interval,
+            failures: 0,
+            // The first poll goes at once.
+            next_poll: Box::pin(sleep(Duration::ZERO)),
+            poster,
+        }
+    }
+
+    /// No poll is in flight: the stream may be probed now without the two overlapping.
+    pub(crate) fn idle(&self) -> bool {
+        self.fetching.is_none()
+    }
+
+    pub(crate) fn writable(&self) -> Writable {
+        match &self.poster {
+            None => Writable::Never,
+            Some(p) if p.busy() => Writable::Busy,
+            Some(_) => Writable::Now,
+        }
+    }
+
+    pub(crate) fn write(&mut self, msg: Outgoing) {
+        if let Some(p) = &mut self.poster {
+            p.start(msg);
+        }
+    }
+
+    /// The next write's end only, polls paused: what the connection waits for while it probes the stream.
+    pub(crate) async fn next_written(&mut self) -> Event {
+        match &mut self.poster {
+            Some(p) => Event::Written(p.done().await),
+            None => std::future::pending().await,
+        }
+    }
+
+    pub(crate) async fn next(&mut self) -> Event {
+        loop {
+            tokio::select! {
+                biased;
+                written = async { self.poster.as_mut().expect("guarded").done().await }, if self.poster.as_ref().is_some_and(Poster::busy) => {
+                    return Event::Written(written);
+                }
+                (poller, polled) = async { self.fetching.as_mut().expect("guarded").await }, if self.fetching.is_some() => {
+                    self.fetching = None;
+                    self.poller = Some(poller);
+                    if let Some(event) = self.answered(polled) {
+                        return event;
+                    }
+                }
+                _ = &mut self.next_poll, if self.fetching.is_none() => {
+                    if let Some(poller) = self.poller.take() {
+                        self.fetching = Some((self.fetch)(poller, &self.resume));
+                    }
+                    self.next_poll.as_mut().reset(deadline(NEVER));
+                }
+            }
+        }
+    }
+
+    /// What a poll's answer means, and when the next poll goes.
+    fn answered(&mut self, polled: Result<Polled, AttemptError>) -> Option<Event> {
+        let mut wait = self.interval;
+        let event = match polled {
+            Ok(polled) => {
+                self.failures = 0;
+                self.relay(polled)
+            }
+            Err(AttemptError::Fatal { reason }) => {
+                return Some(Event::Ended(Ended::Attempt(AttemptError::Fatal { reason })))
+            }
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                wait = poll_backoff(self.interval, self.failures, &e);
+                Some(Event::Trouble(format!(
+                    "{}; polling again in {} ms",
+                    e.reason(),
+                    wait.as_millis()
+                )))
+            }
+        };
+        self.next_poll.as_mut().reset(deadline(wait));
+        event
+    }
+
+    fn relay(&mut self, polled: Polled) -> Option<Event> {
+        let mut received = Received::default();
+        match polled {
+            Polled::Nothing => return None,
+            Polled::Body(data) => {
+                received.bytes = data.len();
+                received.messages.push(FrameBody::Message {
+                    transport: Transport::Poll,
+                    event: None,
+                    data,
+                    last_event_id: None,
+                    binary: false,
+                });
+            }
+            Polled::Events(events) => {
+                for ev in events {
+                    received.bytes += ev.data.len();
+                    if !ev.last_event_id.is_empty() && ev.last_event_id != self.resume {
+                        self.resume.clone_from(&ev.last_event_id);
+                        received.resume = Some(self.resume.clone());
+                    }
+                    received.messages.push(FrameBody::Message {
+                        transport: Transport::Poll,
+                        event: Some(ev.event),
+                        data: ev.data,
+                        last_event_id: Some(ev.last_event_id),
+                        binary: false,
+                    });
+                }
+            }
+        }
+        Some(Event::Received(received))
+    }
+}
+
+/// The wait after `failures` failed polls in a row: the interval doubled per failure up to 30 s (or the
+/// interval, if longer), or what the server asked for with `Retry-After` when that is longer still.
+fn poll_backoff(interval: Duration, failures: u32, e: &AttemptError) -> Duration {
+    let backoff = interval
+        .saturating_mul(1 << failures.min(4))
+        .min(MAX_POLL_BACKOFF.max(interval));
+    match e {
+        AttemptError::Retry {
+            retry_after: Some(ra),
+            ..
+        } => backoff.max(server_delay(*ra)),
+        _ => backoff,
+    }
+}
 
 /// What one poll found.
 #[derive(Debug, PartialEq)]
-pub enum Polled {
+pub(crate) enum Polled {
     /// 304, an identical body, or an SSE document with no event newer than the last id.
     Nothing,
     /// A body that changed.
@@ -28,7 +251,7 @@ pub enum Polled {
 
 /// The memory of a poller between polls.
 #[derive(Debug, Default)]
-pub struct Poller {
+pub(crate) struct Poller {
     etag: Option<http::HeaderValue>,
     last_modified: Option<http::HeaderValue>,
     body_hash: Option<u64>,
@@ -36,7 +259,7 @@ pub struct Poller {
 
 impl Poller {
     /// One GET of `url` with the connection's headers, conditional on the previous answer.
-    pub async fn poll(
+    pub(crate) async fn poll(
         &mut self,
         client: &reqwest::Client,
         url: &Url,
@@ -54,7 +277,7 @@ impl Poller {
         if let Some(lm) = &self.last_modified {
             req = req.header(header::IF_MODIFIED_SINCE, lm.clone());
         }
-        if let Some(id) = super::last_event_id_header(last_event_id) {
+        if let Some(id) = last_event_id_header(last_event_id) {
             req = req.header("last-event-id", id);
         }
         let response = req
@@ -132,7 +355,7 @@ impl Poller {
 
 /// Events after the one carrying `last_id`; all of them when no event carries it (the server already
 /// answered from `Last-Event-ID`, or the ids started afresh).
-pub fn after_last_id(events: Vec<SseEvent>, last_id: &str) -> Vec<SseEvent> {
+pub(crate) fn after_last_id(events: Vec<SseEvent>, last_id: &str) -> Vec<SseEvent> {
     if last_id.is_empty() {
         return events;
     }
@@ -174,6 +397,104 @@ async fn read_limited(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::MAX_SERVER_DELAY;
+    use std::sync::Mutex;
+
+    /// A poll upstream whose polls answer from `script`, in order, then `Nothing` for ever; it records the
+    /// resume point each poll was sent with.
+    fn scripted(
+        script: Vec<Result<Polled, AttemptError>>,
+        interval_ms: u64,
+    ) -> (PollUpstream, Arc<Mutex<Vec<String>>>) {
+        let script = Arc::new(Mutex::new(std::collections::VecDeque::from(script)));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let seen = sent.clone();
+        let fetch: Fetch = Box::new(move |poller, resume: &str| {
+            seen.lock().unwrap().push(resume.to_owned());
+            let next = script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(Ok(Polled::Nothing));
+            Box::pin(async move { (poller, next) })
+        });
+        (
+            PollUpstream::with(fetch, None, Duration::from_millis(interval_ms), "7"),
+            sent,
+        )
+    }
+
+    fn retry(after: Option<u64>) -> AttemptError {
+        AttemptError::Retry {
+            reason: "poll answered HTTP 503".into(),
+            retry_after: after.map(Duration::from_secs),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_polls_back_off_and_say_when_the_next_one_goes() {
+        let (mut up, _) = scripted(
+            vec![
+                Err(retry(None)),
+                Err(retry(None)),
+                Err(retry(Some(u64::MAX))),
+                Ok(Polled::Body("x".into())),
+            ],
+            1000,
+        );
+        let mut waits = Vec::new();
+        for _ in 0..3 {
+            let started = tokio::time::Instant::now();
+            match up.next().await {
+                Event::Trouble(t) => waits.push((t, started.elapsed())),
+                other => panic!("expected a failed poll, got {other:?}"),
+            }
+        }
+        let said: Vec<_> = waits
+            .iter()
+            .map(|(t, _)| t.rsplit(' ').nth(1).unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            said,
+            ["2000", "4000", &MAX_SERVER_DELAY.as_millis().to_string()],
+            "got {waits:?}"
+        );
+        // Each poll went when the previous one said it would.
+        assert_eq!(waits[1].1, Duration::from_millis(2000));
+        assert_eq!(waits[2].1, Duration::from_millis(4000));
+        match up.next().await {
+            Event::Received(r) => assert_eq!(r.messages.len(), 1),
+            other => panic!("expected the body, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_resume_point_follows_the_events_and_credentials_problems_end() {
+        let (mut up, sent) = scripted(
+            vec![
+                Ok(Polled::Events(vec![ev("7", "kept 7"), ev("8", "moved on")])),
+                Ok(Polled::Nothing),
+                Err(AttemptError::Fatal {
+                    reason: "HTTP 401".into(),
+                }),
+            ],
+            100,
+        );
+        match up.next().await {
+            Event::Received(r) => {
+                assert_eq!(r.resume.as_deref(), Some("8"));
+                assert_eq!(r.messages.len(), 2);
+            }
+            other => panic!("expected events, got {other:?}"),
+        }
+        match up.next().await {
+            Event::Ended(Ended::Attempt(AttemptError::Fatal { reason })) => {
+                assert_eq!(reason, "HTTP 401")
+            }
+            other => panic!("expected the end, got {other:?}"),
+        }
+        assert_eq!(*sent.lock().unwrap(), ["7", "8", "8"]);
+    }
 
     fn ev(id: &str, data: &str) -> SseEvent {
         SseEvent {

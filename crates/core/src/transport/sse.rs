@@ -1,26 +1,136 @@
-//! Opening a Server-Sent Events stream with reqwest: the request a browser's EventSource would make, plus the
-//! app's method, headers and body; redirects followed by hand so that every hop is checked against the scope.
+//! The Server-Sent Events upstream (reqwest): the request a browser's EventSource would make, plus the app's
+//! method, headers and body, with redirects followed by hand so that every hop is checked against the scope;
+//! then the response body, read chunk by chunk into the SSE parser, with the idle timeout.
+//!
+//! The parser's last event id is the resume point: each read reports it when it moved, and the connection
+//! sends it back as `Last-Event-ID` on the next open.
 
+use std::{pin::Pin, time::Duration};
+
+use bytes::Bytes;
+use futures_util::{stream::BoxStream, StreamExt};
 use http::{header, Method, StatusCode};
+use tokio::time::{sleep, Instant, Sleep};
 use url::Url;
 
 use super::{
-    classify_status, last_event_id_header, request_failed, request_headers, AttemptError, Notes,
-    UrlGuard,
+    request::{classify_status, error_chain, last_event_id_header, request_failed, retry_after},
+    AttemptError, Env, Event, Notes, Received, UrlGuard,
 };
-use crate::{backoff::retry_after, connection::Env, options::Resolved};
+use crate::{
+    frame::{FrameBody, Transport},
+    options::Resolved,
+    policy::{Ended, Progress},
+    sse::SseParser,
+    time::{deadline, millis, NEVER},
+};
 
 /// Hops followed before giving up, as browsers do.
 const MAX_REDIRECTS: usize = 10;
 
+/// An open event stream.
+pub(crate) struct SseUpstream {
+    body: BoxStream<'static, Result<Bytes, String>>,
+    parser: SseParser,
+    /// The resume point last reported.
+    resume: String,
+    idle: Duration,
+    idle_timer: Pin<Box<Sleep>>,
+    /// An oversized event ends the stream after the events before it are reported: the end, held for the
+    /// next call.
+    ending: Option<Ended>,
+    since: Instant,
+    delivered: bool,
+}
+
+impl SseUpstream {
+    /// Reads `body`, resuming after `resume`; no byte for `idleTimeoutMs` (with the heartbeat on) ends it.
+    pub(crate) fn new(
+        body: BoxStream<'static, Result<Bytes, String>>,
+        opts: &Resolved,
+        resume: &str,
+    ) -> Self {
+        let idle = opts
+            .heartbeat
+            .as_ref()
+            .map_or(NEVER, |h| millis(h.idle_timeout_ms));
+        Self {
+            body,
+            parser: SseParser::new(opts.max_message_size).with_last_event_id(resume.to_owned()),
+            resume: resume.to_owned(),
+            idle,
+            idle_timer: Box::pin(sleep(idle)),
+            ending: None,
+            since: Instant::now(),
+            delivered: false,
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            uptime: self.since.elapsed(),
+            delivered: self.delivered,
+        }
+    }
+
+    pub(crate) async fn next(&mut self) -> Event {
+        if let Some(ended) = self.ending.take() {
+            return Event::Ended(ended);
+        }
+        tokio::select! {
+                chunk = self.body.next() => match chunk {
+                    Some(Ok(bytes)) => {
+                        self.idle_timer.as_mut().reset(deadline(self.idle));
+                        let mut received = Received { bytes: bytes.len(), ..Received::default() };
+                        let mut events = Vec::new();
+                        // Events completed before an oversized one are reported first: their ids are already
+                        // the resume point.
+                        if let Err(e) = self.parser.feed(&bytes, &mut events) {
+                            self.ending = Some(Ended::Attempt(AttemptError::Fatal { reason: e.to_string() }));
+                        }
+                        received.retry = self.parser.take_retry();
+                        if self.parser.committed_id() != self.resume {
+                            self.resume = self.parser.committed_id().to_owned();
+                            received.resume = Some(self.resume.clone());
+                        }
+                        self.delivered |= !events.is_empty();
+                        received.messages = events
+                            .into_iter()
+                            .map(|ev| FrameBody::Message {
+                                transport: Transport::Sse,
+                                event: Some(ev.event),
+                                data: ev.data,
+                                last_event_id: Some(ev.last_event_id),
+                                binary: false,
+                            })
+                            .collect();
+                        // Even a chunk with no whole event is reported: its bytes count, and it kept the stream alive.
+                        Event::Received(received)
+                    }
+                    Some(Err(e)) => {
+                        let reason = format!("stream error: {e}");
+                        Event::Ended(Ended::Dropped { reason, progress: self.progress() })
+                    }
+                    // A partial event at the end of a stream is discarded (WHATWG); the resume point stays at
+                    // the last blank line.
+                    None => Event::Ended(Ended::Finished { progress: self.progress() }),
+                },
+                _ = &mut self.idle_timer => {
+                    let reason = format!("no data for {} ms (idle timeout)", self.idle.as_millis());
+                    Event::Ended(Ended::Dropped { reason, progress: self.progress() })
+                }
+        }
+    }
+}
+
 /// Sends the request and checks the response: 200 with `text/event-stream`, or a classified error.
 pub(crate) async fn open(
-    env: &Env,
     opts: &Resolved,
-    last_event_id: Option<&str>,
+    env: &Env,
+    resume: &str,
     guard: &dyn UrlGuard,
     notes: &Notes,
-) -> Result<reqwest::Response, AttemptError> {
+) -> Result<SseUpstream, AttemptError> {
     let mut url = opts.url.clone();
     let mut method = opts.method.clone();
     let mut body = opts.body.clone();
@@ -39,10 +149,10 @@ pub(crate) async fn open(
             .filter(|(name, _)| same_origin || !is_credential(name))
             .cloned()
             .collect();
-        for (name, value) in request_headers(&own, env.secrets.as_deref(), &url, notes) {
+        for (name, value) in env.headers_for(&own, &url, notes) {
             req = req.header(name, value);
         }
-        if let Some(id) = last_event_id.and_then(last_event_id_header) {
+        if let Some(id) = last_event_id_header(resume) {
             req = req.header("last-event-id", id);
         }
         if let Some(b) = &body {
@@ -72,7 +182,12 @@ pub(crate) async fn open(
             url = next;
             continue;
         }
-        return check_response(response);
+        let response = check_response(response)?;
+        let body = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(|e| error_chain(&e)))
+            .boxed();
+        return Ok(SseUpstream::new(body, opts, resume));
     }
     Err(AttemptError::Fatal {
         reason: format!("too many redirects (more than {MAX_REDIRECTS})"),
@@ -144,30 +259,131 @@ fn redirect_target(base: &Url, response: &reqwest::Response) -> Result<Url, Atte
     Ok(next)
 }
 
-/// reqwest hides the cause (connection refused, timed out) behind its source chain.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s = s.to_string();
-        if !msg.contains(&s) {
-            msg.push_str(": ");
-            msg.push_str(&s);
-        }
-        source = s_source(source);
-    }
-    msg
-}
-
-fn s_source<'a>(
-    e: Option<&'a (dyn std::error::Error + 'static)>,
-) -> Option<&'a (dyn std::error::Error + 'static)> {
-    e.and_then(|e| e.source())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::{ConnectOptions, HeartbeatOptions, Limits, Toggle};
+    use tokio::sync::mpsc;
+
+    /// An upstream over a body whose chunks the test sends, with `max` as maxMessageSize.
+    fn upstream(
+        max: usize,
+        idle_ms: Option<u64>,
+    ) -> (SseUpstream, mpsc::UnboundedSender<Result<Bytes, String>>) {
+        let opts = ConnectOptions {
+            url: "https://example.test/s".into(),
+            max_message_size: Some(max),
+            heartbeat: Some(idle_ms.map_or(Toggle::Enabled(false), |ms| {
+                Toggle::With(HeartbeatOptions {
+                    idle_timeout_ms: ms,
+                    ..Default::default()
+                })
+            })),
+            ..Default::default()
+        }
+        .resolve(&Limits::default())
+        .expect("valid options");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
+        (SseUpstream::new(body, &opts, "3"), tx)
+    }
+
+    fn datas(r: &Received) -> Vec<(&str, &str)> {
+        r.messages
+            .iter()
+            .map(|m| match m {
+                FrameBody::Message {
+                    data,
+                    last_event_id,
+                    ..
+                } => (data.as_str(), last_event_id.as_deref().unwrap_or("")),
+                other => panic!("expected messages, got {other:?}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn events_split_across_chunks_come_whole_with_their_resume_point() {
+        let (mut up, tx) = upstream(1 << 20, None);
+        for chunk in [
+            "retry: 250\nid: 4\nda",
+            "ta: a\n\ndata: b\n",
+            "\n: keep-alive\n",
+        ] {
+            tx.send(Ok(Bytes::from(chunk))).unwrap();
+        }
+        let mut all = Vec::new();
+        for _ in 0..3 {
+            match up.next().await {
+                Event::Received(r) => all.push(r),
+                other => panic!("expected a read, got {other:?}"),
+            }
+        }
+        assert_eq!(all[0].retry, Some(250));
+        assert!(
+            all[0].messages.is_empty() && all[0].resume.is_none(),
+            "half an event: nothing yet"
+        );
+        assert_eq!(datas(&all[1]), [("a", "4")]);
+        assert_eq!(all[1].resume.as_deref(), Some("4"));
+        // An event without an id keeps the last one, and the id did not move.
+        assert_eq!(datas(&all[2]), [("b", "4")]);
+        assert_eq!(all[2].resume, None);
+        drop(tx);
+        match up.next().await {
+            Event::Ended(Ended::Finished { progress }) => assert!(progress.delivered),
+            other => panic!("expected the end of the stream, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oversized_event_ends_the_stream_after_the_events_before_it() {
+        let (mut up, tx) = upstream(100, None);
+        let chunk = format!("id: 5\ndata: ok\n\ndata: {}\n\n", "x".repeat(200));
+        tx.send(Ok(Bytes::from(chunk))).unwrap();
+        match up.next().await {
+            Event::Received(r) => {
+                assert_eq!(datas(&r), [("ok", "5")]);
+                assert_eq!(r.resume.as_deref(), Some("5"));
+            }
+            other => panic!("expected the good event first, got {other:?}"),
+        }
+        match up.next().await {
+            Event::Ended(Ended::Attempt(AttemptError::Fatal { reason })) => {
+                assert!(reason.contains("larger than 100 bytes"), "got {reason}")
+            }
+            other => panic!("expected a fatal end, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_stream_ends_at_the_idle_timeout_and_any_byte_resets_it() {
+        let (mut up, tx) = upstream(1 << 20, Some(1000));
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        tx.send(Ok(Bytes::from(": still here\n"))).unwrap();
+        assert!(matches!(up.next().await, Event::Received(_)));
+        let started = Instant::now();
+        match up.next().await {
+            Event::Ended(Ended::Dropped { reason, progress }) => {
+                assert_eq!(reason, "no data for 1000 ms (idle timeout)");
+                assert!(!progress.delivered);
+            }
+            other => panic!("expected the idle timeout, got {other:?}"),
+        }
+        assert_eq!(started.elapsed(), Duration::from_millis(1000));
+    }
+
+    #[tokio::test]
+    async fn a_read_error_drops_the_stream_naming_it() {
+        let (mut up, tx) = upstream(1 << 20, None);
+        tx.send(Err("connection reset".into())).unwrap();
+        match up.next().await {
+            Event::Ended(Ended::Dropped { reason, .. }) => {
+                assert_eq!(reason, "stream error: connection reset")
+            }
+            other => panic!("expected a drop, got {other:?}"),
+        }
+    }
 
     #[test]
     fn content_type_essence() {

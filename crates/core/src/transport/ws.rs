@@ -1,13 +1,44 @@
-//! Opening a WebSocket with tokio-tungstenite over rustls.
+//! The WebSocket upstream (tokio-tungstenite over rustls): the opening handshake, then reading, writing one
+//! message at a time with a deadline, the ping/pong heartbeat and the close handshake.
+//!
+//! Everything it has in flight lives in [`WsUpstream`], so [`WsUpstream::next`] can be dropped and called
+//! again at any point: the connection polls it beside its controls, and a server that stops reading or
+//! sending never keeps `close` from being heard.
 
-use tokio::net::TcpStream;
+use std::{pin::Pin, task::Poll, time::Duration};
+
+use futures_util::{
+    stream::{SplitSink, SplitStream},
+    SinkExt, StreamExt,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    time::{sleep, timeout, timeout_at, Instant, Sleep},
+};
 use tokio_tungstenite::{
-    tungstenite::{self, client::IntoClientRequest, protocol::WebSocketConfig},
+    tungstenite::{
+        self, client::IntoClientRequest, protocol::frame::coding::CloseCode, protocol::CloseFrame,
+        protocol::WebSocketConfig, Message,
+    },
     Connector, MaybeTlsStream, WebSocketStream,
 };
 
-use super::{classify_status, request_headers, tls_failure, AttemptError, Notes};
-use crate::{backoff::retry_after, connection::Env, error::Error, options::Resolved};
+use super::{
+    request::{classify_status, retry_after, tls_failure},
+    AttemptError, Env, Event, Notes, Writable,
+};
+use crate::{
+    error::Error,
+    frame::{FrameBody, Transport},
+    options::Resolved,
+    policy::{Ended, Progress},
+    queue::Outgoing,
+    time::{deadline, millis, NEVER},
+};
+
+/// Time allowed for the server's side of a close it started, before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Longest close reason a close frame can carry (125 bytes of payload less the 2-byte code).
 pub const MAX_CLOSE_REASON: usize = 123;
@@ -28,14 +59,307 @@ pub fn check_close(code: u16, reason: &str) -> Result<(), Error> {
     Ok(())
 }
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// What a WebSocket upstream runs over: TCP, with or without TLS.
+pub(crate) type Socket = MaybeTlsStream<TcpStream>;
 
-/// Performs the opening handshake, returning the stream and the subprotocol the server chose.
+/// Why the upstream is writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writing {
+    /// A message of the app's: its end is reported as [`Event::Written`].
+    App,
+    /// The heartbeat's ping.
+    Ping,
+}
+
+/// An open WebSocket.
+pub(crate) struct WsUpstream<S> {
+    sink: SplitSink<WebSocketStream<S>, Message>,
+    stream: SplitStream<WebSocketStream<S>>,
+    protocol: Option<String>,
+    /// Ping every `ping_every` while nothing is written; a pong must come within `pong_within`.
+    heartbeat: Option<(Duration, Duration)>,
+    ping: Pin<Box<Sleep>>,
+    pong: Pin<Box<Sleep>>,
+    awaiting_pong: bool,
+    /// The message being written: `pending` until the socket takes it, then flushed.
+    pending: Option<Message>,
+    writing: Option<Writing>,
+    write_within: Duration,
+    write_deadline: Pin<Box<Sleep>>,
+    /// The server closed: how the upstream ended, reported once its reply to the close is flushed (or the
+    /// grace is over).
+    ending: Option<(Ended, Instant)>,
+    since: Instant,
+    delivered: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
+    /// Wraps a socket whose handshake is done. The heartbeat, when on, pings every `pingIntervalMs` and
+    /// expects a pong within `pongTimeoutMs`, which is also the write deadline (without a heartbeat, the
+    /// write deadline is `connectTimeoutMs`).
+    pub(crate) fn new(ws: WebSocketStream<S>, protocol: Option<String>, opts: &Resolved) -> Self {
+        let heartbeat = opts
+            .heartbeat
+            .as_ref()
+            .map(|h| (millis(h.ping_interval_ms), millis(h.pong_timeout_ms)));
+        let write_within = heartbeat.map_or(opts.connect_timeout, |(_, pong)| pong);
+        let (sink, stream) = ws.split();
+        Self {
+            sink,
+            stream,
+            protocol,
+            ping: Box::pin(sleep(heartbeat.map_or(NEVER, |(ping, _)| ping))),
+            pong: Box::pin(sleep(NEVER)),
+            heartbeat,
+            awaiting_pong: false,
+            pending: None,
+            writing: None,
+            write_within,
+            write_deadline: Box::pin(sleep(NEVER)),
+            ending: None,
+            since: Instant::now(),
+            delivered: false,
+        }
+    }
+
+    pub(crate) fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    pub(crate) fn writable(&self) -> Writable {
+        if self.writing.is_some() || self.ending.is_some() {
+            Writable::Busy
+        } else {
+            Writable::Now
+        }
+    }
+
+    pub(crate) fn write(&mut self, msg: Outgoing) {
+        self.start(
+            Writing::App,
+            match msg {
+                Outgoing::Text(t) => Message::text(t),
+                Outgoing::Binary(b) => Message::binary(b),
+            },
+        );
+    }
+
+    fn start(&mut self, why: Writing, msg: Message) {
+        self.writing = Some(why);
+        self.pending = Some(msg);
+        self.write_deadline
+            .as_mut()
+            .reset(deadline(self.write_within));
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            uptime: self.since.elapsed(),
+            delivered: self.delivered,
+        }
+    }
+
+    /// Ends with `ended`, telling first whoever waits for the write in flight that it may not have arrived.
+    fn end(&mut self, ended: Ended) -> Event {
+        if self.writing.take() == Some(Writing::App) {
+            // The `Ended` comes next, from the call after this one.
+            self.ending = Some((ended, Instant::now()));
+            return Event::Written(Err("the connection ended while it was being written".into()));
+        }
+        Event::Ended(ended)
+    }
+
+    pub(crate) async fn next(&mut self) -> Event {
+        loop {
+            if let Some((_, until)) = &self.ending {
+                // Lets tungstenite write its reply to a close the server started, within the grace.
+                let until = *until;
+                let _ = timeout_at(
+                    until,
+                    std::future::poll_fn(|cx| self.sink.poll_flush_unpin(cx)),
+                )
+                .await;
+                if let Some((ended, _)) = self.ending.take() {
+                    return Event::Ended(ended);
+                }
+            }
+            tokio::select! {
+                biased;
+                written = std::future::poll_fn(|cx| poll_write(&mut self.sink, &mut self.pending, cx)), if self.writing.is_some() => {
+                    self.write_deadline.as_mut().reset(deadline(NEVER));
+                    match (self.writing.take(), written) {
+                        (Some(Writing::Ping), Ok(())) => {
+                            if !self.awaiting_pong {
+                                self.awaiting_pong = true;
+                                self.pong.as_mut().reset(deadline(self.heartbeat.map_or(NEVER, |(_, p)| p)));
+                            }
+                        }
+                        (Some(Writing::App), Ok(())) => return Event::Written(Ok(())),
+                        (Some(Writing::App), Err(e)) => {
+                            let why = format!("the write failed ({e})");
+                            self.ending = Some((self.failed(e), Instant::now()));
+                            return Event::Written(Err(why));
+                        }
+                        (_, Err(e)) => return Event::Ended(self.failed(e)),
+                        (None, Ok(())) => {}
+                    }
+                }
+                _ = &mut self.write_deadline, if self.writing.is_some() => {
+                    let reason = format!(
+                        "the server stopped reading: a write did not finish within {} ms",
+                        self.write_within.as_millis()
+                    );
+                    return self.end(Ended::Dropped { reason, progress: self.progress() });
+                }
+                m = self.stream.next() => match m {
+                    Some(Ok(Message::Text(text))) => {
+                        self.delivered = true;
+                        let len = text.len();
+                        return Event::Message(FrameBody::Message {
+                            transport: Transport::Websocket,
+                            event: None,
+                            data: text.as_str().to_owned(),
+                            last_event_id: None,
+                            binary: false,
+                        }, len);
+                    }
+                    Some(Ok(Message::Binary(bytes))) => {
+                        use base64::Engine as _;
+                        self.delivered = true;
+                        return Event::Message(FrameBody::Message {
+                            transport: Transport::Websocket,
+                            event: None,
+                            data: base64::engine::general_purpose::STANDARD.encode(&bytes),
+                            last_event_id: None,
+                            binary: true,
+                        }, bytes.len());
+                    }
+                    Some(Ok(Message::Pong(_))) => {
+                        self.awaiting_pong = false;
+                        self.pong.as_mut().reset(deadline(NEVER));
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Frame(_))) => {}
+                    Some(Ok(Message::Close(frame))) => {
+                        let (code, reason) = frame
+                            .map(|f| (u16::from(f.code), f.reason.as_str().to_owned()))
+                            .unwrap_or((1005, String::new()));
+                        let progress = self.progress();
+                        let ended = Ended::ServerClosed { code, reason, progress };
+                        if self.writing.take() == Some(Writing::App) {
+                            self.ending = Some((ended, deadline(CLOSE_GRACE)));
+                            return Event::Written(Err("the server closed the connection".into()));
+                        }
+                        self.ending = Some((ended, deadline(CLOSE_GRACE)));
+                    }
+                    Some(Err(e)) => {
+                        let ended = self.failed(e);
+                        return self.end(ended);
+                    }
+                    None => {
+                        let reason = "connection closed without a close frame".to_owned();
+                        return self.end(Ended::Dropped { reason, progress: self.progress() });
+                    }
+                },
+                _ = &mut self.ping, if self.heartbeat.is_some() && self.writing.is_none() => {
+                    let every = self.heartbeat.map_or(NEVER, |(ping, _)| ping);
+                    self.ping.as_mut().reset(deadline(every));
+                    self.start(Writing::Ping, Message::Ping(Default::default()));
+                }
+                _ = &mut self.pong, if self.awaiting_pong => {
+                    let within = self.heartbeat.map_or(NEVER, |(_, p)| p);
+                    let reason = format!("no pong within {} ms", within.as_millis());
+                    return self.end(Ended::Dropped { reason, progress: self.progress() });
+                }
+            }
+        }
+    }
+
+    /// How a read or write error ends the upstream.
+    fn failed(&self, e: tungstenite::Error) -> Ended {
+        use tungstenite::Error as E;
+        let progress = self.progress();
+        match e {
+            // The server sent more than we accept: retrying would only repeat it.
+            E::Capacity(c) => Ended::Attempt(AttemptError::Fatal {
+                reason: format!("message from the server too large ({c}); raise maxMessageSize"),
+            }),
+            E::Protocol(p) => Ended::Dropped {
+                reason: format!("WebSocket protocol error: {p}"),
+                progress,
+            },
+            E::Utf8(_) => Ended::Dropped {
+                reason: "server sent invalid UTF-8 in a text message".into(),
+                progress,
+            },
+            other => Ended::Dropped {
+                reason: format!("network error: {other}"),
+                progress,
+            },
+        }
+    }
+
+    /// Sends a close frame and waits briefly for the server's reply; returns the code and reason it echoed.
+    /// Each step is bounded by `grace`, so a server that stopped reading only delays the end by that much.
+    pub(crate) async fn close(
+        &mut self,
+        code: u16,
+        reason: &str,
+        grace: Duration,
+    ) -> Option<(u16, String)> {
+        self.pending = None;
+        self.writing = None;
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.to_owned().into(),
+        };
+        if timeout(grace, self.sink.send(Message::Close(Some(frame))))
+            .await
+            .is_err()
+        {
+            return None;
+        }
+        let stream = &mut self.stream;
+        let wait = async {
+            while let Some(m) = stream.next().await {
+                match m {
+                    Ok(Message::Close(f)) => {
+                        return f.map(|f| (u16::from(f.code), f.reason.as_str().to_owned()));
+                    }
+                    Ok(_) => continue,
+                    Err(_) => return None,
+                }
+            }
+            None
+        };
+        timeout(grace, wait).await.ok().flatten()
+    }
+}
+
+/// Takes `pending` into the socket once it has room, then flushes: the next step of writing one message.
+/// Cancel-safe: a message not yet taken stays in `pending`, one taken stays in the socket's buffer.
+fn poll_write<S>(
+    sink: &mut S,
+    pending: &mut Option<Message>,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<Result<(), tungstenite::Error>>
+where
+    S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    if pending.is_some() {
+        std::task::ready!(sink.poll_ready_unpin(cx))?;
+        if let Some(msg) = pending.take() {
+            sink.start_send_unpin(msg)?;
+        }
+    }
+    sink.poll_flush_unpin(cx)
+}
+
+/// Performs the opening handshake.
 pub(crate) async fn open(
     opts: &Resolved,
     env: &Env,
     notes: &Notes,
-) -> Result<(Ws, Option<String>), AttemptError> {
+) -> Result<WsUpstream<Socket>, AttemptError> {
     let mut request = opts
         .url
         .as_str()
@@ -44,7 +368,7 @@ pub(crate) async fn open(
             reason: format!("invalid WebSocket request: {e}"),
         })?;
     let headers = request.headers_mut();
-    for (name, value) in request_headers(&opts.headers, env.secrets.as_deref(), &opts.url, notes) {
+    for (name, value) in env.headers_for(&opts.headers, &opts.url, notes) {
         headers.append(name, value);
     }
     if !opts.protocols.is_empty() {
@@ -72,7 +396,7 @@ pub(crate) async fn open(
                 .get(http::header::SEC_WEBSOCKET_PROTOCOL)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            Ok((ws, protocol))
+            Ok(WsUpstream::new(ws, protocol, opts))
         }
         Err(e) => Err(classify(e)),
     }
@@ -122,5 +446,171 @@ fn classify(e: tungstenite::Error) -> AttemptError {
             reason: other.to_string(),
             retry_after: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::{ConnectOptions, HeartbeatOptions, Limits, Toggle};
+    use tokio::io::DuplexStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    fn opts(heartbeat: Option<HeartbeatOptions>) -> Resolved {
+        ConnectOptions {
+            url: "ws://example.test/".into(),
+            heartbeat: Some(heartbeat.map_or(Toggle::Enabled(false), Toggle::With)),
+            ..Default::default()
+        }
+        .resolve(&Limits::default())
+        .expect("valid options")
+    }
+
+    /// An upstream over an in-memory pipe of `buffer` bytes, and the server's end of it.
+    async fn pair(
+        buffer: usize,
+        heartbeat: Option<HeartbeatOptions>,
+    ) -> (WsUpstream<DuplexStream>, WebSocketStream<DuplexStream>) {
+        let (client, server) = tokio::io::duplex(buffer);
+        let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let server = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        (WsUpstream::new(client, None, &opts(heartbeat)), server)
+    }
+
+    #[tokio::test]
+    async fn messages_in_and_writes_out() {
+        let (mut up, mut server) = pair(1 << 16, None).await;
+        server.send(Message::text("hello")).await.unwrap();
+        server.send(Message::binary(vec![0u8, 1, 2])).await.unwrap();
+        match up.next().await {
+            Event::Message(
+                FrameBody::Message {
+                    data,
+                    binary: false,
+                    ..
+                },
+                5,
+            ) => assert_eq!(data, "hello"),
+            other => panic!("expected the text, got {other:?}"),
+        }
+        match up.next().await {
+            Event::Message(
+                FrameBody::Message {
+                    data, binary: true, ..
+                },
+                3,
+            ) => assert_eq!(data, "AAEC"),
+            other => panic!("expected the binary as base64, got {other:?}"),
+        }
+        assert_eq!(up.writable(), Writable::Now);
+        up.write(Outgoing::Text("up".into()));
+        assert_eq!(up.writable(), Writable::Busy);
+        assert!(matches!(up.next().await, Event::Written(Ok(()))));
+        assert_eq!(server.next().await.unwrap().unwrap(), Message::text("up"));
+    }
+
+    /// Dropping `next` in the middle of a write loses nothing and sends nothing twice.
+    #[tokio::test]
+    async fn a_write_survives_a_dropped_next() {
+        let (mut up, mut server) = pair(1024, None).await;
+        up.write(Outgoing::Binary(vec![9; 64 << 10]));
+        // The pipe holds 1 KiB: the write cannot finish until the server reads.
+        assert!(tokio::time::timeout(Duration::from_millis(50), up.next())
+            .await
+            .is_err());
+        let read = tokio::spawn(async move {
+            let m = server.next().await.unwrap().unwrap();
+            (m, server)
+        });
+        assert!(matches!(up.next().await, Event::Written(Ok(()))));
+        let (m, mut server) = read.await.unwrap();
+        assert_eq!(m.len(), 64 << 10);
+        // Exactly once.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), server.next())
+                .await
+                .is_err()
+        );
+    }
+
+    /// A server that stops reading: the write misses its deadline (the pong timeout), the write is reported
+    /// as possibly lost, and the upstream ends as a dead link.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_past_its_deadline_ends_the_upstream() {
+        let heartbeat = HeartbeatOptions {
+            ping_interval_ms: 60_000,
+            pong_timeout_ms: 500,
+            ..Default::default()
+        };
+        let (mut up, _server) = pair(1024, Some(heartbeat)).await;
+        up.write(Outgoing::Binary(vec![1; 64 << 10]));
+        match up.next().await {
+            Event::Written(Err(why)) => assert!(why.contains("ended"), "got {why}"),
+            other => panic!("expected the write reported, got {other:?}"),
+        }
+        match up.next().await {
+            Event::Ended(Ended::Dropped { reason, .. }) => {
+                assert!(
+                    reason.contains("stopped reading") && reason.contains("500 ms"),
+                    "got {reason}"
+                )
+            }
+            other => panic!("expected a dead link, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ping_without_a_pong_ends_the_upstream() {
+        let heartbeat = HeartbeatOptions {
+            ping_interval_ms: 1000,
+            pong_timeout_ms: 300,
+            ..Default::default()
+        };
+        // The server never reads, so it never answers the ping.
+        let (mut up, _server) = pair(1 << 16, Some(heartbeat)).await;
+        let started = Instant::now();
+        match up.next().await {
+            Event::Ended(Ended::Dropped { reason, .. }) => {
+                assert_eq!(reason, "no pong within 300 ms")
+            }
+            other => panic!("expected no pong, got {other:?}"),
+        }
+        assert_eq!(started.elapsed(), Duration::from_millis(1300));
+    }
+
+    #[tokio::test]
+    async fn a_close_from_the_server_ends_with_its_code_after_the_reply() {
+        let (mut up, mut server) = pair(1 << 16, None).await;
+        server.send(Message::text("last")).await.unwrap();
+        server
+            .send(Message::Close(Some(CloseFrame {
+                code: CloseCode::from(4001),
+                reason: "bye".into(),
+            })))
+            .await
+            .unwrap();
+        assert!(matches!(up.next().await, Event::Message(..)));
+        match up.next().await {
+            Event::Ended(Ended::ServerClosed {
+                code: 4001,
+                reason,
+                progress,
+            }) => {
+                assert_eq!(reason, "bye");
+                assert!(progress.delivered, "a message came before the close");
+            }
+            other => panic!("expected the server's close, got {other:?}"),
+        }
+        // The client's reply to the close reached the server.
+        assert!(matches!(server.next().await, Some(Ok(Message::Close(_)))));
+    }
+
+    #[tokio::test]
+    async fn our_close_gets_the_servers_echo() {
+        let (mut up, mut server) = pair(1 << 16, None).await;
+        let echo = tokio::spawn(async move { while let Some(Ok(_)) = server.next().await {} });
+        let echoed = up.close(1000, "done", Duration::from_secs(2)).await;
+        assert_eq!(echoed, Some((1000, "done".into())));
+        echo.await.unwrap();
     }
 }

@@ -1,0 +1,156 @@
+//! What the app sends: the bounded queue of messages that wait for a connection, in order, and the one message
+//! being written. Messages are written at most once: one whose write did not finish is reported, never sent
+//! again (it may or may not have reached the server).
+
+use tokio::sync::oneshot;
+
+use crate::{
+    error::Error,
+    options::QueueOptions,
+    queue::{OutQueue, Outgoing},
+};
+
+/// A message from the app; the reply says whether it was queued (`true`) or written (`false`).
+pub(crate) struct SendRequest {
+    pub msg: Outgoing,
+    pub reply: oneshot::Sender<Result<bool, Error>>,
+}
+
+/// The message being written.
+enum Writing {
+    /// A send whose caller waits for the answer.
+    Send {
+        len: usize,
+        reply: oneshot::Sender<Result<bool, Error>>,
+    },
+    /// A message from the queue; its caller was told `queued: true`.
+    Queued { len: usize },
+}
+
+pub(crate) struct Outbox {
+    queue: OutQueue,
+    writing: Option<Writing>,
+}
+
+/// How a write ended, for the connection to count and report.
+pub(crate) enum Wrote {
+    /// This many bytes went out.
+    Out(usize),
+    /// A queued message whose write did not finish: this says so, for an `error` frame.
+    Lost(String),
+    /// A send whose write did not finish: its caller has been told.
+    Refused,
+}
+
+impl Outbox {
+    pub(crate) fn new(limits: QueueOptions) -> Self {
+        Self {
+            queue: OutQueue::new(limits),
+            writing: None,
+        }
+    }
+
+    /// Nothing is being written.
+    pub(crate) fn idle(&self) -> bool {
+        self.writing.is_none()
+    }
+
+    /// Holds a send for later, or refuses it when the queue is full. Answers the caller either way.
+    pub(crate) fn hold(&mut self, req: SendRequest) {
+        let result = self.queue.push(req.msg).map(|()| true);
+        let _ = req.reply.send(result);
+    }
+
+    /// The send to write now; its caller is answered when the write ends.
+    pub(crate) fn write(&mut self, req: SendRequest) -> Outgoing {
+        self.writing = Some(Writing::Send {
+            len: req.msg.len(),
+            reply: req.reply,
+        });
+        req.msg
+    }
+
+    /// The oldest queued message, to write now.
+    pub(crate) fn write_queued(&mut self) -> Option<Outgoing> {
+        let msg = self.queue.pop()?;
+        self.writing = Some(Writing::Queued { len: msg.len() });
+        Some(msg)
+    }
+
+    /// The write in flight ended: written (`Ok`), or not, saying why.
+    pub(crate) fn written(&mut self, result: Result<(), String>) -> Option<Wrote> {
+        let writing = self.writing.take()?;
+        Some(match (writing, result) {
+            (Writing::Send { len, reply }, Ok(())) => {
+                let _ = reply.send(Ok(false));
+                Wrote::Out(len)
+            }
+            (Writing::Queued { len }, Ok(())) => Wrote::Out(len),
+            (Writing::Send { reply, .. }, Err(why)) => {
+                let _ = reply.send(Err(Error::SendFailed(format!(
+                    "{why}; it may not have reached the server"
+                ))));
+                Wrote::Refused
+            }
+            (Writing::Queued { .. }, Err(why)) => Wrote::Lost(format!(
+                "a queued message may not have reached the server: {why}"
+            )),
+        })
+    }
+
+    /// Empties the queue, returning how many messages were dropped (so the app can be told).
+    pub(crate) fn clear(&mut self) -> usize {
+        self.queue.clear()
+    }
+
+    pub(crate) fn queued(&self) -> (usize, usize) {
+        (self.queue.len(), self.queue.bytes())
+    }
+
+    pub(crate) fn queue_is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(text: &str) -> (SendRequest, oneshot::Receiver<Result<bool, Error>>) {
+        let (reply, answer) = oneshot::channel();
+        let msg = Outgoing::Text(text.into());
+        (SendRequest { msg, reply }, answer)
+    }
+
+    #[tokio::test]
+    async fn queued_first_in_order_and_a_cut_write_is_reported_not_repeated() {
+        let mut ob = Outbox::new(QueueOptions::default());
+        let (a, answer_a) = req("a");
+        ob.hold(a);
+        assert!(answer_a.await.unwrap().unwrap(), "held: queued");
+        let (b, _) = req("b");
+        ob.hold(b);
+        assert_eq!(ob.write_queued(), Some(Outgoing::Text("a".into())));
+        assert!(!ob.idle());
+        assert!(matches!(ob.written(Ok(())), Some(Wrote::Out(1))));
+        assert_eq!(ob.write_queued(), Some(Outgoing::Text("b".into())));
+        // The link dropped mid-write: reported once, and not back in the queue.
+        assert!(
+            matches!(ob.written(Err("dropped".into())), Some(Wrote::Lost(m)) if m.contains("dropped"))
+        );
+        assert!(ob.queue_is_empty() && ob.idle());
+        // A send's caller hears the outcome itself.
+        let (c, answer_c) = req("c");
+        assert_eq!(ob.write(c), Outgoing::Text("c".into()));
+        assert!(matches!(
+            ob.written(Err("dropped".into())),
+            Some(Wrote::Refused)
+        ));
+        let e = answer_c.await.unwrap().unwrap_err();
+        assert!(
+            e.to_string().contains("may not have reached the server"),
+            "got {e}"
+        );
+        assert!(ob.written(Ok(())).is_none(), "nothing in flight");
+    }
+}

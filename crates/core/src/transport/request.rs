@@ -1,0 +1,271 @@
+//! What every request the engine makes shares, once: the HTTP client and TLS configuration, the request
+//! headers (the connection's own with the app's secret ones over them), how a failed request or a status is
+//! classified for the reconnect policy, `Retry-After`, and the notes a connection says only once.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use super::{AttemptError, HeaderSource};
+use crate::{
+    error::Error,
+    time::server_delay,
+    tls::{client_config, TlsConfig},
+};
+
+/// What every connection shares: the HTTP client, the TLS configuration and the app's secret headers.
+pub(crate) struct Env {
+    pub http: reqwest::Client,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub secrets: Option<Arc<dyn HeaderSource>>,
+}
+
+impl Env {
+    pub(crate) fn new(
+        tls: &TlsConfig,
+        secrets: Option<Arc<dyn HeaderSource>>,
+    ) -> Result<Self, Error> {
+        let tls = client_config(tls)?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls.clone())
+            // Redirects are followed by hand, so that every hop is checked against the scope.
+            .redirect(reqwest::redirect::Policy::none())
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| Error::Tls(e.to_string()))?;
+        Ok(Self {
+            http,
+            tls: Arc::new(tls),
+            secrets,
+        })
+    }
+
+    /// The connection's headers for a request to `url`, with the secret ones put over them.
+    pub(crate) fn headers_for(
+        &self,
+        own: &[(http::HeaderName, http::HeaderValue)],
+        url: &url::Url,
+        notes: &Notes,
+    ) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        request_headers(own, self.secrets.as_deref(), url, notes)
+    }
+}
+
+/// Things a connection says once, not on every attempt (a secret header it had to leave out, an event id
+/// it cannot send back): the transports note them while they work, the connection relays each new one as a
+/// non-fatal `error` frame.
+#[derive(Debug, Default)]
+pub(crate) struct Notes {
+    said: Mutex<(HashSet<String>, Vec<String>)>,
+}
+
+impl Notes {
+    /// Notes `what`, unless it was noted before.
+    pub(crate) fn once(&self, what: String) {
+        let mut st = self.said.lock().unwrap_or_else(|p| p.into_inner());
+        if st.0.insert(what.clone()) {
+            st.1.push(what);
+        }
+    }
+
+    /// What was noted since the last call.
+    pub(crate) fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.said.lock().unwrap_or_else(|p| p.into_inner()).1)
+    }
+}
+
+/// The connection's own headers for a request to `url`, with the secret ones put over them.
+///
+/// A secret value that HTTP cannot carry as text (anything but visible ASCII, space and tab) is left out,
+/// and noted by its header's name only: a value is never written into a message the page can read.
+pub(crate) fn request_headers(
+    own: &[(http::HeaderName, http::HeaderValue)],
+    secrets: Option<&dyn HeaderSource>,
+    url: &url::Url,
+    notes: &Notes,
+) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    let mut secret = secrets.map(|s| s.headers_for(url)).unwrap_or_default();
+    secret.retain_mut(|(name, value)| {
+        value.set_sensitive(true);
+        let sendable = value.to_str().is_ok();
+        if !sendable {
+            notes.once(format!(
+                "secret header {name} was left out of the request: its value is not plain ASCII text"
+            ));
+        }
+        sendable
+    });
+    let mut headers: Vec<_> = own
+        .iter()
+        .filter(|(name, _)| !secret.iter().any(|(s, _)| s == name))
+        .cloned()
+        .collect();
+    headers.extend(secret);
+    headers
+}
+
+/// `Last-Event-ID` for an id, when HTTP can carry it: an id holding a control character (a server may send
+/// one; the SSE format allows it) cannot be sent, and resuming without it beats never reconnecting.
+pub(crate) fn last_event_id_header(id: &str) -> Option<http::HeaderValue> {
+    if id.is_empty() {
+        return None;
+    }
+    http::HeaderValue::from_bytes(id.as_bytes()).ok()
+}
+
+/// Parses `Retry-After` in its delay-seconds form, capped at
+/// [`MAX_SERVER_DELAY`](crate::time::MAX_SERVER_DELAY); the HTTP-date form is rare for streams and is ignored.
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| server_delay(Duration::from_secs(s)))
+}
+
+/// `Retry-After` of a response, if it has a usable one.
+pub(crate) fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after)
+}
+
+/// Classifies an HTTP status that is not the expected success (101 for WebSocket, 200 for SSE).
+pub(crate) fn classify_status(
+    status: http::StatusCode,
+    retry_after: Option<Duration>,
+) -> AttemptError {
+    let reason = format!(
+        "HTTP {} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    )
+    .trim_end()
+    .to_string();
+    match status.as_u16() {
+        408 | 429 | 500..=599 => AttemptError::Retry {
+            reason,
+            retry_after,
+        },
+        _ => AttemptError::Fatal { reason },
+    }
+}
+
+/// A TLS failure that retrying cannot fix (an untrusted or invalid certificate, no common protocol),
+/// found anywhere in an error's chain. Libraries wrap rustls errors in `io::Error`s, so look inside those too.
+pub(crate) fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    fn fatal(r: &rustls::Error) -> Option<String> {
+        match r {
+            rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented
+            | rustls::Error::PeerIncompatible(_) => Some(format!("TLS error: {r}")),
+            _ => None,
+        }
+    }
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return fatal(r);
+        }
+        // `io::Error::source` skips the error it wraps, so step into it by hand.
+        current = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
+/// A failed request: fatal for a bad certificate, otherwise a network error worth retrying.
+pub(crate) fn request_failed(what: &str, e: &(dyn std::error::Error + 'static)) -> AttemptError {
+    match tls_failure(e) {
+        Some(reason) => AttemptError::Fatal { reason },
+        None => AttemptError::Retry {
+            reason: format!("{what}: {}", error_chain(e)),
+            retry_after: None,
+        },
+    }
+}
+
+/// An error with its causes: reqwest hides the one that matters (connection refused, timed out) in its
+/// source chain.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::MAX_SERVER_DELAY;
+
+    #[test]
+    fn retry_after_is_capped_and_only_seconds_count() {
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("18446744073709551615"),
+            Some(MAX_SERVER_DELAY)
+        );
+        assert_eq!(parse_retry_after("86400"), Some(MAX_SERVER_DELAY));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+
+    #[test]
+    fn statuses_are_classified_for_the_policy() {
+        for (status, retry) in [
+            (408, true),
+            (429, true),
+            (500, true),
+            (503, true),
+            (400, false),
+            (401, false),
+            (404, false),
+        ] {
+            let e = classify_status(http::StatusCode::from_u16(status).unwrap(), None);
+            assert_eq!(
+                matches!(e, AttemptError::Retry { .. }),
+                retry,
+                "{status}: got {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn event_ids_http_cannot_carry_are_not_sent() {
+        assert!(last_event_id_header("").is_none());
+        assert!(last_event_id_header("a\u{1}b").is_none());
+        assert_eq!(last_event_id_header("42").unwrap(), "42");
+        // UTF-8 goes as it is, as browsers send it.
+        assert_eq!(
+            last_event_id_header("é").unwrap().as_bytes(),
+            "é".as_bytes()
+        );
+    }
+
+    #[test]
+    fn notes_are_said_once() {
+        let notes = Notes::default();
+        notes.once("a".into());
+        notes.once("a".into());
+        notes.once("b".into());
+        assert_eq!(notes.take(), ["a", "b"]);
+        notes.once("a".into());
+        assert!(notes.take().is_empty());
+    }
+}
