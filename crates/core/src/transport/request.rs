@@ -4,7 +4,10 @@
 
 use std::{
     collections::HashSet,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     time::Duration,
 };
 
@@ -59,6 +62,8 @@ impl Env {
 #[derive(Debug, Default)]
 pub(crate) struct Notes {
     said: Mutex<(HashSet<String>, Vec<String>)>,
+    /// Something new was noted: the connection asks after every frame, so this spares it the lock.
+    fresh: AtomicBool,
 }
 
 impl Notes {
@@ -67,11 +72,15 @@ impl Notes {
         let mut st = self.said.lock().unwrap_or_else(|p| p.into_inner());
         if st.0.insert(what.clone()) {
             st.1.push(what);
+            self.fresh.store(true, Ordering::Release);
         }
     }
 
     /// What was noted since the last call.
     pub(crate) fn take(&self) -> Vec<String> {
+        if !self.fresh.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
         std::mem::take(&mut self.said.lock().unwrap_or_else(|p| p.into_inner()).1)
     }
 }

@@ -1,10 +1,12 @@
 //! The hub: every live upstream and every subscription to it. Identical subscriptions share one upstream;
 //! the upstream lives while it has subscribers, lingers briefly after the last one leaves (so a reloading
 //! page re-attaches without a reconnect), then closes. It never touches a socket itself: it starts
-//! connection tasks and talks to them through channels.
+//! connection tasks and talks to them through channels. Its bookkeeping is in `registry.rs`.
+
+mod registry;
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashSet},
     sync::{atomic::Ordering, Arc, Mutex, MutexGuard, Weak},
     time::Duration,
 };
@@ -15,6 +17,10 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use self::registry::{
+    close_upstream, drop_upstream, evict_lingering, joinable, owned_upstream, register, Lingering,
+    Registry, Upstream,
+};
 use super::{
     connection::{Connection, Control, Stats, Wiring},
     error::Error,
@@ -23,7 +29,7 @@ use super::{
     options::{ConnectOptions, Limits, Resolved, Sharing},
     outbox::SendRequest,
     queue::Outgoing,
-    sink::{deliver_loop, queue, AckWindow, BatchLimits, FrameSink, Inlet, SinkGone},
+    sink::{deliver_loop, queue, BatchLimits, FrameSink, Inlet, SinkGone},
     tls::TlsConfig,
     transport::{check_close, Env, HeaderSource, UrlGuard},
 };
@@ -133,60 +139,6 @@ pub struct ConnectionInfo {
     pub shared: bool,
     /// Tasks alive for this upstream: its connection task and one delivery task per subscriber.
     pub tasks: usize,
-}
-
-struct Upstream {
-    /// This upstream's connection and delivery tasks, also counted by the hub's tracker.
-    tasks: TaskTracker,
-    ctl: mpsc::UnboundedSender<Control>,
-    sends: mpsc::Sender<SendRequest>,
-    stats: Arc<Stats>,
-    url: String,
-    /// Every URL this upstream may reach (stream, poll, send): a joiner's scope must allow them all.
-    reaches: Vec<url::Url>,
-    transport: Transport,
-    /// Its name in `Registry::by_key`, when it can be joined.
-    key: Option<String>,
-    /// The options it was opened with, in canonical form: a joiner by share key must bring the same.
-    fingerprint: String,
-    subs: HashSet<Arc<str>>,
-    /// Set while it has no subscriber and waits out the linger.
-    linger: Option<Lingering>,
-    max_message_size: usize,
-}
-
-/// An upstream with no subscriber, waiting out the linger before it closes with `code` and `reason`.
-struct Lingering {
-    /// When it began, in registry order: the oldest goes first when the app-wide limit is reached.
-    order: u64,
-    token: CancellationToken,
-    code: u16,
-    reason: String,
-}
-
-struct Sub {
-    upstream: u64,
-    owner: String,
-    /// Tells this subscription apart from a later one with the same id.
-    serial: u64,
-    token: CancellationToken,
-    window: Option<Arc<AckWindow>>,
-}
-
-#[derive(Default)]
-struct Registry {
-    /// Counter for upstream ids, subscription serials and linger order.
-    next: u64,
-    upstreams: HashMap<u64, Upstream>,
-    by_key: HashMap<String, u64>,
-    subs: HashMap<Arc<str>, Sub>,
-}
-
-impl Registry {
-    fn next(&mut self) -> u64 {
-        self.next += 1;
-        self.next
-    }
 }
 
 struct Inner {
@@ -628,18 +580,6 @@ impl Inner {
     }
 }
 
-fn owned_upstream<'a>(reg: &'a Registry, id: &str, owner: &str) -> Result<&'a Upstream, Error> {
-    // Another owner's id is reported exactly like an unknown one: no probing across webviews.
-    let sub = reg
-        .subs
-        .get(id)
-        .filter(|s| s.owner == owner)
-        .ok_or_else(|| Error::UnknownConnection(id.to_owned()))?;
-    reg.upstreams
-        .get(&sub.upstream)
-        .ok_or_else(|| Error::Closed(id.to_owned()))
-}
-
 /// Checks a connect before anything is registered: its id, its options, and the scope of every URL it may
 /// reach. Nothing here touches the registry.
 fn authorise(req: &ConnectRequest, config: &HubConfig) -> Result<Authorised, Error> {
@@ -671,57 +611,6 @@ fn authorise(req: &ConnectRequest, config: &HubConfig) -> Result<Authorised, Err
         reaches,
         key,
     })
-}
-
-/// The live upstream this connect may join, if any. A key held with other options is an error, not a join;
-/// an upstream whose task has ended is forgotten here, so the connect opens a fresh one.
-fn joinable(
-    reg: &mut Registry,
-    key: Option<&str>,
-    fingerprint: &str,
-) -> Result<Option<u64>, Error> {
-    let Some(key) = key else { return Ok(None) };
-    let Some(&uid) = reg.by_key.get(key) else {
-        return Ok(None);
-    };
-    let Some(up) = reg.upstreams.get(&uid) else {
-        reg.by_key.remove(key);
-        return Ok(None);
-    };
-    if up.stats.ended.load(Ordering::Acquire) {
-        drop_upstream(reg, uid);
-        return Ok(None);
-    }
-    if up.fingerprint != fingerprint {
-        let name = key.strip_prefix("key\0").unwrap_or(key);
-        return Err(Error::ShareKeyConflict(name.to_owned()));
-    }
-    Ok(Some(uid))
-}
-
-/// Records the subscription; returns its delivery token (a child of `root`, so that shutdown also ends a
-/// delivery that waits for an acknowledgement), its serial and its upstream's task tracker.
-fn register(
-    reg: &mut Registry,
-    root: &CancellationToken,
-    id: &Arc<str>,
-    upstream: u64,
-    owner: &str,
-    sink: &dyn FrameSink,
-) -> (CancellationToken, u64, TaskTracker) {
-    let token = root.child_token();
-    let serial = reg.next();
-    reg.subs.insert(
-        id.clone(),
-        Sub {
-            upstream,
-            owner: owner.to_owned(),
-            serial,
-            token: token.clone(),
-            window: sink.ack_window(),
-        },
-    );
-    (token, serial, reg.upstreams[&upstream].tasks.clone())
 }
 
 /// How a subscription ends.
@@ -814,48 +703,6 @@ fn release(weak: &Weak<Inner>, id: &str, leave: Leave<'_>) {
         },
         &inner.runtime,
     );
-}
-
-/// When the app-wide limit is reached, the upstream that has lingered longest makes room: lingering ones
-/// serve nobody, and must not lock other webviews out. Returns whether one was closed.
-fn evict_lingering(reg: &mut Registry) -> bool {
-    let oldest = reg
-        .upstreams
-        .iter()
-        .filter_map(|(uid, u)| u.linger.as_ref().map(|l| (l.order, *uid)))
-        .min();
-    let Some((_, uid)) = oldest else { return false };
-    let (code, reason) = reg.upstreams[&uid]
-        .linger
-        .as_ref()
-        .map(|l| (l.code, l.reason.clone()))
-        .unwrap_or((1000, String::new()));
-    close_upstream(reg, uid, code, &reason);
-    true
-}
-
-/// Removes an upstream from the registry and tells its task to close.
-fn close_upstream(reg: &mut Registry, uid: u64, code: u16, reason: &str) {
-    if let Some(up) = drop_upstream(reg, uid) {
-        if let Some(l) = up.linger {
-            l.token.cancel();
-        }
-        let _ = up.ctl.send(Control::Close {
-            code,
-            reason: reason.to_owned(),
-        });
-    }
-}
-
-/// Removes an upstream and its key from the registry.
-fn drop_upstream(reg: &mut Registry, uid: u64) -> Option<Upstream> {
-    let up = reg.upstreams.remove(&uid)?;
-    if let Some(k) = &up.key {
-        if reg.by_key.get(k) == Some(&uid) {
-            reg.by_key.remove(k);
-        }
-    }
-    Some(up)
 }
 
 /// The task of upstream `uid` has ended: whatever the reason, the hub no longer offers it to joiners.
