@@ -73,7 +73,7 @@ pub trait HeaderSource: Send + Sync + 'static {
 }
 
 /// What an upstream reports.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub(crate) enum Event {
     /// A message from the server, and its size on the wire.
     Message(FrameBody, usize),

@@ -149,9 +149,7 @@ impl PollUpstream {
                 (poller, polled) = async { self.fetching.as_mut().expect("guarded").await }, if self.fetching.is_some() => {
                     self.fetching = None;
                     self.poller = Some(poller);
-                    if let Some(event) = self.answered(polled) {
-                        return event;
-                    }
+                    return self.answered(polled);
                 }
                 _ = &mut self.next_poll, if self.fetching.is_none() => {
                     if let Some(poller) = self.poller.take() {
@@ -164,7 +162,7 @@ impl PollUpstream {
     }
 
     /// What a poll's answer means, and when the next poll goes.
-    fn answered(&mut self, polled: Result<Polled, AttemptError>) -> Option<Event> {
+    fn answered(&mut self, polled: Result<Polled, AttemptError>) -> Event {
         let mut wait = self.interval;
         let event = match polled {
             Ok(polled) => {
@@ -172,26 +170,27 @@ impl PollUpstream {
                 self.relay(polled)
             }
             Err(AttemptError::Fatal { reason }) => {
-                return Some(Event::Ended(Ended::Attempt(AttemptError::Fatal { reason })))
+                return Event::Ended(Ended::Attempt(AttemptError::Fatal { reason }))
             }
             Err(e) => {
                 self.failures = self.failures.saturating_add(1);
                 wait = poll_backoff(self.interval, self.failures, &e);
-                Some(Event::Trouble(format!(
+                Event::Trouble(format!(
                     "{}; polling again in {} ms",
                     e.reason(),
                     wait.as_millis()
-                )))
+                ))
             }
         };
         self.next_poll.as_mut().reset(deadline(wait));
         event
     }
 
-    fn relay(&mut self, polled: Polled) -> Option<Event> {
+    fn relay(&mut self, polled: Polled) -> Event {
         let mut received = Received::default();
         match polled {
-            Polled::Nothing => return None,
+            // Nothing new is still news: the connection learns that no poll is in flight, and may probe.
+            Polled::Nothing => {}
             Polled::Body(data) => {
                 received.bytes = data.len();
                 received.messages.push(FrameBody::Message {
@@ -219,7 +218,7 @@ impl PollUpstream {
                 }
             }
         }
-        Some(Event::Received(received))
+        Event::Received(received)
     }
 }
 
@@ -468,6 +467,18 @@ mod tests {
         }
     }
 
+    /// A poll that finds nothing new still reports, so that the connection sees no poll in flight and can
+    /// probe the stream between two polls.
+    #[tokio::test(start_paused = true)]
+    async fn a_poll_that_finds_nothing_still_reports_and_leaves_the_poller_idle() {
+        let (mut up, sent) = scripted(vec![Ok(Polled::Nothing), Ok(Polled::Nothing)], 1000);
+        for _ in 0..2 {
+            assert_eq!(up.next().await, Event::Received(Received::default()));
+            assert!(up.idle(), "no poll in flight between two polls");
+        }
+        assert_eq!(sent.lock().unwrap().len(), 2);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_resume_point_follows_the_events_and_credentials_problems_end() {
         let (mut up, sent) = scripted(
@@ -487,6 +498,7 @@ mod tests {
             }
             other => panic!("expected events, got {other:?}"),
         }
+        assert_eq!(up.next().await, Event::Received(Received::default()));
         match up.next().await {
             Event::Ended(Ended::Attempt(AttemptError::Fatal { reason })) => {
                 assert_eq!(reason, "HTTP 401")
