@@ -1,4 +1,4 @@
-// The wire contract with the Rust side, hand-kept beside `src/core/frame.rs` and `src/core/options.rs`.
+// The wire contract with the Rust side, hand-kept beside `crates/core/src/frame.rs` and `crates/core/src/options.rs`.
 // Change both together; `tests/frames.test.ts` round-trips the JSON samples that the Rust test
 // `envelope_matches_the_documented_json` asserts (`tests/fixtures/frames.json`).
 
@@ -203,7 +203,10 @@ export interface SendResult {
   queued: boolean
 }
 
-/** One subscription and its upstream, as the `inspect` command reports it (`ConnectionInfo` in `src/core/hub.rs`). */
+/**
+ * One subscription and its upstream, as the `inspect` command reports it (`ConnectionInfo` in
+ * `crates/core/src/hub/mod.rs`).
+ */
 export interface ConnectionInfo {
   id: string
   url: string

@@ -1,11 +1,11 @@
-// The TypeScript envelope must mirror `src/core/frame.rs`. The fixture holds the JSON that the Rust test
+// The TypeScript envelope must mirror `crates/core/src/frame.rs`. The fixture holds the JSON that the Rust test
 // `envelope_matches_the_documented_json` asserts; this file checks (1) that the fixture still equals the
 // `json!` literals in that Rust file, (2) that every sample has exactly the fields its TypeScript variant
 // declares, and (3) that each sample goes through a Connection to the right handler unchanged.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
-import frameRs from '../../src/core/frame.rs?raw'
+import frameRs from '../../crates/core/src/frame.rs?raw'
 import { connect, decodeBinary, RealtimeEventSource, RealtimeWebSocket } from '../index.js'
 import type { CloseFrame, ErrorFrame, Frame, FrameKind, MessageFrame, State, StateFrame, Transport } from '../types.js'
 import fixture from './fixtures/frames.json'
@@ -34,7 +34,7 @@ const TRANSPORTS: Record<Transport, true> = { websocket: true, sse: true, poll: 
 describe('envelope fixture', () => {
   it('equals the json! samples of the Rust test envelope_matches_the_documented_json', () => {
     const start = frameRs.indexOf('fn envelope_matches_the_documented_json')
-    expect(start, 'expected the Rust test in src/core/frame.rs').toBeGreaterThan(0)
+    expect(start, 'expected the Rust test in crates/core/src/frame.rs').toBeGreaterThan(0)
     const body = frameRs.slice(start)
     const literals = [...body.matchAll(/json!\((\{.*?\})\)/gs)].map((m) => JSON.parse(m[1]!) as unknown)
     expect(literals.length).toBeGreaterThanOrEqual(6)

@@ -1,9 +1,9 @@
-// `ConnectOptions` and its nested settings must mirror `src/core/options.rs` field for field (serde camelCase),
+// `ConnectOptions` and its nested settings must mirror `crates/core/src/options.rs` field for field (serde camelCase),
 // and every default the Rust doc comments state must appear in the TypeScript JSDoc of the same field.
 
 import { describe, expect, it } from 'vitest'
 
-import optionsRs from '../../src/core/options.rs?raw'
+import optionsRs from '../../crates/core/src/options.rs?raw'
 import typesTs from '../types.ts?raw'
 import type { ConnectOptions, FallbackOptions, HeartbeatOptions, QueueOptions, ReconnectOptions } from '../types.js'
 
@@ -16,7 +16,7 @@ const camel = (snake: string) => snake.replace(/_([a-z])/g, (_, c: string) => c.
 
 function rustStruct(name: string): Field[] {
   const body = new RegExp(`pub struct ${name} \\{([\\s\\S]*?)\\n\\}`).exec(optionsRs)?.[1]
-  if (!body) throw new Error(`expected pub struct ${name} in src/core/options.rs`)
+  if (!body) throw new Error(`expected pub struct ${name} in crates/core/src/options.rs`)
   const fields: Field[] = []
   let doc: string[] = []
   for (const raw of body.split('\n')) {
