@@ -1,16 +1,13 @@
-// `connect()` and the Connection handle: registered with the page's receiver before delivery starts; hold frames
-// until the app attaches handlers; hand them out in `seq` order; delivery goes quiet on close.
+// The Connection handle: whatever carries its frames (the Tauri backend, `tauri.ts`, or the browser's own sockets,
+// `browser.ts`), it holds frames until the app attaches handlers, hands them out in `seq` order, reports gaps,
+// keeps sends in call order, and goes quiet on close.
 
-import { invoke } from '@tauri-apps/api/core'
-
-import { encodeBase64, toPayload, type SendData } from './base64.js'
-import { connectBrowser, inspectBrowser } from './browser.js'
+import { toPayload, type SendData } from './base64.js'
 import { RealtimeError, toRealtimeError } from './errors.js'
 import { decodeBatch } from './wire.js'
 import type {
   Connection,
   ConnectionInfo,
-  ConnectOptions,
   ConnectResult,
   Frame,
   GapInfo,
@@ -27,44 +24,6 @@ import type {
  */
 export const MAX_HELD_FRAMES = 10_000
 
-/**
- * Flow control with the Rust side: at most this much is delivered to the webview and not yet processed by
- * the handlers; Rust then pauses (and so does its read from the server) until the bindings acknowledge.
- * The bindings acknowledge every quarter window, so a slow page bounds memory instead of queueing scripts.
- */
-export const ACK_WINDOW = { frames: 4096, bytes: 8 * 1024 * 1024 } as const
-
-/** Event name of a connection's frames when `connect` is invoked with neither `direct` nor a channel. */
-export const eventName = (id: string): string => `realtime://${id}`
-
-/**
- * The global through which Rust delivers batches: it evaluates `window.__TAURI_PLUGIN_REALTIME__.deliver(id,
- * batch)` with the batch as an array literal (`src/core/wire.rs`), one script per batch. Shared by every copy of
- * the bindings a page loads, and defined once.
- */
-export const RECEIVER = '__TAURI_PLUGIN_REALTIME__'
-
-interface Receiver {
-  readonly connections: Map<string, { receiveWire(message: unknown): void }>
-  deliver(id: string, batch: unknown): void
-}
-
-/** The page's receiver, made on first use. */
-export function receiver(): Receiver {
-  const g = globalThis as unknown as Record<string, Receiver | undefined>
-  let r = g[RECEIVER]
-  if (!r) {
-    const connections: Receiver['connections'] = new Map()
-    r = Object.freeze({
-      connections,
-      // A batch for a connection this page does not hold (closed, or opened by the page before a reload) is dropped.
-      deliver: (id: string, batch: unknown) => connections.get(id)?.receiveWire(batch),
-    })
-    Object.defineProperty(g, RECEIVER, { value: r, enumerable: false })
-  }
-  return r
-}
-
 /** What a connection needs from whatever carries it: the Tauri IPC, or the browser's own sockets. */
 export interface Backend {
   send(payload: string | Uint8Array): Promise<SendResult>
@@ -75,8 +34,11 @@ export interface Backend {
   detach(): Promise<void>
   /** The browser's EventSource has no wildcard: outside Tauri it must be told each event type to relay. */
   watch?(type: string): void
-  /** Tells Rust how many frames the handlers have processed in all (flow control). Never rejects. */
-  ack?(frames: number): void
+  /**
+   * How many frames the handlers have processed in all, and the length of their data: the Tauri backend
+   * acknowledges them to Rust (flow control). Called after every batch; never throws.
+   */
+  progress?(frames: number, bytes: number): void
 }
 
 /** Where a backend delivers frames. */
@@ -135,11 +97,9 @@ export class ConnectionImpl implements Connection, FrameSink {
   private stopped = false
   /** Set once closed: frames are ignored and no handler runs any more. */
   private done = false
-  /** Frames handed to handlers, and their data length, in all and at the last acknowledgement. */
+  /** Frames handed to handlers, and their data length, in all. */
   private processed = 0
   private processedBytes = 0
-  private ackedFrames = 0
-  private ackedBytes = 0
 
   constructor(id: string) {
     this.id = id
@@ -170,12 +130,12 @@ export class ConnectionImpl implements Connection, FrameSink {
     return this.done || this.stopped
   }
 
-  /** A batch from Rust in the compact encoding (see `wire.ts`): an array, or its JSON as a string or UTF-8 bytes. */
-  receiveWire(message: unknown): void {
+  /** A batch from Rust in the compact encoding (see `wire.ts`), as the page's receiver hands it over. */
+  receiveWire(batch: unknown): void {
     if (this.halted) return
     let frames: Frame[]
     try {
-      frames = decodeBatch(message)
+      frames = decodeBatch(batch)
     } catch (e) {
       report(e)
       return
@@ -198,7 +158,7 @@ export class ConnectionImpl implements Connection, FrameSink {
       else this.dispatch(frame)
       if (this.halted) return
     }
-    this.maybeAck()
+    this.reportProgress()
     if (this.held && !this.flushing && this.held.length > MAX_HELD_FRAMES) {
       this.held.splice(0, this.held.length - MAX_HELD_FRAMES)
     }
@@ -317,19 +277,11 @@ export class ConnectionImpl implements Connection, FrameSink {
     for (let i = 0; i < held.length && !this.halted; i++) this.dispatch(held[i]!)
     this.flushing = false
     this.held = null
-    this.maybeAck()
+    this.reportProgress()
   }
 
-  private maybeAck(): void {
-    if (this.done || !this.backend?.ack) return
-    if (
-      this.processed - this.ackedFrames >= ACK_WINDOW.frames / 4 ||
-      this.processedBytes - this.ackedBytes >= ACK_WINDOW.bytes / 4
-    ) {
-      this.ackedFrames = this.processed
-      this.ackedBytes = this.processedBytes
-      this.backend.ack(this.processed)
-    }
+  private reportProgress(): void {
+    if (!this.done) this.backend?.progress?.(this.processed, this.processedBytes)
   }
 
   private dispatch(frame: Frame): void {
@@ -374,99 +326,5 @@ export class ConnectionImpl implements Connection, FrameSink {
         report(e)
       }
     }
-  }
-}
-
-/** True inside a Tauri webview (or under `@tauri-apps/api/mocks`). */
-export function inTauri(): boolean {
-  const internals = (globalThis as { __TAURI_INTERNALS__?: { invoke?: unknown } }).__TAURI_INTERNALS__
-  return typeof internals?.invoke === 'function'
-}
-
-/** A fresh id matching /^[A-Za-z0-9_-]{1,64}$/. */
-export function newId(): string {
-  const c = globalThis.crypto
-  if (typeof c?.randomUUID === 'function') return c.randomUUID()
-  // `randomUUID` needs a secure context; a dev server on a LAN address is not one.
-  return Array.from(c.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('')
-}
-
-function defined<T extends object>(obj: T): T {
-  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as T
-}
-
-function tauriBackend(id: string): Backend {
-  return {
-    send: (payload) =>
-      invoke<SendResult>(
-        'plugin:realtime|send',
-        typeof payload === 'string' ? { id, data: payload } : { id, data: encodeBase64(payload), binary: true },
-      ),
-    close: async (code, reason) => {
-      await invoke('plugin:realtime|close', defined({ id, code, reason }))
-    },
-    reconnect: async () => {
-      await invoke('plugin:realtime|reconnect', { id })
-    },
-    inspect: async () => {
-      const list = await invoke<ConnectionInfo[]>('plugin:realtime|inspect', { id })
-      const info = list.find((i) => i.id === id) ?? list[0]
-      if (!info) throw new RealtimeError(`no connection with id ${id}`)
-      return info
-    },
-    ack: (frames) => {
-      invoke('plugin:realtime|ack', { id, frames }).catch(() => {
-        // The connection is closing or gone: nothing left to pace.
-      })
-    },
-    detach: async () => {
-      // Batches still in flight are ignored from now on.
-      receiver().connections.delete(id)
-    },
-  }
-}
-
-/** Opens a connection and returns the internal handle (the drop-in classes need `watch`). */
-export async function connectInternal(options: ConnectOptions): Promise<ConnectionImpl> {
-  if (!options || typeof options.url !== 'string') throw new TypeError('connect() needs options with a `url` string')
-  const conn = new ConnectionImpl(newId())
-  if (!inTauri()) {
-    conn.attach({ state: 'connecting', shared: false }, connectBrowser(conn.id, options, conn))
-    return conn
-  }
-  // Registered before `connect` starts delivery, so no frame is sent unheard.
-  const connections = receiver().connections
-  connections.set(conn.id, conn)
-  let result: ConnectResult
-  try {
-    result = await invoke<ConnectResult>('plugin:realtime|connect', { id: conn.id, options, ack: ACK_WINDOW, direct: true })
-  } catch (e) {
-    connections.delete(conn.id)
-    await conn.abandon()
-    throw toRealtimeError(e)
-  }
-  conn.attach(result, tauriBackend(conn.id))
-  return conn
-}
-
-/**
- * Opens a connection (or joins an identical one, see `ConnectOptions.share`).
- *
- * Registers with the page's receiver before Rust connects, so no frame is lost. Frames that arrive before
- * the first `on()` call are held (at most {@link MAX_HELD_FRAMES}) and handed out in order in a later task.
- * Rejects with a {@link RealtimeError} carrying the Rust side's message (invalid options, URL not allowed by
- * the scope, ...). Outside Tauri it uses the browser's own `WebSocket` / `EventSource` behind the same interface.
- */
-export async function connect(options: ConnectOptions): Promise<Connection> {
-  return connectInternal(options)
-}
-
-/** Every connection this webview can see (or one, by id), with counters, queue depth and last error. */
-export async function inspect(id?: string): Promise<ConnectionInfo[]> {
-  if (!inTauri()) return inspectBrowser(id)
-  try {
-    return await invoke<ConnectionInfo[]>('plugin:realtime|inspect', id === undefined ? {} : { id })
-  } catch (e) {
-    throw toRealtimeError(e)
   }
 }

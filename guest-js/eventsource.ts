@@ -1,7 +1,8 @@
 // A drop-in for the browser's `EventSource`, carried by the plugin: headers, POST bodies and an initial
 // Last-Event-ID become possible, and existing code switches with one import.
 
-import { connectInternal, type ConnectionImpl } from './connection.js'
+import { connectInternal } from './connect.js'
+import type { ConnectionImpl } from './connection.js'
 import { toRealtimeError } from './errors.js'
 import { domError, handlerAttributes, MessageEventImpl, RealtimeErrorEvent } from './events.js'
 import type { ConnectOptions, Frame } from './types.js'

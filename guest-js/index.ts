@@ -11,7 +11,9 @@
  * @module
  */
 
-export { ACK_WINDOW, connect, inspect, MAX_HELD_FRAMES } from './connection.js'
+export { connect, inspect } from './connect.js'
+export { MAX_HELD_FRAMES } from './connection.js'
+export { ACK_WINDOW } from './tauri.js'
 export { decodeBinary, type SendData } from './base64.js'
 export { RealtimeError } from './errors.js'
 export { RealtimeErrorEvent } from './events.js'

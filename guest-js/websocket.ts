@@ -1,7 +1,8 @@
 // A drop-in for the browser's `WebSocket`, carried by the plugin: existing code switches with one import.
 
 import { decodeBase64, type SendData } from './base64.js'
-import { connectInternal, type ConnectionImpl } from './connection.js'
+import { connectInternal } from './connect.js'
+import type { ConnectionImpl } from './connection.js'
 import { toRealtimeError } from './errors.js'
 import { CloseEventImpl, domError, handlerAttributes, MessageEventImpl, RealtimeErrorEvent } from './events.js'
 import type { ConnectOptions, Frame } from './types.js'

@@ -4,7 +4,7 @@
 
 import { clearMocks, mockIPC } from '@tauri-apps/api/mocks'
 
-import { RECEIVER, receiver } from '../connection.js'
+import { RECEIVER, receiver } from '../receiver.js'
 import type { ConnectionInfo, Frame, State } from '../types.js'
 
 export type Args = Record<string, unknown>

@@ -15,7 +15,8 @@ import { listen } from '@tauri-apps/api/event'
 import OfficialWebSocket from '@tauri-apps/plugin-websocket'
 import { connect, type Connection, type Frame } from 'tauri-plugin-realtime-api'
 // The bindings' internal handle and receiver, for the `micro` diagnostic only (not part of the package's exports).
-import { ConnectionImpl, receiver } from '../../../dist-js/connection.js'
+import { ConnectionImpl } from '../../../dist-js/connection.js'
+import { receiver } from '../../../dist-js/receiver.js'
 
 interface Config {
   http: string
@@ -639,7 +640,7 @@ async function micro(size: number, frames: number, count: number) {
       throw new Error('no')
     },
     detach: async () => {},
-    ack: () => {},
+    progress: () => {},
   })
   conn.on('message', (f: { data: string }) => sink(f.data))
   await sleep(10)
