@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::{
     extract::{
@@ -20,18 +20,13 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     Router,
 };
-use common::{hub_with, opts, Seen, WAIT};
+use common::{hub, once, subscribe, Frames, Seen, OWNER};
 use tauri_plugin_realtime::{
-    core::{
-        ChannelSink, ConnectOptions, ConnectRequest, Error, FallbackOptions, Frame, Hub, HubConfig,
-        Share, State, Toggle,
-    },
+    core::{ConnectOptions, Error, FallbackOptions, Frame, Hub, State, Toggle},
     scope::{Entry, Scope},
 };
-use tokio::sync::mpsc;
 use url::Url;
 
-const OWNER: &str = "test";
 const DENY: [&str; 2] = ["http://127.0.0.1:*/admin*", "ws://127.0.0.1:*/admin*"];
 
 fn entries(patterns: &[&str]) -> Vec<Arc<Entry>> {
@@ -54,74 +49,8 @@ fn any_host() -> Scope {
     Scope::new(entries(&["ws://*:*/*", "http://*:*/*"]), entries(&DENY))
 }
 
-fn hub() -> Hub {
-    hub_with(HubConfig {
-        linger: Duration::ZERO,
-        ..Default::default()
-    })
-}
-
-/// Private upstream, one attempt only.
-fn once(url: impl Into<String>) -> ConnectOptions {
-    ConnectOptions {
-        reconnect: Some(Toggle::Enabled(false)),
-        share: Some(Share::Enabled(false)),
-        ..opts(url)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// A subscription's frames.
-
-struct Watch {
-    rx: mpsc::UnboundedReceiver<Vec<Arc<Frame>>>,
-    seen: Vec<Frame>,
-}
-
-impl Watch {
-    /// Waits until a frame matches `pred`, returning it; every frame is kept in `seen`.
-    async fn until(&mut self, what: &str, pred: impl Fn(&Frame) -> bool) -> Frame {
-        if let Some(f) = self.seen.iter().find(|f| pred(f)) {
-            return f.clone();
-        }
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let batch = match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(b)) => b,
-                Ok(None) => panic!("expected {what}, the stream ended after {:#?}", self.seen),
-                Err(_) => panic!("expected {what} within {WAIT:?}, got {:#?}", self.seen),
-            };
-            let mut hit = None;
-            for f in batch {
-                let f = (*f).clone();
-                if hit.is_none() && pred(&f) {
-                    hit = Some(f.clone());
-                }
-                self.seen.push(f);
-            }
-            if let Some(h) = hit {
-                return h;
-            }
-        }
-    }
-}
-
-fn connect(hub: &Hub, options: ConnectOptions, scope: Scope) -> Result<(String, Watch), Error> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let connected = hub.connect(ConnectRequest {
-        id: None,
-        options,
-        owner: OWNER.into(),
-        sink: Arc::new(ChannelSink(tx)),
-        guard: Arc::new(scope),
-    })?;
-    Ok((
-        connected.id,
-        Watch {
-            rx,
-            seen: Vec::new(),
-        },
-    ))
+fn connect(hub: &Hub, options: ConnectOptions, scope: Scope) -> Result<(String, Frames), Error> {
+    subscribe(hub, None, options, OWNER, Arc::new(scope))
 }
 
 /// Asserts that connecting is refused by the scope, naming the URL.
@@ -239,11 +168,7 @@ async fn every_spelling_of_a_denied_path_is_refused_before_the_server_sees_it() 
         format!("http://127.0.0.1:{port}/public/sse"),
     ] {
         let (id, mut w) = connect(&hub, once(&url), example()).expect("an allowed url connects");
-        w.until(
-            &format!("message hi from {url}"),
-            |f| matches!(f, Frame::Message { data, .. } if data == "hi"),
-        )
-        .await;
+        w.message("hi").await;
         hub.close(&id, OWNER, None, None).unwrap();
     }
     let outside = outside_public(&seen);
@@ -291,11 +216,7 @@ async fn an_sse_redirect_to_a_spelling_of_a_denied_path_fails_naming_the_scope()
     // An allowed hop is followed.
     let url = format!("http://127.0.0.1:{port}/public/hop?to=/public/sse");
     let (id, mut w) = connect(&hub, once(&url), example()).expect("connect");
-    w.until(
-        "message hi after the hop",
-        |f| matches!(f, Frame::Message { data, .. } if data == "hi"),
-    )
-    .await;
+    w.message("hi").await;
     hub.close(&id, OWNER, None, None).unwrap();
     assert!(
         seen.all().iter().any(|p| p == "/public/sse"),

@@ -35,18 +35,13 @@ struct Site {
     seen: Seen,
 }
 
-fn sse_doc(from: u32, to: u32) -> String {
-    (from..=to)
-        .map(|i| format!("id: {i}\ndata: event {i}\n\n"))
-        .collect()
+/// Event `i` of the site: `id: i`, `data: event i`.
+fn event(i: u32) -> sse::Event {
+    sse::Event::new(i.into(), format!("event {i}"))
 }
 
 fn last_id(headers: &HeaderMap) -> u32 {
-    headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    sse::last_event_id(headers).map_or(0, |id| id as u32)
 }
 
 async fn sse(AxState(site): AxState<Site>, headers: HeaderMap) -> Response {
@@ -76,7 +71,7 @@ fn async_stream(
             loop {
                 let n = site.events.load(Ordering::SeqCst);
                 if next <= n {
-                    return Some((Ok(format!("id: {next}\ndata: event {next}\n\n")), next + 1));
+                    return Some((Ok(event(next).to_wire()), next + 1));
                 }
                 if !site.streaming.load(Ordering::SeqCst) {
                     return None;
@@ -92,10 +87,10 @@ async fn doc(AxState(site): AxState<Site>, headers: HeaderMap) -> Response {
     if let Some(s) = *site.poll_status.lock().unwrap() {
         return (s, "nope").into_response();
     }
-    // Ignores Last-Event-ID on purpose: the client must skip what it has.
-    let _ = last_id(&headers);
     let n = site.events.load(Ordering::SeqCst);
-    ([("content-type", "text/event-stream")], sse_doc(1, n)).into_response()
+    // Ignores Last-Event-ID on purpose (every event, whatever the resume point): the client must skip what it
+    // has.
+    sse::after_last_event_id(&headers, None, |_| (1..=n).map(event))
 }
 
 async fn poll(AxState(site): AxState<Site>, headers: HeaderMap) -> Response {
@@ -189,19 +184,7 @@ async fn no_stream_means_polling_after_one_attempt_and_only_changes_are_relayed(
             "{url}: expected polling because the server cannot stream, got {f:?}"
         );
         // Exactly one attempt at the stream before polling.
-        let attempts = frames
-            .seen
-            .iter()
-            .filter(|f| {
-                matches!(
-                    f,
-                    Frame::State {
-                        state: State::Connecting,
-                        ..
-                    }
-                )
-            })
-            .count();
+        let attempts = frames.count(State::Connecting);
         assert_eq!(
             attempts, 1,
             "{url}: expected one attempt, got {:#?}",
@@ -256,19 +239,7 @@ async fn a_server_that_is_down_is_polled_after_three_failures() {
         polling_reason(&f).is_some_and(|r| r.starts_with("3 failed attempts")),
         "got {f:?}"
     );
-    let attempts = frames
-        .seen
-        .iter()
-        .filter(|f| {
-            matches!(
-                f,
-                Frame::State {
-                    state: State::Connecting,
-                    ..
-                }
-            )
-        })
-        .count();
+    let attempts = frames.count(State::Connecting);
     assert_eq!(
         attempts, 3,
         "expected three attempts before polling, got {:#?}",
@@ -296,19 +267,9 @@ async fn a_finite_sse_document_is_relayed_once_per_event_then_streaming_comes_ba
     o.fallback = fallback(addr, "/doc");
     let (_id, mut frames) = connect(&hub, o);
     frames.state(State::Polling).await;
-    frames
-        .until(
-            "event 3 by polling",
-            |f| matches!(f, Frame::Message { data, .. } if data == "event 3"),
-        )
-        .await;
+    frames.message("event 3").await;
     site.events.store(5, Ordering::SeqCst);
-    frames
-        .until(
-            "event 5 by polling",
-            |f| matches!(f, Frame::Message { data, .. } if data == "event 5"),
-        )
-        .await;
+    frames.message("event 5").await;
 
     // Streaming is allowed again: within one probe interval the stream is back, resuming after event 5.
     let allowed = Instant::now();

@@ -7,7 +7,6 @@
 mod common;
 
 use std::{
-    net::SocketAddr,
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
@@ -22,19 +21,16 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use common::{connect, hub, hub_with, opts, serve, subscribe, wait_until, Seen, WAIT};
+use common::{
+    all_tasks_end, answer_sse, connect, header_of, hub, hub_with, is_state, opts, raw_server,
+    reason, serve, subscribe, wait_until, Seen, OWNER, WAIT,
+};
 use tauri_plugin_realtime_core::{
     AckWindow, AllowAll, ConnectOptions, ConnectRequest, Error, FallbackOptions, Frame, FrameSink,
     HeaderSource, HeartbeatOptions, Hub, HubConfig, Outgoing, ReconnectOptions, SecretHeaders,
     Share, State, Toggle, Transport,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-    sync::mpsc,
-};
-
-const OWNER: &str = "test";
+use tokio::sync::mpsc;
 
 fn quick_reconnect() -> Option<Toggle<ReconnectOptions>> {
     Some(Toggle::With(ReconnectOptions {
@@ -53,67 +49,24 @@ fn private(url: impl Into<String>) -> ConnectOptions {
     }
 }
 
-fn is_state(f: &Frame, want: State) -> bool {
-    matches!(f, Frame::State { state, .. } if *state == want)
-}
-
-fn reason(f: &Frame) -> String {
-    match f {
-        Frame::State { reason, .. } => reason.clone().unwrap_or_default(),
-        Frame::Error { message, .. } => message.clone(),
-        _ => String::new(),
+/// Private, reconnecting by `policy`.
+fn retrying(url: impl Into<String>, policy: ReconnectOptions) -> ConnectOptions {
+    ConnectOptions {
+        reconnect: Some(Toggle::With(policy)),
+        ..private(url)
     }
 }
 
-/// Accepts connections on 127.0.0.1:0 and hands each to `handler`, until the test's runtime ends.
-async fn raw_server<F, Fut>(handler: F) -> SocketAddr
-where
-    F: Fn(TcpStream, usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut n = 0;
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(handler(stream, n));
-            n += 1;
-        }
-    });
-    addr
-}
-
-/// Reads a request head, up to the blank line (at most 64 KiB, at most `WAIT`).
-async fn read_head(s: &mut TcpStream) -> String {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    let _ = tokio::time::timeout(WAIT, async {
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 64 << 10 {
-            match s.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-    .await;
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
-fn header_of(head: &str, name: &str) -> Option<String> {
-    head.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_owned())
-    })
-}
-
-/// An SSE response head; the body follows until the socket closes.
-const SSE_HEAD: &[u8] =
-    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n";
-
-async fn all_tasks_end(hub: &Hub) {
-    wait_until("every task of the hub to end", || hub.live_tasks() == 0).await;
+/// Private, polling `url` itself every 20 ms.
+fn polling(url: impl Into<String>) -> ConnectOptions {
+    ConnectOptions {
+        transport: Some(Transport::Poll),
+        fallback: Some(Toggle::With(FallbackOptions {
+            interval_ms: 20,
+            ..Default::default()
+        })),
+        ..private(url)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -150,17 +103,7 @@ async fn a_huge_retry_after_on_a_poll_waits_the_capped_delay_without_panicking()
     );
     let addr = serve(app).await;
     let hub = hub();
-    let (id, mut f) = connect(
-        &hub,
-        ConnectOptions {
-            transport: Some(Transport::Poll),
-            fallback: Some(Toggle::With(FallbackOptions {
-                interval_ms: 20,
-                ..Default::default()
-            })),
-            ..private(format!("http://{addr}/poll"))
-        },
-    );
+    let (id, mut f) = connect(&hub, polling(format!("http://{addr}/poll")));
     for n in 1..=2 {
         let e = f
             .until(&format!("poll error {n}"), |fr| {
@@ -181,13 +124,9 @@ async fn a_huge_retry_after_on_a_poll_waits_the_capped_delay_without_panicking()
         hub.reconnect(&id, OWNER)
             .expect("the connection still answers");
         wait_until("the next poll", || polls.load(Ordering::SeqCst) > n).await;
-        f.seen.retain(|fr| !matches!(fr, Frame::Error { .. }));
+        f.forget(|fr| matches!(fr, Frame::Error { .. }));
     }
-    f.until(
-        "the polled body",
-        |fr| matches!(fr, Frame::Message { data, .. } if data == "the latest state"),
-    )
-    .await;
+    f.message("the latest state").await;
     hub.close(&id, OWNER, None, None).unwrap();
     all_tasks_end(&hub).await;
 }
@@ -299,11 +238,7 @@ async fn a_connection_task_that_panics_fails_its_subscribers_and_is_replaced() {
     }
     // The same options again: a fresh upstream, not the dead one.
     let (c, mut fc) = connect(&hub, opts(&url));
-    fc.until(
-        "hello",
-        |f| matches!(f, Frame::Message { data, .. } if data == "hello"),
-    )
-    .await;
+    fc.message("hello").await;
     assert_eq!(
         accepted.load(Ordering::SeqCst),
         1,
@@ -346,17 +281,6 @@ async fn a_sink_that_panics_releases_its_subscription() {
 // ---------------------------------------------------------------------------------------------------------
 // A server that stops reading cannot freeze the connection.
 
-/// Completes the WebSocket handshake, then never reads again; holds the socket open for `WAIT`.
-async fn deaf_ws_server() -> SocketAddr {
-    raw_server(|stream, _| async move {
-        if let Ok(ws) = tokio_tungstenite::accept_async(stream).await {
-            tokio::time::sleep(WAIT * 2).await;
-            drop(ws);
-        }
-    })
-    .await
-}
-
 /// Sends megabyte messages that the server never reads, until the socket's buffers are full.
 fn flood_sends(hub: &Hub, id: &str) -> mpsc::UnboundedReceiver<Result<bool, Error>> {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -372,12 +296,12 @@ fn flood_sends(hub: &Hub, id: &str) -> mpsc::UnboundedReceiver<Result<bool, Erro
     rx
 }
 
-#[tokio::test]
-async fn close_is_heard_while_a_write_is_blocked() {
-    let addr = deaf_ws_server().await;
-    let hub = hub();
+/// A connection to a server that never reads, with sends pending until a write is blocked; without heartbeat,
+/// nothing ends it but the app. Gives its id.
+async fn blocked_write(hub: &Hub) -> String {
+    let addr = raw_server(common::deaf_ws).await;
     let (id, mut f) = connect(
-        &hub,
+        hub,
         ConnectOptions {
             heartbeat: Some(Toggle::Enabled(false)),
             connect_timeout_ms: Some(60_000),
@@ -385,9 +309,17 @@ async fn close_is_heard_while_a_write_is_blocked() {
         },
     );
     f.state(State::Connected).await;
-    let _results = flood_sends(&hub, &id);
+    // The send results are dropped: what matters is that the writes are pending.
+    drop(flood_sends(hub, &id));
     // Let the socket's buffers fill, so a write is blocked.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    id
+}
+
+#[tokio::test]
+async fn close_is_heard_while_a_write_is_blocked() {
+    let hub = hub();
+    let id = blocked_write(&hub).await;
     let started = tokio::time::Instant::now();
     hub.close(&id, OWNER, None, None).unwrap();
     all_tasks_end(&hub).await;
@@ -400,19 +332,8 @@ async fn close_is_heard_while_a_write_is_blocked() {
 
 #[tokio::test]
 async fn shutdown_is_heard_while_a_write_is_blocked() {
-    let addr = deaf_ws_server().await;
     let hub = hub();
-    let (id, mut f) = connect(
-        &hub,
-        ConnectOptions {
-            heartbeat: Some(Toggle::Enabled(false)),
-            connect_timeout_ms: Some(60_000),
-            ..private(format!("ws://{addr}/"))
-        },
-    );
-    f.state(State::Connected).await;
-    let _results = flood_sends(&hub, &id);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    blocked_write(&hub).await;
     assert!(
         hub.shutdown(Duration::from_secs(2)).await,
         "expected every task to end within the app's exit grace"
@@ -423,7 +344,7 @@ async fn shutdown_is_heard_while_a_write_is_blocked() {
 /// connection reconnects, and the send that was being written fails, saying it may not have arrived.
 #[tokio::test]
 async fn a_write_past_its_deadline_is_a_dead_link() {
-    let addr = deaf_ws_server().await;
+    let addr = raw_server(common::deaf_ws).await;
     let hub = hub();
     let (id, mut f) = connect(
         &hub,
@@ -676,12 +597,13 @@ async fn lingering_upstreams_make_room_for_another_webviews_connect() {
 #[tokio::test]
 async fn an_oversized_event_after_good_ones_in_the_same_read_delivers_them_first() {
     let addr = raw_server(|mut s, _| async move {
-        read_head(&mut s).await;
-        let mut out = SSE_HEAD.to_vec();
-        out.extend_from_slice(b"id: 1\ndata: a\n\nid: 2\ndata: b\n\ndata: ");
-        out.extend_from_slice(&[b'x'; 4000]);
-        out.extend_from_slice(b"\n\n");
-        let _ = s.write_all(&out).await;
+        let oversized = [b'x'; 4000];
+        let body = [
+            b"id: 1\ndata: a\n\nid: 2\ndata: b\n\ndata: ",
+            &oversized[..],
+            b"\n\n",
+        ];
+        answer_sse(&mut s, &body.concat()).await;
         tokio::time::sleep(WAIT).await;
     })
     .await;
@@ -746,23 +668,8 @@ async fn polled_events_without_an_id_keep_the_resume_point() {
     );
     let addr = serve(app).await;
     let hub = hub();
-    let (id, mut f) = connect(
-        &hub,
-        ConnectOptions {
-            transport: Some(Transport::Poll),
-            fallback: Some(Toggle::With(FallbackOptions {
-                interval_ms: 20,
-                ..Default::default()
-            })),
-            ..private(format!("http://{addr}/poll"))
-        },
-    );
-    let b = f
-        .until(
-            "event b",
-            |fr| matches!(fr, Frame::Message { data, .. } if data == "b"),
-        )
-        .await;
+    let (id, mut f) = connect(&hub, polling(format!("http://{addr}/poll")));
+    let b = f.message("b").await;
     assert!(
         matches!(&b, Frame::Message { last_event_id: Some(l), .. } if l == "5"),
         "expected b to carry the previous id 5, got {b:?}"
@@ -790,18 +697,16 @@ async fn an_event_id_http_cannot_carry_does_not_wedge_the_reconnect() {
     let addr = raw_server(move |mut s, n| {
         let h = h.clone();
         async move {
-            let head = read_head(&mut s).await;
+            let body = if n == 0 {
+                b"id: a\x01b\ndata: one\n\n" as &[u8]
+            } else {
+                b"data: two\n\n"
+            };
+            let head = answer_sse(&mut s, body).await.unwrap_or_default();
             h.push(format!(
                 "request {n} last-event-id {:?}",
                 header_of(&head, "last-event-id")
             ));
-            let mut out = SSE_HEAD.to_vec();
-            out.extend_from_slice(if n == 0 {
-                b"id: a\x01b\ndata: one\n\n" as &[u8]
-            } else {
-                b"data: two\n\n"
-            });
-            let _ = s.write_all(&out).await;
             if n > 0 {
                 tokio::time::sleep(WAIT).await;
             }
@@ -810,11 +715,7 @@ async fn an_event_id_http_cannot_carry_does_not_wedge_the_reconnect() {
     .await;
     let hub = hub();
     let (id, mut f) = connect(&hub, private(format!("http://{addr}/sse")));
-    f.until(
-        "event two, after a reconnect",
-        |fr| matches!(fr, Frame::Message { data, .. } if data == "two"),
-    )
-    .await;
+    f.message("two").await;
     let notes: Vec<_> = f
         .errors()
         .into_iter()
@@ -887,11 +788,7 @@ async fn a_secret_value_http_cannot_carry_is_left_out_and_never_echoed() {
     });
     for url in [format!("ws://{addr}/ws"), format!("http://{addr}/sse")] {
         let (id, mut f) = connect(&hub, private(&url));
-        f.until(
-            "hi",
-            |fr| matches!(fr, Frame::Message { data, .. } if data == "hi"),
-        )
-        .await;
+        f.message("hi").await;
         let errors = f.errors();
         assert!(
             errors
@@ -1009,41 +906,18 @@ async fn an_id_held_by_another_webview_is_refused_like_any_taken_id() {
 #[tokio::test]
 async fn a_stream_that_delivered_reconnects_after_the_base_delay_every_time() {
     let addr = raw_server(|mut s, n| async move {
-        read_head(&mut s).await;
-        let mut out = SSE_HEAD.to_vec();
-        out.extend_from_slice(format!("retry: 100\nid: {n}\ndata: event {n}\n\n").as_bytes());
-        let _ = s.write_all(&out).await;
+        let body = format!("retry: 100\nid: {n}\ndata: event {n}\n\n");
+        answer_sse(&mut s, body.as_bytes()).await;
     })
     .await;
     let hub = hub();
-    let (id, mut f) = connect(
-        &hub,
-        ConnectOptions {
-            reconnect: Some(Toggle::With(ReconnectOptions {
-                jitter: 0.0,
-                ..Default::default()
-            })),
-            ..private(format!("http://{addr}/sse"))
-        },
-    );
-    f.until(
-        "event 6",
-        |fr| matches!(fr, Frame::Message { data, .. } if data == "event 6"),
-    )
-    .await;
-    let delays: Vec<_> = f
-        .seen
-        .iter()
-        .filter_map(|fr| match fr {
-            Frame::State {
-                state: State::Reconnecting,
-                delay_ms,
-                attempt,
-                ..
-            } => Some((*attempt, *delay_ms)),
-            _ => None,
-        })
-        .collect();
+    let policy = ReconnectOptions {
+        jitter: 0.0,
+        ..Default::default()
+    };
+    let (id, mut f) = connect(&hub, retrying(format!("http://{addr}/sse"), policy));
+    f.message("event 6").await;
+    let delays = f.retries();
     assert!(delays.len() >= 6, "got {delays:?}");
     assert!(
         delays.iter().all(|d| *d == (Some(1), Some(100))),
@@ -1056,22 +930,16 @@ async fn a_stream_that_delivered_reconnects_after_the_base_delay_every_time() {
 #[tokio::test]
 async fn a_stream_that_ends_with_nothing_grows_the_backoff() {
     let addr = raw_server(|mut s, _| async move {
-        read_head(&mut s).await;
-        let _ = s.write_all(SSE_HEAD).await;
+        answer_sse(&mut s, b"").await;
     })
     .await;
     let hub = hub();
-    let (id, mut f) = connect(
-        &hub,
-        ConnectOptions {
-            reconnect: Some(Toggle::With(ReconnectOptions {
-                initial_delay_ms: 10,
-                jitter: 0.0,
-                ..Default::default()
-            })),
-            ..private(format!("http://{addr}/sse"))
-        },
-    );
+    let policy = ReconnectOptions {
+        initial_delay_ms: 10,
+        jitter: 0.0,
+        ..Default::default()
+    };
+    let (id, mut f) = connect(&hub, retrying(format!("http://{addr}/sse"), policy));
     f.until("a fourth reconnect", |fr| {
         matches!(
             fr,
@@ -1083,18 +951,7 @@ async fn a_stream_that_ends_with_nothing_grows_the_backoff() {
         )
     })
     .await;
-    let delays: Vec<_> = f
-        .seen
-        .iter()
-        .filter_map(|fr| match fr {
-            Frame::State {
-                state: State::Reconnecting,
-                delay_ms,
-                ..
-            } => *delay_ms,
-            _ => None,
-        })
-        .collect();
+    let delays: Vec<u64> = f.retries().into_iter().filter_map(|(_, d)| d).collect();
     assert_eq!(
         delays,
         [10, 20, 40, 80],

@@ -16,152 +16,23 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use common::{closed_port, hub, opts, Seen, WAIT};
+use common::{
+    bind, chunk, closed_port, connect, header_of, hub, is_state, opts, read_head, reason, sse,
+    RawServer, Seen, SSE_HEAD_CHUNKED, WAIT,
+};
 use futures_util::{SinkExt, StreamExt};
 use tauri_plugin_realtime_core::{
-    AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Frame, HeartbeatOptions, Hub, Outgoing,
-    ReconnectOptions, State, Toggle,
+    Frame, HeartbeatOptions, Outgoing, ReconnectOptions, State, Toggle,
 };
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
-    sync::mpsc,
-    task::{JoinHandle, JoinSet},
-    time::{sleep, timeout, timeout_at, Instant},
+    time::{sleep, timeout, Instant},
 };
 use tokio_tungstenite::tungstenite::{
     protocol::{frame::coding::CloseCode, CloseFrame},
     Message,
 };
-
-// ---------------------------------------------------------------------------------------------------------
-// Frames, with the time each batch arrived.
-
-struct Tape {
-    rx: mpsc::UnboundedReceiver<Vec<Arc<Frame>>>,
-    seen: Vec<(Instant, Frame)>,
-}
-
-impl Tape {
-    /// Waits for the `n`-th frame (1-based) that matches `pred`, for at most [`WAIT`].
-    async fn nth(&mut self, what: &str, n: usize, pred: impl Fn(&Frame) -> bool) -> Frame {
-        self.nth_by(what, n, Instant::now() + WAIT, pred).await
-    }
-
-    async fn until(&mut self, what: &str, pred: impl Fn(&Frame) -> bool) -> Frame {
-        self.nth(what, 1, pred).await
-    }
-
-    async fn nth_by(
-        &mut self,
-        what: &str,
-        n: usize,
-        deadline: Instant,
-        pred: impl Fn(&Frame) -> bool,
-    ) -> Frame {
-        loop {
-            if let Some((_, f)) = self.seen.iter().filter(|(_, f)| pred(f)).nth(n - 1) {
-                return f.clone();
-            }
-            match timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(batch)) => {
-                    let now = Instant::now();
-                    self.seen
-                        .extend(batch.into_iter().map(|f| (now, (*f).clone())));
-                }
-                Ok(None) => panic!(
-                    "expected {what}, got the end of the stream after {:#?}",
-                    self.frames()
-                ),
-                Err(_) => panic!("expected {what} in time, got {:#?}", self.frames()),
-            }
-        }
-    }
-
-    /// When the `n`-th frame matching `pred` arrived.
-    fn time_of(&self, n: usize, pred: impl Fn(&Frame) -> bool) -> Instant {
-        self.seen
-            .iter()
-            .filter(|(_, f)| pred(f))
-            .nth(n - 1)
-            .map(|(t, _)| *t)
-            .expect("a frame seen before")
-    }
-
-    fn frames(&self) -> Vec<Frame> {
-        self.seen.iter().map(|(_, f)| f.clone()).collect()
-    }
-
-    /// Every state frame as (state, attempt, delayMs).
-    fn states(&self) -> Vec<(State, Option<u32>, Option<u64>)> {
-        self.seen
-            .iter()
-            .filter_map(|(_, f)| match f {
-                Frame::State {
-                    state,
-                    attempt,
-                    delay_ms,
-                    ..
-                } => Some((*state, *attempt, *delay_ms)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// (data, lastEventId) of every message frame.
-    fn messages(&self) -> Vec<(String, Option<String>)> {
-        self.seen
-            .iter()
-            .filter_map(|(_, f)| match f {
-                Frame::Message {
-                    data,
-                    last_event_id,
-                    ..
-                } => Some((data.clone(), last_event_id.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn assert_contiguous(&self) {
-        let seqs: Vec<u64> = self.seen.iter().map(|(_, f)| f.seq()).collect();
-        let want: Vec<u64> = (1..=seqs.len() as u64).collect();
-        assert_eq!(seqs, want, "expected contiguous seq from 1, got {seqs:?}");
-    }
-}
-
-fn is_state(f: &Frame, want: State) -> bool {
-    matches!(f, Frame::State { state, .. } if *state == want)
-}
-
-fn reason_of(f: &Frame) -> String {
-    match f {
-        Frame::State {
-            reason: Some(r), ..
-        } => r.clone(),
-        _ => String::new(),
-    }
-}
-
-fn connect(hub: &Hub, options: ConnectOptions) -> (String, Tape) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let connected = hub
-        .connect(ConnectRequest {
-            id: None,
-            options,
-            owner: "test".into(),
-            sink: Arc::new(ChannelSink(tx)),
-            guard: Arc::new(AllowAll),
-        })
-        .expect("connect");
-    (
-        connected.id,
-        Tape {
-            rx,
-            seen: Vec::new(),
-        },
-    )
-}
 
 fn reconnect(r: ReconnectOptions) -> Option<Toggle<ReconnectOptions>> {
     Some(Toggle::With(r))
@@ -177,94 +48,9 @@ fn quick_retries() -> ReconnectOptions {
     }
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// Killable servers on a fixed port.
-
-struct Server {
-    task: JoinHandle<()>,
-}
-
-impl Server {
-    /// Serves `listener`, calling `handler(socket, n)` for the n-th connection (from 1).
-    fn start<H, F>(listener: TcpListener, handler: H) -> Self
-    where
-        H: Fn(TcpStream, usize) -> F + Send + 'static,
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let task = tokio::spawn(async move {
-            let mut conns = JoinSet::new();
-            let mut n = 0;
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        if let Ok((socket, _)) = accepted {
-                            n += 1;
-                            conns.spawn(handler(socket, n));
-                        }
-                    }
-                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
-                }
-            }
-        });
-        Self { task }
-    }
-
-    /// Drops the listener and every connection at once, as a crash would.
-    async fn kill(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
-}
-
-/// Binds 127.0.0.1:`port` (0 for any), retrying briefly if the port is still being released.
-async fn bind(port: u16) -> TcpListener {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match TcpListener::bind(("127.0.0.1", port)).await {
-            Ok(l) => return l,
-            Err(_) if Instant::now() < deadline => {
-                sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("expected to bind 127.0.0.1:{port}, got {e}"),
-        }
-    }
-}
-
-/// Reads an HTTP request head; `None` if the client went away first.
-async fn read_head(socket: &mut TcpStream) -> Option<String> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = socket.read(&mut buf).await.ok()?;
-        if n == 0 || head.len() > 64 << 10 {
-            return None;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    Some(String::from_utf8_lossy(&head).into_owned())
-}
-
-fn header(head: &str, name: &str) -> Option<String> {
-    head.lines().skip(1).find_map(|line| {
-        let (k, v) = line.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_owned())
-    })
-}
-
-/// Response head of an event stream with a chunked body, so that a cut connection is an error to the client,
-/// never a clean end of the body.
-const SSE_HEAD: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n";
-
-async fn chunk(socket: &mut TcpStream, data: &str) {
-    let _ = socket
-        .write_all(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes())
-        .await;
-}
-
+/// Event `i` of the streams below: `id: i`, `data: event i`.
 fn sse_event(i: u32) -> String {
-    format!("id: {i}\ndata: event {i}\n\n")
+    sse::Event::new(i.into(), format!("event {i}")).to_wire()
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -278,7 +64,7 @@ async fn sse_server_killed_mid_stream_resumes_with_last_event_id_on_the_same_por
     let requests = Seen::default();
 
     let r = requests.clone();
-    let first = Server::start(listener, move |mut socket, _| {
+    let first = RawServer::start(listener, move |mut socket, _| {
         let r = r.clone();
         async move {
             let Some(head) = read_head(&mut socket).await else {
@@ -286,9 +72,9 @@ async fn sse_server_killed_mid_stream_resumes_with_last_event_id_on_the_same_por
             };
             r.push(format!(
                 "first last-event-id={}",
-                header(&head, "last-event-id").unwrap_or_default()
+                header_of(&head, "last-event-id").unwrap_or_default()
             ));
-            let _ = socket.write_all(SSE_HEAD.as_bytes()).await;
+            let _ = socket.write_all(SSE_HEAD_CHUNKED).await;
             for i in 1..=4 {
                 chunk(&mut socket, &sse_event(i)).await;
             }
@@ -310,28 +96,24 @@ async fn sse_server_killed_mid_stream_resumes_with_last_event_id_on_the_same_por
     .await;
 
     first.kill().await;
-    let dropped = tape
-        .until("reconnecting after the crash", |f| {
-            is_state(f, State::Reconnecting)
-        })
-        .await;
+    let dropped = tape.state(State::Reconnecting).await;
     // While the port is closed, attempts are refused; the resume must survive them.
     let refused = tape
         .until("a refused attempt while the server is down", |f| {
-            is_state(f, State::Reconnecting) && reason_of(f).contains("network error")
+            is_state(f, State::Reconnecting) && reason(f).contains("network error")
         })
         .await;
 
     let r = requests.clone();
-    let second = Server::start(bind(port).await, move |mut socket, _| {
+    let second = RawServer::start(bind(port).await, move |mut socket, _| {
         let r = r.clone();
         async move {
             let Some(head) = read_head(&mut socket).await else {
                 return;
             };
-            let last = header(&head, "last-event-id").unwrap_or_default();
+            let last = header_of(&head, "last-event-id").unwrap_or_default();
             r.push(format!("second last-event-id={last}"));
-            let _ = socket.write_all(SSE_HEAD.as_bytes()).await;
+            let _ = socket.write_all(SSE_HEAD_CHUNKED).await;
             let from = last.parse::<u32>().unwrap_or(0) + 1;
             for i in from..=N {
                 chunk(&mut socket, &sse_event(i)).await;
@@ -347,13 +129,13 @@ async fn sse_server_killed_mid_stream_resumes_with_last_event_id_on_the_same_por
     .await;
     // Room for a duplicate to show up, if the engine were to make one.
     sleep(Duration::from_millis(100)).await;
-    while let Ok(batch) = tape.rx.try_recv() {
-        let now = Instant::now();
-        tape.seen
-            .extend(batch.into_iter().map(|f| (now, (*f).clone())));
-    }
+    tape.drain();
 
-    let got = tape.messages();
+    let got: Vec<(String, Option<String>)> = tape
+        .messages()
+        .into_iter()
+        .map(|(_, data, id)| (data, id))
+        .collect();
     let want: Vec<(String, Option<String>)> = (1..=N)
         .map(|i| (format!("event {i}"), Some(i.to_string())))
         .collect();
@@ -370,8 +152,8 @@ async fn sse_server_killed_mid_stream_resumes_with_last_event_id_on_the_same_por
         seen,
         want_requests,
         "expected {want_requests:?}, got {seen:?} (crash reason {:?}, then {:?})",
-        reason_of(&dropped),
-        reason_of(&refused)
+        reason(&dropped),
+        reason(&refused)
     );
     tape.assert_contiguous();
 
@@ -383,8 +165,8 @@ async fn sse_server_killed_mid_stream_resumes_with_last_event_id_on_the_same_por
 // 2. WebSocket: killed, restarted on the same port; what was sent meanwhile arrives, in order.
 
 /// A WebSocket server that records every text message it receives as `<tag>:<text>`.
-fn recording_ws_server(listener: TcpListener, tag: &'static str, seen: Seen) -> Server {
-    Server::start(listener, move |socket, _| {
+fn recording_ws_server(listener: TcpListener, tag: &'static str, seen: Seen) -> RawServer {
+    RawServer::start(listener, move |socket, _| {
         let seen = seen.clone();
         async move {
             let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
@@ -410,8 +192,7 @@ async fn ws_server_killed_and_restarted_gets_the_queued_sends_in_order() {
     let mut o = opts(format!("ws://127.0.0.1:{port}/"));
     o.reconnect = reconnect(quick_retries());
     let (id, mut tape) = connect(&hub, o);
-    tape.until("connected", |f| is_state(f, State::Connected))
-        .await;
+    tape.state(State::Connected).await;
     let queued = hub
         .send(&id, "test", Outgoing::Text("before".into()))
         .await
@@ -424,10 +205,7 @@ async fn ws_server_killed_and_restarted_gets_the_queued_sends_in_order() {
         .await;
 
     first.kill().await;
-    tape.until("reconnecting after the crash", |f| {
-        is_state(f, State::Reconnecting)
-    })
-    .await;
+    tape.state(State::Reconnecting).await;
     let held: Vec<String> = (1..=5).map(|i| format!("q{i}")).collect();
     for m in &held {
         let queued = hub
@@ -441,7 +219,7 @@ async fn ws_server_killed_and_restarted_gets_the_queued_sends_in_order() {
     }
     // The queue survives attempts that fail while the server is down.
     tape.until("a refused attempt while the server is down", |f| {
-        is_state(f, State::Reconnecting) && reason_of(f).contains("network error")
+        is_state(f, State::Reconnecting) && reason(f).contains("network error")
     })
     .await;
     let info = hub.inspect(Some("test"), Some(&id)).unwrap();
@@ -487,14 +265,8 @@ async fn ws_server_killed_and_restarted_gets_the_queued_sends_in_order() {
 async fn ws_server_that_never_answers_pings_is_dropped_for_no_pong() {
     let listener = bind(0).await;
     let port = listener.local_addr().unwrap().port();
-    let server = Server::start(listener, |socket, _| async move {
-        let Ok(ws) = tokio_tungstenite::accept_async(socket).await else {
-            return;
-        };
-        // Never polled again: no read, so no automatic pong.
-        let _held = ws;
-        std::future::pending::<()>().await;
-    });
+    // Never reads after the handshake, so no automatic pong.
+    let server = RawServer::start(listener, common::deaf_ws);
 
     let hub = hub();
     let mut o = opts(format!("ws://127.0.0.1:{port}/"));
@@ -508,13 +280,10 @@ async fn ws_server_that_never_answers_pings_is_dropped_for_no_pong() {
         ..Default::default()
     });
     let (id, mut tape) = connect(&hub, o);
-    tape.until("connected", |f| is_state(f, State::Connected))
-        .await;
-    let f = tape
-        .until("reconnecting", |f| is_state(f, State::Reconnecting))
-        .await;
+    tape.state(State::Connected).await;
+    let f = tape.state(State::Reconnecting).await;
     assert!(
-        reason_of(&f).contains("no pong"),
+        reason(&f).contains("no pong"),
         "expected a reason with \"no pong\", got {f:?}"
     );
     // A ping after 100 ms, then 100 ms for its pong.
@@ -533,11 +302,11 @@ async fn ws_server_that_never_answers_pings_is_dropped_for_no_pong() {
 async fn sse_server_that_goes_quiet_is_dropped_for_idle_timeout() {
     let listener = bind(0).await;
     let port = listener.local_addr().unwrap().port();
-    let server = Server::start(listener, |mut socket, _| async move {
+    let server = RawServer::start(listener, |mut socket, _| async move {
         if read_head(&mut socket).await.is_none() {
             return;
         }
-        let _ = socket.write_all(SSE_HEAD.as_bytes()).await;
+        let _ = socket.write_all(SSE_HEAD_CHUNKED).await;
         chunk(&mut socket, "id: 1\ndata: only\n\n").await;
         std::future::pending::<()>().await;
     });
@@ -553,16 +322,10 @@ async fn sse_server_that_goes_quiet_is_dropped_for_idle_timeout() {
         ..Default::default()
     });
     let (id, mut tape) = connect(&hub, o);
-    tape.until(
-        "the one event",
-        |f| matches!(f, Frame::Message { data, .. } if data == "only"),
-    )
-    .await;
-    let f = tape
-        .until("reconnecting", |f| is_state(f, State::Reconnecting))
-        .await;
+    tape.message("only").await;
+    let f = tape.state(State::Reconnecting).await;
     assert!(
-        reason_of(&f).contains("idle timeout"),
+        reason(&f).contains("idle timeout"),
         "expected a reason with \"idle timeout\", got {f:?}"
     );
     let quiet = tape.time_of(1, |f| is_state(f, State::Reconnecting))
@@ -581,10 +344,7 @@ async fn servers_that_accept_but_never_answer_the_request_time_out_and_retry() {
     let listener = bind(0).await;
     let port = listener.local_addr().unwrap().port();
     // TCP accepted, the request read, and then nothing: no 101, no response head.
-    let server = Server::start(listener, |mut socket, _| async move {
-        let _ = read_head(&mut socket).await;
-        std::future::pending::<()>().await;
-    });
+    let server = RawServer::start(listener, common::silent);
 
     let hub = hub();
     for url in [
@@ -598,17 +358,15 @@ async fn servers_that_accept_but_never_answer_the_request_time_out_and_retry() {
             ..Default::default()
         });
         let (id, mut tape) = connect(&hub, o);
-        let f = tape
-            .until("reconnecting", |f| is_state(f, State::Reconnecting))
-            .await;
+        let f = tape.state(State::Reconnecting).await;
         assert!(
-            reason_of(&f).contains("timed out after 200 ms"),
+            reason(&f).contains("timed out after 200 ms"),
             "{url}: expected a reason with \"timed out after 200 ms\", got {f:?}"
         );
         assert!(
-            !tape.seen.iter().any(|(_, f)| is_state(f, State::Connected)),
+            !tape.seen.iter().any(|f| is_state(f, State::Connected)),
             "{url}: expected no connected state, got {:?}",
-            tape.frames()
+            tape.seen
         );
         hub.close(&id, "test", None, None).unwrap();
     }
@@ -618,16 +376,16 @@ async fn servers_that_accept_but_never_answer_the_request_time_out_and_retry() {
 /// The first connection is accepted, its request read, and then dropped without a response: a server
 /// crashing during the handshake, or a proxy whose backend is down. Later connections are served by
 /// `serve`. A client must treat the first as a network error and retry, not as a server that cannot stream.
-fn drops_first_request_then<H, F>(listener: TcpListener, serve: H) -> Server
+fn drops_first_request_then<H, F>(listener: TcpListener, serve: H) -> RawServer
 where
     H: Fn(TcpStream) -> F + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
     let serve = Arc::new(serve);
-    Server::start(listener, move |mut socket, n| {
+    RawServer::start(listener, move |mut socket, n| {
         let serve = serve.clone();
         async move {
-            if n == 1 {
+            if n == 0 {
                 let _ = read_head(&mut socket).await;
                 return;
             }
@@ -644,7 +402,7 @@ async fn sse_connection_dropped_before_the_response_is_retried() {
         if read_head(&mut socket).await.is_none() {
             return;
         }
-        let _ = socket.write_all(SSE_HEAD.as_bytes()).await;
+        let _ = socket.write_all(SSE_HEAD_CHUNKED).await;
         chunk(&mut socket, "data: second time lucky\n\n").await;
         std::future::pending::<()>().await;
     });
@@ -653,11 +411,7 @@ async fn sse_connection_dropped_before_the_response_is_retried() {
     let mut o = opts(format!("http://127.0.0.1:{port}/"));
     o.reconnect = reconnect(quick_retries());
     let (id, mut tape) = connect(&hub, o);
-    tape.until(
-        "the event from the second connection",
-        |f| matches!(f, Frame::Message { data, .. } if data == "second time lucky"),
-    )
-    .await;
+    tape.message("second time lucky").await;
     let got = tape.states();
     assert!(
         matches!(
@@ -700,11 +454,7 @@ async fn ws_connection_dropped_during_the_handshake_is_retried() {
         is_state(&first_end, State::Reconnecting),
         "expected reconnecting after the server dropped the handshake, got {first_end:?}"
     );
-    tape.until(
-        "the message from the second connection",
-        |f| matches!(f, Frame::Message { data, .. } if data == "second time lucky"),
-    )
-    .await;
+    tape.message("second time lucky").await;
     hub.close(&id, "test", None, None).unwrap();
     server.kill().await;
 }
@@ -761,20 +511,21 @@ async fn backoff_delays_follow_the_policy_then_fail() {
 async fn attempt_count_grows_while_flapping_and_resets_after_a_stable_period() {
     let listener = bind(0).await;
     let port = listener.local_addr().unwrap().port();
-    // Connections 1-3 and 5 drop right after the upgrade, without a close frame; 4 stays up 800 ms (twice
-    // stableAfterMs, so a loaded machine cannot blur the two cases) and then drops the same way; 6 stays.
-    let server = Server::start(listener, |socket, n| async move {
+    // Connections 1-3 and 5 (n = 0-2 and 4) drop right after the upgrade, without a close frame; 4 stays up
+    // 800 ms (twice stableAfterMs, so a loaded machine cannot blur the two cases) and then drops the same way;
+    // 6 stays.
+    let server = RawServer::start(listener, |socket, n| async move {
         let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
             return;
         };
         match n {
-            4 => {
+            3 => {
                 let _ = timeout(Duration::from_millis(800), async {
                     while ws.next().await.is_some() {}
                 })
                 .await;
             }
-            n if n >= 6 => while ws.next().await.is_some() {},
+            n if n >= 5 => while ws.next().await.is_some() {},
             _ => {}
         }
         drop(ws);
@@ -794,12 +545,7 @@ async fn attempt_count_grows_while_flapping_and_resets_after_a_stable_period() {
     tape.nth("the sixth connection", 6, |f| is_state(f, State::Connected))
         .await;
 
-    let retries: Vec<(Option<u32>, Option<u64>)> = tape
-        .states()
-        .into_iter()
-        .filter(|(s, ..)| *s == State::Reconnecting)
-        .map(|(_, a, d)| (a, d))
-        .collect();
+    let retries = tape.retries();
     let want = vec![
         (Some(1), Some(50)),
         (Some(2), Some(100)),
@@ -926,6 +672,19 @@ struct Run {
     stderr: String,
 }
 
+impl Run {
+    /// The exit code is `want`; `context` follows "expected exit N" in the failure message.
+    fn assert_exit(&self, want: i32, context: &str) {
+        assert_eq!(
+            self.code,
+            Some(want),
+            "expected exit {want}{context}, got {:?} (stderr: {})",
+            self.code,
+            self.stderr
+        );
+    }
+}
+
 /// Waits (bounded) for the process to end; every stdout line must be a JSON envelope.
 async fn finish(child: tokio::process::Child) -> Run {
     let out = timeout(WAIT, child.wait_with_output())
@@ -974,8 +733,8 @@ fn assert_seq_contiguous(frames: &[serde_json::Value]) {
 }
 
 /// Says hello, echoes one message, then closes with 1000.
-fn hello_echo_close_server(listener: TcpListener) -> Server {
-    Server::start(listener, |socket, _| async move {
+fn hello_echo_close_server(listener: TcpListener) -> RawServer {
+    RawServer::start(listener, |socket, _| async move {
         let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
             return;
         };
@@ -1030,13 +789,7 @@ async fn tap_prints_every_frame_as_json_and_exits_0_when_the_server_closes() {
         run.frames[0]
     );
     assert_seq_contiguous(&run.frames);
-    assert_eq!(
-        run.code,
-        Some(0),
-        "expected exit 0, got {:?} (stderr: {})",
-        run.code,
-        run.stderr
-    );
+    run.assert_exit(0, "");
     server.kill().await;
 }
 
@@ -1054,7 +807,7 @@ async fn tap_echo_sends_back_text_and_binary_in_order() {
         Message::text("five"),
     ];
     let to_send = sent.clone();
-    let server = Server::start(listener, move |socket, _| {
+    let server = RawServer::start(listener, move |socket, _| {
         let (record, to_send) = (record.clone(), to_send.clone());
         async move {
             let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
@@ -1104,13 +857,7 @@ async fn tap_echo_sends_back_text_and_binary_in_order() {
         frames.contains(&"binary:AAEC/w==".to_string()),
         "expected the binary frame as base64, got {frames:?}"
     );
-    assert_eq!(
-        run.code,
-        Some(0),
-        "expected exit 0, got {:?} (stderr: {})",
-        run.code,
-        run.stderr
-    );
+    run.assert_exit(0, "");
     server.kill().await;
 }
 
@@ -1128,13 +875,7 @@ async fn tap_exits_1_on_failed_and_2_on_bad_arguments() {
         Some("state:failed"),
         "expected to end failed, got {got:?}"
     );
-    assert_eq!(
-        run.code,
-        Some(1),
-        "expected exit 1, got {:?} (stderr: {})",
-        run.code,
-        run.stderr
-    );
+    run.assert_exit(1, "");
 
     for args in [
         &[][..],
@@ -1149,13 +890,7 @@ async fn tap_exits_1_on_failed_and_2_on_bad_arguments() {
             .spawn()
             .expect("spawn tap");
         let run = finish(child).await;
-        assert_eq!(
-            run.code,
-            Some(2),
-            "expected exit 2 for {args:?}, got {:?} (stderr: {})",
-            run.code,
-            run.stderr
-        );
+        run.assert_exit(2, &format!(" for {args:?}"));
         assert!(
             run.stderr.contains("usage: tap"),
             "expected the usage for {args:?}, got {:?}",
@@ -1176,7 +911,7 @@ async fn tap_closes_with_1000_on_sigterm_and_exits_0() {
     let port = listener.local_addr().unwrap().port();
     let closes = Seen::default();
     let c = closes.clone();
-    let server = Server::start(listener, move |socket, _| {
+    let server = RawServer::start(listener, move |socket, _| {
         let c = c.clone();
         async move {
             let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {

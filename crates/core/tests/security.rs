@@ -9,7 +9,6 @@
 mod common;
 
 use std::{
-    future::Future,
     net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant},
@@ -25,123 +24,24 @@ use axum::{
     routing::{get, MethodRouter},
     Router,
 };
-use common::{closed_port, hub_with, opts, wait_until, Seen, WAIT};
+use common::{
+    all_tasks_end, closed_port, connect, drip_server, flood, hub, hub_with, once, opts, raw_server,
+    read_head, reason, state_of, subscribe, until_closed, wait_until, Frames, Seen, OWNER,
+    SSE_HEAD, WAIT,
+};
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tauri_plugin_realtime_core::{
-    pem_certificates, AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Error, Frame,
-    HeaderSource, HeartbeatOptions, Hub, HubConfig, Limits, Outgoing, QueueOptions,
-    ReconnectOptions, SecretHeaders, Share, State, TlsConfig, Toggle, Transport, UrlGuard,
+    pem_certificates, AllowAll, ConnectOptions, Error, Frame, HeaderSource, HeartbeatOptions, Hub,
+    HubConfig, Limits, Outgoing, QueueOptions, ReconnectOptions, SecretHeaders, Share, State,
+    TlsConfig, Toggle, Transport, UrlGuard,
 };
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
     sync::mpsc,
 };
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-
-const OWNER: &str = "test";
-
-// ---------------------------------------------------------------------------------------------------------
-// A subscription's frames, for any owner and guard (tests/common's `Frames` is tied to its own connect).
-
-struct Watch {
-    rx: mpsc::UnboundedReceiver<Vec<Arc<Frame>>>,
-    seen: Vec<Frame>,
-}
-
-impl Watch {
-    /// Waits until a frame matches `pred`, returning it; every frame is kept in `seen`.
-    async fn until(&mut self, what: &str, pred: impl Fn(&Frame) -> bool) -> Frame {
-        if let Some(f) = self.seen.iter().find(|f| pred(f)) {
-            return f.clone();
-        }
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let batch = match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(b)) => b,
-                Ok(None) => panic!("expected {what}, the stream ended after {:#?}", self.seen),
-                Err(_) => panic!("expected {what} within {WAIT:?}, got {:#?}", self.seen),
-            };
-            let mut hit = None;
-            for f in batch {
-                let f = (*f).clone();
-                if hit.is_none() && pred(&f) {
-                    hit = Some(f.clone());
-                }
-                self.seen.push(f);
-            }
-            if let Some(h) = hit {
-                return h;
-            }
-        }
-    }
-
-    /// The first state frame in one of `states`.
-    async fn settled(&mut self, states: &[State]) -> Frame {
-        let states = states.to_vec();
-        self.until(
-            &format!("a state in {states:?}"),
-            move |f| matches!(f, Frame::State { state, .. } if states.contains(state)),
-        )
-        .await
-    }
-
-    async fn message(&mut self, want: &str) -> Frame {
-        self.until(
-            &format!("message {want:?}"),
-            |f| matches!(f, Frame::Message { data, .. } if data == want),
-        )
-        .await
-    }
-
-    fn reached(&self, state: State) -> bool {
-        self.seen
-            .iter()
-            .any(|f| matches!(f, Frame::State { state: s, .. } if *s == state))
-    }
-
-    fn message_count(&self) -> usize {
-        self.seen
-            .iter()
-            .filter(|f| matches!(f, Frame::Message { .. }))
-            .count()
-    }
-}
-
-fn subscribe(
-    hub: &Hub,
-    options: ConnectOptions,
-    owner: &str,
-    guard: Arc<dyn UrlGuard>,
-) -> Result<(String, Watch), Error> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let connected = hub.connect(ConnectRequest {
-        id: None,
-        options,
-        owner: owner.into(),
-        sink: Arc::new(ChannelSink(tx)),
-        guard,
-    })?;
-    Ok((
-        connected.id,
-        Watch {
-            rx,
-            seen: Vec::new(),
-        },
-    ))
-}
-
-fn sub(hub: &Hub, options: ConnectOptions) -> (String, Watch) {
-    subscribe(hub, options, OWNER, Arc::new(AllowAll)).expect("connect")
-}
-
-fn plain_hub() -> Hub {
-    hub_with(HubConfig {
-        linger: Duration::ZERO,
-        ..Default::default()
-    })
-}
 
 /// Private upstream, quick retries.
 fn quick(url: impl Into<String>) -> ConnectOptions {
@@ -153,31 +53,6 @@ fn quick(url: impl Into<String>) -> ConnectOptions {
         })),
         share: Some(Share::Enabled(false)),
         ..opts(url)
-    }
-}
-
-/// Private upstream, no reconnect: one attempt only.
-fn once(url: impl Into<String>) -> ConnectOptions {
-    ConnectOptions {
-        reconnect: Some(Toggle::Enabled(false)),
-        share: Some(Share::Enabled(false)),
-        ..opts(url)
-    }
-}
-
-fn reason(f: &Frame) -> &str {
-    match f {
-        Frame::State {
-            reason: Some(r), ..
-        } => r,
-        _ => "",
-    }
-}
-
-fn state_of(f: &Frame) -> Option<State> {
-    match f {
-        Frame::State { state, .. } => Some(*state),
-        _ => None,
     }
 }
 
@@ -203,7 +78,7 @@ async fn assert_still_works(hub: &Hub) {
         .route("/sse", get(|| async { sse_response("data: ok\n\n") }));
     let addr = common::serve(app).await;
     for url in [format!("ws://{addr}/ws"), format!("http://{addr}/sse")] {
-        let (id, mut w) = sub(hub, once(&url));
+        let (id, mut w) = connect(hub, once(&url));
         w.message("ok").await;
         hub.close(&id, OWNER, None, None).unwrap();
     }
@@ -214,75 +89,7 @@ async fn close_all(hub: &Hub, ids: &[&str]) {
     for id in ids {
         hub.close(id, OWNER, None, None).unwrap();
     }
-    wait_until("every task of the hub to end", || hub.live_tasks() == 0).await;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Raw TCP servers.
-
-async fn raw_server<F, Fut>(handler: F) -> SocketAddr
-where
-    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let handler = Arc::new(handler);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(handler(stream));
-        }
-    });
-    addr
-}
-
-/// Reads a request head (up to the blank line, at most 64 KiB, at most `WAIT`).
-async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> String {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    let _ = tokio::time::timeout(WAIT, async {
-        loop {
-            match s.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    buf.extend_from_slice(&chunk[..n]);
-                    if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.len() > 64 << 10 {
-                        break;
-                    }
-                }
-            }
-        }
-    })
-    .await;
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
-/// What a flooding server managed before the client stopped it.
-#[derive(Debug)]
-struct Flood {
-    written: usize,
-    write_failed: bool,
-    elapsed: Duration,
-}
-
-/// Writes `head`, then `unit` over and over (64 KiB at a time) until a write fails, 512 MiB went out or
-/// `WAIT` passed.
-async fn flood<S: tokio::io::AsyncWrite + Unpin>(s: &mut S, head: &[u8], unit: &[u8]) -> Flood {
-    let started = Instant::now();
-    let chunk = unit.repeat((64 << 10) / unit.len());
-    let mut written = 0;
-    let mut result = s.write_all(head).await;
-    while result.is_ok() && written < 512 << 20 && started.elapsed() < WAIT {
-        result = s.write_all(&chunk).await;
-        if result.is_ok() {
-            written += chunk.len();
-        }
-    }
-    Flood {
-        written,
-        write_failed: result.is_err(),
-        elapsed: started.elapsed(),
-    }
+    all_tasks_end(hub).await;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -300,10 +107,10 @@ async fn websocket_message_over_max_message_size_fails_naming_the_limit() {
         }),
     );
     let addr = common::serve(app).await;
-    let hub = plain_hub();
+    let hub = hub();
     let mut o = quick(format!("ws://{addr}/big"));
     o.max_message_size = Some(1024);
-    let (id, mut w) = sub(&hub, o);
+    let (id, mut w) = connect(&hub, o);
     let end = w.settled(&[State::Failed, State::Reconnecting]).await;
     assert_eq!(state_of(&end), Some(State::Failed), "got {end:?}");
     assert!(
@@ -327,7 +134,7 @@ async fn websocket_message_over_max_message_size_fails_naming_the_limit() {
 #[tokio::test]
 async fn websocket_frame_header_claiming_a_terabyte_is_refused_without_reading_it() {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let addr = raw_server(move |tcp| {
+    let addr = raw_server(move |tcp, _| {
         let tx = tx.clone();
         async move {
             let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
@@ -340,10 +147,10 @@ async fn websocket_frame_header_claiming_a_terabyte_is_refused_without_reading_i
         }
     })
     .await;
-    let hub = plain_hub();
+    let hub = hub();
     let mut o = quick(format!("ws://{addr}/"));
     o.max_message_size = Some(1 << 20);
-    let (id, mut w) = sub(&hub, o);
+    let (id, mut w) = connect(&hub, o);
     let end = w.settled(&[State::Failed, State::Reconnecting]).await;
     assert_eq!(state_of(&end), Some(State::Failed), "got {end:?}");
     assert!(reason(&end).contains("too large"), "got {end:?}");
@@ -361,7 +168,7 @@ async fn websocket_frame_header_claiming_a_terabyte_is_refused_without_reading_i
 
 #[tokio::test]
 async fn websocket_text_frame_with_invalid_utf8_drops_the_connection() {
-    let addr = raw_server(|tcp| async move {
+    let addr = raw_server(|tcp, _| async move {
         let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
             return;
         };
@@ -373,19 +180,11 @@ async fn websocket_text_frame_with_invalid_utf8_drops_the_connection() {
         {
             return;
         }
-        let mut sink = [0u8; 256];
-        let _ = tokio::time::timeout(WAIT, async {
-            while let Ok(n) = s.read(&mut sink).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        })
-        .await;
+        until_closed(s).await;
     })
     .await;
-    let hub = plain_hub();
-    let (id, mut w) = sub(&hub, quick(format!("ws://{addr}/")));
+    let hub = hub();
+    let (id, mut w) = connect(&hub, quick(format!("ws://{addr}/")));
     w.settled(&[State::Connected]).await;
     let end = w
         .settled(&[State::Reconnecting, State::Failed, State::Disconnected])
@@ -403,11 +202,9 @@ async fn websocket_text_frame_with_invalid_utf8_drops_the_connection() {
 // ---------------------------------------------------------------------------------------------------------
 // SSE: endless lines and events.
 
-const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
-
 async fn sse_flood_case(head_tail: &'static [u8], unit: &'static [u8]) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let addr = raw_server(move |mut tcp| {
+    let addr = raw_server(move |mut tcp, _| {
         let tx = tx.clone();
         async move {
             read_head(&mut tcp).await;
@@ -416,10 +213,10 @@ async fn sse_flood_case(head_tail: &'static [u8], unit: &'static [u8]) {
         }
     })
     .await;
-    let hub = plain_hub();
+    let hub = hub();
     let mut o = quick(format!("http://{addr}/endless"));
     o.max_message_size = Some(64 << 10);
-    let (id, mut w) = sub(&hub, o);
+    let (id, mut w) = connect(&hub, o);
     let end = w.settled(&[State::Failed, State::Reconnecting]).await;
     assert_eq!(state_of(&end), Some(State::Failed), "got {end:?}");
     assert!(
@@ -465,7 +262,7 @@ async fn sse_endless_event_fails_and_the_client_stops_reading() {
 // Garbage instead of HTTP.
 
 async fn garbage_server() -> SocketAddr {
-    raw_server(|mut tcp| async move {
+    raw_server(|mut tcp, _| async move {
         let mut buf = [0u8; 4096];
         let _ = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf)).await;
         let mut junk: Vec<u8> = (0..4096).map(|_| fastrand::u8(..)).collect();
@@ -480,8 +277,8 @@ async fn garbage_server() -> SocketAddr {
 
 async fn garbage_case(scheme: &str) {
     let addr = garbage_server().await;
-    let hub = plain_hub();
-    let (id, mut w) = sub(&hub, quick(format!("{scheme}://{addr}/")));
+    let hub = hub();
+    let (id, mut w) = connect(&hub, quick(format!("{scheme}://{addr}/")));
     let end = w.settled(&[State::Reconnecting, State::Failed]).await;
     assert_eq!(
         state_of(&end),
@@ -509,8 +306,8 @@ async fn garbage_answer_to_a_websocket_upgrade_reconnects() {
 #[tokio::test]
 async fn garbage_answer_to_a_websocket_upgrade_is_reported_and_harmless() {
     let addr = garbage_server().await;
-    let hub = plain_hub();
-    let (id, mut w) = sub(&hub, quick(format!("ws://{addr}/")));
+    let hub = hub();
+    let (id, mut w) = connect(&hub, quick(format!("ws://{addr}/")));
     let end = w.settled(&[State::Reconnecting, State::Failed]).await;
     assert!(
         reason(&end).contains("handshake") || reason(&end).contains("network"),
@@ -524,31 +321,12 @@ async fn garbage_answer_to_a_websocket_upgrade_is_reported_and_harmless() {
 // ---------------------------------------------------------------------------------------------------------
 // Slowloris: one byte per second.
 
-/// Serves `bytes` after reading the request: the first `at_once` at once, the rest one per second.
-async fn drip_server(bytes: &'static [u8], at_once: usize) -> SocketAddr {
-    raw_server(move |mut tcp| async move {
-        read_head(&mut tcp).await;
-        if tcp.write_all(&bytes[..at_once]).await.is_err() {
-            return;
-        }
-        for b in &bytes[at_once..] {
-            if tcp.write_all(&[*b]).await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        let mut one = [0u8; 1];
-        let _ = tokio::time::timeout(WAIT, tcp.read(&mut one)).await;
-    })
-    .await
-}
-
 async fn slowloris_case(url: String, options: impl FnOnce(&mut ConnectOptions), want: &str) {
-    let hub = plain_hub();
+    let hub = hub();
     let mut o = quick(url);
     options(&mut o);
     let started = Instant::now();
-    let (id, mut w) = sub(&hub, o);
+    let (id, mut w) = connect(&hub, o);
     let end = w.settled(&[State::Reconnecting, State::Failed]).await;
     assert_eq!(state_of(&end), Some(State::Reconnecting), "got {end:?}");
     assert!(
@@ -567,8 +345,8 @@ async fn slowloris_case(url: String, options: impl FnOnce(&mut ConnectOptions), 
 #[tokio::test]
 async fn sse_status_line_one_byte_per_second_hits_the_connect_timeout() {
     let addr = drip_server(
+        b"",
         b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: late\n\n",
-        0,
     )
     .await;
     slowloris_case(
@@ -581,9 +359,7 @@ async fn sse_status_line_one_byte_per_second_hits_the_connect_timeout() {
 
 #[tokio::test]
 async fn sse_body_one_byte_per_second_hits_the_idle_timeout() {
-    const RESPONSE: &[u8] =
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: late\n\n";
-    let addr = drip_server(RESPONSE, SSE_HEAD.len()).await;
+    let addr = drip_server(SSE_HEAD, b"data: late\n\n").await;
     slowloris_case(
         format!("http://{addr}/slow"),
         |o| {
@@ -601,8 +377,8 @@ async fn sse_body_one_byte_per_second_hits_the_idle_timeout() {
 #[tokio::test]
 async fn websocket_handshake_one_byte_per_second_hits_the_connect_timeout() {
     let addr = drip_server(
+        b"",
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-        0,
     )
     .await;
     slowloris_case(
@@ -705,14 +481,10 @@ async fn tls_server(pki: &Pki, mode: Serve, seen: Seen) -> SocketAddr {
                     Serve::Sse => {
                         read_head(&mut tls).await;
                         let _ = tls
-                            .write_all(
-                                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
-                                  cache-control: no-cache\r\n\r\ndata: hello-tls\n\n",
-                            )
+                            .write_all(&[SSE_HEAD, b"data: hello-tls\n\n"].concat())
                             .await;
                         let _ = tls.flush().await;
-                        let mut one = [0u8; 1];
-                        let _ = tokio::time::timeout(WAIT, tls.read(&mut one)).await;
+                        until_closed(&mut tls).await;
                     }
                 }
             });
@@ -730,7 +502,7 @@ fn tls_hub(tls: TlsConfig) -> Hub {
 }
 
 /// The connection never opens and says why: the certificate.
-async fn assert_refused_for_the_certificate(w: &mut Watch, what: &str) {
+async fn assert_refused_for_the_certificate(w: &mut Frames, what: &str) {
     let end = w.settled(&[State::Failed, State::Reconnecting]).await;
     assert!(
         reason(&end).contains("certificate"),
@@ -749,11 +521,11 @@ async fn self_signed_tls_is_refused_by_default() {
     let seen = Seen::default();
     let wss = tls_server(&p, Serve::Ws, seen.clone()).await;
     let https = tls_server(&p, Serve::Sse, seen.clone()).await;
-    let hub = plain_hub();
+    let hub = hub();
     // Refused, whatever state it then takes: see the ignored test below for the state it should end in.
-    let (ws_id, mut w) = sub(&hub, quick(format!("wss://{wss}/")));
+    let (ws_id, mut w) = connect(&hub, quick(format!("wss://{wss}/")));
     assert_refused_for_the_certificate(&mut w, "wss").await;
-    let (sse_id, mut w) = sub(&hub, quick(format!("https://{https}/")));
+    let (sse_id, mut w) = connect(&hub, quick(format!("https://{https}/")));
     assert_refused_for_the_certificate(&mut w, "https").await;
 
     seen.wait_for("a refused handshake", |s| s.starts_with("handshake failed"))
@@ -772,9 +544,9 @@ async fn self_signed_tls_fails_rather_than_retrying() {
     let p = pki(&["127.0.0.1", "localhost"]);
     let wss = tls_server(&p, Serve::Ws, Seen::default()).await;
     let https = tls_server(&p, Serve::Sse, Seen::default()).await;
-    let hub = plain_hub();
+    let hub = hub();
     for url in [format!("wss://{wss}/"), format!("https://{https}/")] {
-        let (id, mut w) = sub(&hub, quick(&url));
+        let (id, mut w) = connect(&hub, quick(&url));
         let end = w.settled(&[State::Failed, State::Reconnecting]).await;
         assert_eq!(
             state_of(&end),
@@ -828,7 +600,7 @@ async fn self_signed_tls_is_accepted_with_its_ca_or_with_the_explicit_opt_out() 
             format!("wss://localhost:{}/", wss.port()),
             format!("https://localhost:{}/", https.port()),
         ] {
-            let (id, mut w) = sub(&hub, quick(&url));
+            let (id, mut w) = connect(&hub, quick(&url));
             let f = w
                 .until(&format!("{name}: hello over {url}"), |f| {
                     matches!(f, Frame::Message { data, .. } if data == "hello-tls")
@@ -848,7 +620,7 @@ async fn self_signed_tls_is_accepted_with_its_ca_or_with_the_explicit_opt_out() 
             hub.close(&id, OWNER, None, None).unwrap();
         }
         assert_still_works(&hub).await;
-        wait_until("every task of the hub to end", || hub.live_tasks() == 0).await;
+        all_tasks_end(&hub).await;
     }
 }
 
@@ -860,7 +632,7 @@ async fn trusted_ca_does_not_excuse_a_certificate_for_another_name() {
         extra_roots: vec![p.ca_der.clone()],
         ..Default::default()
     });
-    let (id, mut w) = sub(&hub, quick(format!("wss://{wss}/")));
+    let (id, mut w) = connect(&hub, quick(format!("wss://{wss}/")));
     assert_refused_for_the_certificate(&mut w, "wss for another name").await;
     let end = w.settled(&[State::Failed, State::Reconnecting]).await;
     assert!(reason(&end).contains("not valid for name"), "got {end:?}");
@@ -991,10 +763,6 @@ async fn recorder() -> (SocketAddr, Seen) {
     (addr, rec.seen)
 }
 
-fn clear(seen: &Seen) {
-    seen.0.lock().unwrap().clear();
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Secret headers.
 
@@ -1045,14 +813,14 @@ async fn secret_headers_reach_matching_urls_only_and_replace_the_options_header(
         ("/public/poll", Some(Transport::Poll), None, "", "body"),
     ];
     for (path, transport, own, want, message) in cases {
-        clear(&seen);
+        seen.clear();
         let scheme = if path.ends_with("/ws") { "ws" } else { "http" };
         let mut o = once(format!("{scheme}://{host}{path}"));
         o.transport = transport;
         if let Some(v) = own {
             o.headers.insert("X-Api-Key".into(), v.into());
         }
-        let (id, mut w) = sub(&hub, o);
+        let (id, mut w) = connect(&hub, o);
         w.message(message).await;
         let line = seen
             .wait_for(&format!("a request to {path}"), |s| {
@@ -1066,7 +834,7 @@ async fn secret_headers_reach_matching_urls_only_and_replace_the_options_header(
         hub.close(&id, OWNER, None, None).unwrap();
     }
     assert_still_works(&hub).await;
-    wait_until("every task of the hub to end", || hub.live_tasks() == 0).await;
+    all_tasks_end(&hub).await;
 }
 
 #[tokio::test]
@@ -1101,8 +869,8 @@ async fn secret_headers_follow_each_redirect_hop_by_its_own_url() {
         ),
     ];
     for (start, hops) in cases {
-        clear(&seen);
-        let (id, mut w) = sub(&hub, once(format!("http://{ip}{start}")));
+        seen.clear();
+        let (id, mut w) = connect(&hub, once(format!("http://{ip}{start}")));
         w.message("hi").await;
         let got = seen.all();
         let want: Vec<&str> = hops.iter().map(String::as_str).collect();
@@ -1152,7 +920,7 @@ async fn header_limits_refuse_before_any_connection() {
         (over_queue, "queue limits too large"),
         (over_size, "`maxMessageSize` must be between 1 and"),
     ] {
-        let e = subscribe(&hub, o, OWNER, Arc::new(AllowAll))
+        let e = subscribe(&hub, None, o, OWNER, Arc::new(AllowAll))
             .err()
             .expect("refused");
         assert!(
@@ -1163,7 +931,7 @@ async fn header_limits_refuse_before_any_connection() {
     assert_eq!(hub.upstream_count(), 0, "nothing may have been opened");
 
     // The defaults: 64 headers, 16 KiB.
-    let hub = plain_hub();
+    let hub = common::hub();
     let mut many = quick("ws://127.0.0.1:9/");
     for i in 0..65 {
         many.headers.insert(format!("x-h{i}"), "v".into());
@@ -1171,7 +939,7 @@ async fn header_limits_refuse_before_any_connection() {
     let mut big = quick("ws://127.0.0.1:9/");
     big.headers.insert("x-big".into(), "v".repeat(16 << 10));
     for (o, want) in [(many, "too many headers"), (big, "headers too large")] {
-        let e = subscribe(&hub, o, OWNER, Arc::new(AllowAll))
+        let e = subscribe(&hub, None, o, OWNER, Arc::new(AllowAll))
             .err()
             .expect("refused");
         assert!(e.to_string().contains(want), "expected {want:?}, got {e}");
@@ -1203,12 +971,12 @@ async fn connection_limits_give_too_many_connections() {
         ..Default::default()
     });
     let allow = || Arc::new(AllowAll) as Arc<dyn UrlGuard>;
-    let (a, _wa) = subscribe(&hub, idle_ws(port, "a"), "w1", allow()).unwrap();
-    let (b, _wb) = subscribe(&hub, idle_ws(port, "b"), "w2", allow()).unwrap();
+    let (a, _wa) = subscribe(&hub, None, idle_ws(port, "a"), "w1", allow()).unwrap();
+    let (b, _wb) = subscribe(&hub, None, idle_ws(port, "b"), "w2", allow()).unwrap();
     assert_eq!(hub.upstream_count(), 2);
 
     // A third upstream is refused, app-wide.
-    let e = subscribe(&hub, idle_ws(port, "c"), "w3", allow())
+    let e = subscribe(&hub, None, idle_ws(port, "c"), "w3", allow())
         .err()
         .expect("refused");
     assert!(
@@ -1221,11 +989,11 @@ async fn connection_limits_give_too_many_connections() {
         "got {msg}"
     );
     // Joining an open upstream opens nothing, so it is allowed.
-    let (a2, _wa2) = subscribe(&hub, idle_ws(port, "a"), "w1", allow()).unwrap();
+    let (a2, _wa2) = subscribe(&hub, None, idle_ws(port, "a"), "w1", allow()).unwrap();
     assert_eq!(hub.upstream_count(), 2);
 
     // w1 now holds two subscriptions: a third is refused, whatever it joins.
-    let e = subscribe(&hub, idle_ws(port, "b"), "w1", allow())
+    let e = subscribe(&hub, None, idle_ws(port, "b"), "w1", allow())
         .err()
         .expect("refused");
     assert!(
@@ -1233,25 +1001,25 @@ async fn connection_limits_give_too_many_connections() {
         "got {e:?}"
     );
     // Another owner is not affected by w1's count.
-    let (b2, _wb2) = subscribe(&hub, idle_ws(port, "b"), "w3", allow()).unwrap();
+    let (b2, _wb2) = subscribe(&hub, None, idle_ws(port, "b"), "w3", allow()).unwrap();
 
     // Closing frees the slots.
     hub.close(&a, "w1", None, None).unwrap();
     hub.close(&a2, "w1", None, None).unwrap();
     wait_until("upstream a to close", || hub.upstream_count() == 1).await;
-    let (c, _wc) = subscribe(&hub, idle_ws(port, "c"), "w1", allow()).unwrap();
+    let (c, _wc) = subscribe(&hub, None, idle_ws(port, "c"), "w1", allow()).unwrap();
     assert_eq!(hub.upstream_count(), 2);
     hub.close(&c, "w1", None, None).unwrap();
     hub.close(&b2, "w3", None, None).unwrap();
     hub.close(&b, "w2", None, None).unwrap();
-    wait_until("every task of the hub to end", || hub.live_tasks() == 0).await;
+    all_tasks_end(&hub).await;
     assert_still_works(&hub).await;
 }
 
 #[tokio::test]
 async fn full_outbound_queue_is_an_error_to_the_caller() {
     let port = closed_port().await;
-    let hub = plain_hub();
+    let hub = hub();
 
     let mut o = idle_ws(port, "by-count");
     o.queue = Some(QueueOptions {
@@ -1259,7 +1027,7 @@ async fn full_outbound_queue_is_an_error_to_the_caller() {
         ..Default::default()
     });
     o.max_message_size = Some(1024);
-    let (id, _w) = sub(&hub, o);
+    let (id, _w) = connect(&hub, o);
     for m in ["one", "two"] {
         assert!(
             hub.send(&id, OWNER, Outgoing::Text(m.into()))
@@ -1299,7 +1067,7 @@ async fn full_outbound_queue_is_an_error_to_the_caller() {
         max_messages: 100,
         max_bytes: 8,
     });
-    let (id2, _w2) = sub(&hub, o);
+    let (id2, _w2) = connect(&hub, o);
     assert!(hub
         .send(&id2, OWNER, Outgoing::Text("12345".into()))
         .await
@@ -1335,14 +1103,15 @@ impl UrlGuard for OnlyPath {
 #[tokio::test]
 async fn sse_redirect_to_a_denied_url_fails_naming_it() {
     let (addr, seen) = recorder().await;
-    let hub = plain_hub();
+    let hub = hub();
     let denied = format!("http://{addr}/forbidden");
     // The plugin's own scope, with its deny entries, is tried on redirects in the plugin's tests/scope.rs.
     let guards: [(&str, Arc<dyn UrlGuard>); 1] = [("one-path guard", Arc::new(OnlyPath("/start")))];
     for (name, guard) in guards {
-        clear(&seen);
+        seen.clear();
         let (id, mut w) = subscribe(
             &hub,
+            None,
             quick(format!("http://{addr}/start")),
             OWNER,
             guard.clone(),
@@ -1365,7 +1134,7 @@ async fn sse_redirect_to_a_denied_url_fails_naming_it() {
             seen.all()
         );
         // Asked for directly, the same URL is refused at connect.
-        let e = subscribe(&hub, quick(&denied), OWNER, guard)
+        let e = subscribe(&hub, None, quick(&denied), OWNER, guard)
             .err()
             .expect("refused");
         assert!(
@@ -1381,7 +1150,7 @@ async fn sse_redirect_to_a_denied_url_fails_naming_it() {
 #[tokio::test]
 async fn credentials_from_the_options_do_not_follow_a_redirect_to_another_origin() {
     let (addr, seen) = recorder().await;
-    let hub = plain_hub();
+    let hub = hub();
     let port = addr.port();
     // (`Cookie` cannot come from the options at all: it is a forbidden header, see `forbidden_headers_*`.)
     for (start, landing, auth) in [
@@ -1392,11 +1161,11 @@ async fn credentials_from_the_options_do_not_follow_a_redirect_to_another_origin
         ),
         ("/hop-cross", format!("localhost:{port}/landing"), ""),
     ] {
-        clear(&seen);
+        seen.clear();
         let mut o = once(format!("http://127.0.0.1:{port}{start}"));
         o.headers.insert("Authorization".into(), "Bearer js".into());
         o.headers.insert("X-Other".into(), "kept".into());
-        let (id, mut w) = sub(&hub, o);
+        let (id, mut w) = connect(&hub, o);
         w.message("hi").await;
         let got = seen.all();
         assert_eq!(got.len(), 2, "{start}: got {got:?}");
@@ -1414,12 +1183,12 @@ async fn credentials_from_the_options_do_not_follow_a_redirect_to_another_origin
 #[tokio::test]
 async fn redirect_loops_and_foreign_schemes_fail() {
     let (addr, seen) = recorder().await;
-    let hub = plain_hub();
+    let hub = hub();
     for (path, want) in [
         ("/loop", "too many redirects"),
         ("/to-ws", "unsupported scheme"),
     ] {
-        let (id, mut w) = sub(&hub, quick(format!("http://{addr}{path}")));
+        let (id, mut w) = connect(&hub, quick(format!("http://{addr}{path}")));
         let end = w.settled(&[State::Failed, State::Reconnecting]).await;
         assert_eq!(state_of(&end), Some(State::Failed), "{path}: got {end:?}");
         assert!(reason(&end).contains(want), "{path}: got {end:?}");
@@ -1434,9 +1203,10 @@ async fn redirect_loops_and_foreign_schemes_fail() {
 #[tokio::test]
 async fn sse_redirect_denial_says_the_url_is_not_allowed() {
     let (addr, _seen) = recorder().await;
-    let hub = plain_hub();
+    let hub = hub();
     let (id, mut w) = subscribe(
         &hub,
+        None,
         quick(format!("http://{addr}/start")),
         OWNER,
         Arc::new(OnlyPath("/start")),

@@ -16,318 +16,26 @@
 
 mod common;
 
-use std::{
-    collections::BTreeMap,
-    io,
-    net::SocketAddr,
-    pin::Pin,
-    sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc,
-    },
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use axum::{
-    body::{Body, Bytes},
-    extract::{
-        ws::{Message, WebSocket, WebSocketUpgrade},
-        State as AxState,
-    },
-    response::{IntoResponse, Response},
-    routing::get,
-    Router,
-};
-use common::{hub_with, wait_until, Seen, WAIT};
+use common::{hub_with, opts, subscribe, wait_until, CountingServer, Frames, Kind, WAIT};
 use tauri_plugin_realtime_core::{
-    ChannelSink, ConnectOptions, ConnectRequest, Connected, Error, Frame, Hub, HubConfig, Share,
-    State, Toggle, UrlGuard,
+    AllowAll, ConnectOptions, Error, Hub, HubConfig, Share, State, Toggle, UrlGuard,
 };
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::{TcpListener, TcpStream},
-    sync::{broadcast, mpsc, RwLock},
-    time::{sleep, timeout_at, Instant},
+    sync::RwLock,
+    time::{sleep, Instant},
 };
 
 /// Readers: every test but the soak. Writer: the soak, which measures the whole process.
 static SERIAL: RwLock<()> = RwLock::const_new(());
 
 // ---------------------------------------------------------------------------------------------------------
-// A loopback server that counts.
+// Subscriptions with an owner of the test's choosing, to the kit's counting server.
 
-/// What the server has seen. `tcp_open` counts accepted sockets not yet dropped by the server, so it is
-/// the number of connections the server still holds, whatever the protocol on them.
-#[derive(Clone, Default)]
-struct Counts {
-    tcp_accepted: Arc<AtomicUsize>,
-    tcp_open: Arc<AtomicUsize>,
-    tcp_peak: Arc<AtomicUsize>,
-    ws_upgrades: Arc<AtomicUsize>,
-    ws_live: Arc<AtomicUsize>,
-    sse_requests: Arc<AtomicUsize>,
-    sse_live: Arc<AtomicUsize>,
-    /// `close <code> <reason>` for every WebSocket close frame received.
-    closes: Seen,
-}
-
-fn load(n: &AtomicUsize) -> usize {
-    n.load(Ordering::SeqCst)
-}
-
-/// Counts one live thing until dropped.
-struct Gauge(Arc<AtomicUsize>);
-
-impl Gauge {
-    fn new(n: &Arc<AtomicUsize>) -> Self {
-        n.fetch_add(1, Ordering::SeqCst);
-        Self(n.clone())
-    }
-}
-
-impl Drop for Gauge {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// A server-side TCP socket that counts itself open until the server drops it.
-struct CountedStream {
-    inner: TcpStream,
-    _open: Gauge,
-}
-
-impl AsyncRead for CountedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for CountedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-struct CountingListener {
-    inner: TcpListener,
-    counts: Counts,
-}
-
-impl axum::serve::Listener for CountingListener {
-    type Io = CountedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.inner.accept().await {
-                Ok((inner, addr)) => {
-                    let _ = inner.set_nodelay(true);
-                    self.counts.tcp_accepted.fetch_add(1, Ordering::SeqCst);
-                    let open = Gauge::new(&self.counts.tcp_open);
-                    self.counts
-                        .tcp_peak
-                        .fetch_max(load(&self.counts.tcp_open), Ordering::SeqCst);
-                    return (CountedStream { inner, _open: open }, addr);
-                }
-                // Out of file descriptors, say: wait and go on, as axum's own listener does.
-                Err(_) => sleep(Duration::from_millis(10)).await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-}
-
-#[derive(Clone)]
-struct Server {
-    addr: SocketAddr,
-    counts: Counts,
-    /// Every live WebSocket session and SSE stream relays what is said here: (event id, text).
-    tx: broadcast::Sender<(u64, String)>,
-    said: Arc<AtomicU64>,
-}
-
-impl Server {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, _) = broadcast::channel(1024);
-        let server = Server {
-            addr,
-            counts: Counts::default(),
-            tx,
-            said: Arc::default(),
-        };
-        let app = Router::new()
-            .route("/ws", get(ws_handler))
-            .route("/sse", get(sse_handler))
-            .with_state(server.clone());
-        let listener = CountingListener {
-            inner: listener,
-            counts: server.counts.clone(),
-        };
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        server
-    }
-
-    fn url(&self, kind: Kind, tag: &str) -> String {
-        match kind {
-            Kind::Ws => format!("ws://{}/ws?{tag}", self.addr),
-            Kind::Sse => format!("http://{}/sse?{tag}", self.addr),
-        }
-    }
-
-    /// Sends `text` on every live session and stream.
-    fn say(&self, text: &str) {
-        let id = self.said.fetch_add(1, Ordering::SeqCst) + 1;
-        let _ = self.tx.send((id, text.to_owned()));
-    }
-
-    /// Streams opened at the server: WebSocket upgrades or SSE requests.
-    fn streams(&self, kind: Kind) -> usize {
-        match kind {
-            Kind::Ws => load(&self.counts.ws_upgrades),
-            Kind::Sse => load(&self.counts.sse_requests),
-        }
-    }
-
-    /// Streams the server is serving now.
-    fn live(&self, kind: Kind) -> usize {
-        match kind {
-            Kind::Ws => load(&self.counts.ws_live),
-            Kind::Sse => load(&self.counts.sse_live),
-        }
-    }
-
-    fn tcp_open(&self) -> usize {
-        load(&self.counts.tcp_open)
-    }
-}
-
-async fn ws_handler(ws: WebSocketUpgrade, AxState(srv): AxState<Server>) -> Response {
-    srv.counts.ws_upgrades.fetch_add(1, Ordering::SeqCst);
-    ws.on_upgrade(move |socket| ws_session(socket, srv))
-}
-
-async fn ws_session(mut socket: WebSocket, srv: Server) {
-    // Subscribed before it counts as live: a test that waits for `live` cannot lose a message.
-    let mut said = srv.tx.subscribe();
-    let _live = Gauge::new(&srv.counts.ws_live);
-    loop {
-        tokio::select! {
-            m = socket.recv() => match m {
-                Some(Ok(Message::Close(c))) => {
-                    let (code, reason) = c
-                        .map(|c| (c.code, c.reason.to_string()))
-                        .unwrap_or((1005, String::new()));
-                    srv.counts.closes.push(format!("close {code} {reason}"));
-                    // Go on reading: the reply to the close goes out and the client ends the socket.
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => break,
-            },
-            s = said.recv() => match s {
-                Ok((_, text)) => {
-                    if socket.send(Message::Text(text.into())).await.is_err() {
-                        break;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
-        }
-    }
-}
-
-async fn sse_handler(AxState(srv): AxState<Server>) -> Response {
-    srv.counts.sse_requests.fetch_add(1, Ordering::SeqCst);
-    let said = srv.tx.subscribe();
-    let live = Gauge::new(&srv.counts.sse_live);
-    // A comment every 50 ms: a client that went away is noticed by the next write at the latest.
-    let beat = tokio::time::interval(Duration::from_millis(50));
-    let body = futures_util::stream::unfold(
-        (said, beat, live),
-        |(mut said, mut beat, live)| async move {
-            let chunk = tokio::select! {
-                s = said.recv() => match s {
-                    Ok((id, text)) => format!("id: {id}\nevent: say\ndata: {text}\n\n"),
-                    Err(broadcast::error::RecvError::Lagged(_)) => ": lagged\n\n".to_owned(),
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-                _ = beat.tick() => ":\n\n".to_owned(),
-            };
-            Some((
-                Ok::<_, std::convert::Infallible>(Bytes::from(chunk)),
-                (said, beat, live),
-            ))
-        },
-    );
-    (
-        [
-            ("content-type", "text/event-stream"),
-            ("cache-control", "no-cache"),
-        ],
-        Body::from_stream(body),
-    )
-        .into_response()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Ws,
-    Sse,
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Subscriptions with an owner of the test's choosing.
-
-struct Sub {
-    id: String,
-    owner: String,
-    connected: Connected,
-    rx: mpsc::UnboundedReceiver<Vec<Arc<Frame>>>,
-    seen: Vec<Frame>,
-    ended: bool,
-}
-
-fn join(hub: &Hub, owner: &str, options: ConnectOptions) -> Sub {
-    try_join(
-        hub,
-        owner,
-        options,
-        Arc::new(tauri_plugin_realtime_core::AllowAll),
-    )
-    .unwrap_or_else(|e| panic!("expected connect to succeed, got {e:?}"))
+fn join(hub: &Hub, owner: &str, options: ConnectOptions) -> Frames {
+    try_join(hub, owner, options, Arc::new(AllowAll))
+        .unwrap_or_else(|e| panic!("expected connect to succeed, got {e:?}"))
 }
 
 fn try_join(
@@ -335,113 +43,8 @@ fn try_join(
     owner: &str,
     options: ConnectOptions,
     guard: Arc<dyn UrlGuard>,
-) -> Result<Sub, Error> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let connected = hub.connect(ConnectRequest {
-        id: None,
-        options,
-        owner: owner.into(),
-        sink: Arc::new(ChannelSink(tx)),
-        guard,
-    })?;
-    Ok(Sub {
-        id: connected.id.clone(),
-        owner: owner.into(),
-        connected,
-        rx,
-        seen: Vec::new(),
-        ended: false,
-    })
-}
-
-impl Sub {
-    /// Waits until a frame matches `pred` (looking at frames seen before too) and returns it.
-    async fn until(&mut self, what: &str, pred: impl Fn(&Frame) -> bool) -> Frame {
-        if let Some(f) = self.seen.iter().find(|f| pred(f)) {
-            return f.clone();
-        }
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let batch = match timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(b)) => b,
-                Ok(None) => panic!(
-                    "{}: expected {what}, got the end of the stream after {:?}",
-                    self.id, self.seen
-                ),
-                Err(_) => panic!(
-                    "{}: expected {what} within {WAIT:?}, got {:?}",
-                    self.id, self.seen
-                ),
-            };
-            let start = self.seen.len();
-            self.seen.extend(batch.iter().map(|f| (**f).clone()));
-            if let Some(f) = self.seen[start..].iter().find(|f| pred(f)) {
-                return f.clone();
-            }
-        }
-    }
-
-    async fn state(&mut self, state: State) -> Frame {
-        self.until(
-            &format!("state {state:?}"),
-            |f| matches!(f, Frame::State { state: s, .. } if *s == state),
-        )
-        .await
-    }
-
-    async fn first(&mut self) -> Frame {
-        self.until("a first frame", |_| true).await;
-        self.seen[0].clone()
-    }
-
-    async fn message(&mut self, text: &str) -> Frame {
-        self.until(
-            &format!("message {text:?}"),
-            |f| matches!(f, Frame::Message { data, .. } if data == text),
-        )
-        .await
-    }
-
-    /// Reads until the hub stops delivering (the sink is dropped); the frames seen meanwhile are kept.
-    async fn until_end(&mut self) {
-        let deadline = Instant::now() + WAIT;
-        while !self.ended {
-            match timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(b)) => self.seen.extend(b.iter().map(|f| (**f).clone())),
-                Ok(None) => self.ended = true,
-                Err(_) => panic!(
-                    "{}: expected the delivery to end within {WAIT:?}, got {:?}",
-                    self.id, self.seen
-                ),
-            }
-        }
-    }
-
-    /// (seq, data) of every message frame seen.
-    fn messages(&self) -> Vec<(u64, String)> {
-        self.seen
-            .iter()
-            .filter_map(|f| match f {
-                Frame::Message { seq, data, .. } => Some((*seq, data.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn last_state(&self) -> Option<Frame> {
-        self.seen
-            .iter()
-            .rev()
-            .find(|f| matches!(f, Frame::State { .. }))
-            .cloned()
-    }
-}
-
-fn opts(url: &str) -> ConnectOptions {
-    ConnectOptions {
-        url: url.into(),
-        ..Default::default()
-    }
+) -> Result<Frames, Error> {
+    subscribe(hub, None, options, owner, guard).map(|(_, frames)| frames)
 }
 
 fn config(linger: Duration) -> HubConfig {
@@ -452,7 +55,7 @@ fn config(linger: Duration) -> HubConfig {
 }
 
 /// Waits until the hub has no task, no upstream, and the server holds no socket.
-async fn all_gone(hub: &Hub, srv: &Server) {
+async fn all_gone(hub: &Hub, srv: &CountingServer) {
     wait_until("no upstream in the hub", || hub.upstream_count() == 0).await;
     wait_until("no live task in the hub", || hub.live_tasks() == 0).await;
     wait_until("no open socket at the server", || srv.tcp_open() == 0).await;
@@ -463,7 +66,7 @@ async fn all_gone(hub: &Hub, srv: &Server) {
 
 async fn one_upstream_for_identical_subscriptions(kind: Kind) {
     let _serial = SERIAL.read().await;
-    let srv = Server::start().await;
+    let srv = CountingServer::start().await;
     let hub = hub_with(config(Duration::ZERO));
     let url = srv.url(kind, "room=1");
 
@@ -504,7 +107,7 @@ async fn one_upstream_for_identical_subscriptions(kind: Kind) {
     for s in &mut subs {
         s.message("m3").await;
     }
-    let want = subs[0].messages();
+    let want = subs[0].numbered_messages();
     assert_eq!(
         want.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>(),
         ["m1", "m2", "m3"],
@@ -512,21 +115,17 @@ async fn one_upstream_for_identical_subscriptions(kind: Kind) {
     );
     for s in &subs[1..] {
         assert_eq!(
-            s.messages(),
+            s.numbered_messages(),
             want,
             "expected {} ({}) to see the same message frames with the same seq, got {:?}",
             s.id,
             s.owner,
-            s.messages()
+            s.numbered_messages()
         );
     }
     // Exactly one upstream: one stream and one socket at the server.
     assert_eq!(
-        (
-            srv.streams(kind),
-            load(&srv.counts.tcp_accepted),
-            hub.upstream_count()
-        ),
+        (srv.streams(kind), srv.tcp_accepted(), hub.upstream_count()),
         (1, 1, 1),
         "expected one stream, one socket and one upstream, got (streams, sockets, upstreams)"
     );
@@ -605,7 +204,7 @@ async fn one_upstream_for_identical_subscriptions(kind: Kind) {
 
     // `share: "<key>"` joins across webviews when the options are the same; the key held with other
     // options is an error, not a join into a stream the caller did not ask for.
-    let mut keyed = opts(&srv.url(kind, "keyed=1"));
+    let mut keyed = opts(srv.url(kind, "keyed=1"));
     keyed.share = Some(Share::Key("room".into()));
     let mut k1 = join(&hub, "a", keyed.clone());
     assert!(!k1.connected.shared, "got {:?}", k1.connected);
@@ -614,16 +213,11 @@ async fn one_upstream_for_identical_subscriptions(kind: Kind) {
         srv.streams(kind) == 5 && srv.live(kind) == 5
     })
     .await;
-    let mut other = opts(&srv.url(kind, "keyed=2&other=options"));
+    let mut other = opts(srv.url(kind, "keyed=2&other=options"));
     other.headers.insert("x-other".into(), "1".into());
     other.heartbeat = Some(Toggle::Enabled(false));
     other.share = Some(Share::Key("room".into()));
-    match try_join(
-        &hub,
-        "b",
-        other,
-        Arc::new(tauri_plugin_realtime_core::AllowAll),
-    ) {
+    match try_join(&hub, "b", other, Arc::new(AllowAll)) {
         Err(Error::ShareKeyConflict(k)) => assert_eq!(k, "room"),
         Err(e) => panic!("expected a share key conflict, got {e:?}"),
         Ok(s) => panic!(
@@ -683,7 +277,7 @@ const LINGER: Duration = Duration::from_millis(400);
 
 async fn upstream_lingers_then_closes(kind: Kind) {
     let _serial = SERIAL.read().await;
-    let srv = Server::start().await;
+    let srv = CountingServer::start().await;
     let hub = hub_with(config(LINGER));
     let url = srv.url(kind, "linger");
 
@@ -782,7 +376,7 @@ async fn sse_upstream_lingers_then_ends_the_request() {
 #[tokio::test]
 async fn release_owner_drops_only_that_owners_subscriptions() {
     let _serial = SERIAL.read().await;
-    let srv = Server::start().await;
+    let srv = CountingServer::start().await;
     let hub = hub_with(config(Duration::ZERO));
     let shared = srv.url(Kind::Ws, "shared");
 
@@ -791,8 +385,8 @@ async fn release_owner_drops_only_that_owners_subscriptions() {
     // b asks for the same stream: an upstream of its own (another webview does not share by default).
     let mut b1 = join(&hub, "b", opts(&shared));
     // a also holds a stream of its own, and an SSE one.
-    let mut a3 = join(&hub, "a", opts(&srv.url(Kind::Ws, "a-only")));
-    let mut a4 = join(&hub, "a", opts(&srv.url(Kind::Sse, "a-only")));
+    let mut a3 = join(&hub, "a", opts(srv.url(Kind::Ws, "a-only")));
+    let mut a4 = join(&hub, "a", opts(srv.url(Kind::Sse, "a-only")));
     for s in [&mut a1, &mut a2, &mut b1, &mut a3, &mut a4] {
         s.state(State::Connected).await;
     }
@@ -838,11 +432,11 @@ async fn release_owner_drops_only_that_owners_subscriptions() {
     srv.say("after a left");
     b1.message("after a left").await;
     for a in [&mut a1, &mut a2, &mut a3, &mut a4] {
-        a.until_end().await;
+        a.until_closed().await;
         assert!(
-            a.messages().is_empty(),
+            a.numbered_messages().is_empty(),
             "expected nothing delivered to a after its release, got {:?}",
-            a.messages()
+            a.numbered_messages()
         );
     }
     let e = hub.inspect(Some("a"), Some(&a1.id)).unwrap_err();
@@ -870,7 +464,7 @@ async fn release_owner_drops_only_that_owners_subscriptions() {
 #[tokio::test]
 async fn shutdown_closes_every_upstream_with_1001() {
     let _serial = SERIAL.read().await;
-    let srv = Server::start().await;
+    let srv = CountingServer::start().await;
     // The default linger (3 s): one upstream is lingering when the app exits, and must not outlive it.
     let hub = hub_with(config(Duration::from_secs(3)));
     let mut subs = Vec::new();
@@ -928,8 +522,8 @@ async fn shutdown_closes_every_upstream_with_1001() {
     let e = try_join(
         &hub,
         "a",
-        opts(&srv.url(Kind::Ws, "late")),
-        Arc::new(tauri_plugin_realtime_core::AllowAll),
+        opts(srv.url(Kind::Ws, "late")),
+        Arc::new(AllowAll),
     )
     .err()
     .expect("expected connect after shutdown to fail");
@@ -960,9 +554,9 @@ impl UrlGuard for DenySecret {
 #[tokio::test]
 async fn a_share_key_does_not_bypass_the_joiners_scope() {
     let _serial = SERIAL.read().await;
-    let srv = Server::start().await;
+    let srv = CountingServer::start().await;
     let hub = hub_with(config(Duration::ZERO));
-    let mut secret = opts(&srv.url(Kind::Ws, "secret"));
+    let mut secret = opts(srv.url(Kind::Ws, "secret"));
     secret.share = Some(Share::Key("room".into()));
     let mut a = join(&hub, "a", secret);
     a.state(State::Connected).await;
@@ -972,16 +566,16 @@ async fn a_share_key_does_not_bypass_the_joiners_scope() {
     let e = try_join(
         &hub,
         "b",
-        opts(&srv.url(Kind::Ws, "secret")),
+        opts(srv.url(Kind::Ws, "secret")),
         Arc::new(DenySecret),
     )
     .err()
     .expect("expected the scope to refuse ?secret");
     assert!(matches!(e, Error::UrlNotAllowed(_)), "got {e:?}");
     // ... nor join it with an allowed URL and the same share key (other options: a conflict) ...
-    let mut allowed = opts(&srv.url(Kind::Ws, "public"));
+    let mut allowed = opts(srv.url(Kind::Ws, "public"));
     allowed.share = Some(Share::Key("room".into()));
-    let mut same = opts(&srv.url(Kind::Ws, "secret"));
+    let mut same = opts(srv.url(Kind::Ws, "secret"));
     same.share = Some(Share::Key("room".into()));
     // ... nor with the same options (its own scope refuses them).
     for (what, o, guard) in [
@@ -1007,9 +601,7 @@ async fn a_share_key_does_not_bypass_the_joiners_scope() {
             srv.say("for a only");
             a.message("for a only").await;
             sleep(Duration::from_millis(200)).await;
-            while let Ok(batch) = b.rx.try_recv() {
-                b.seen.extend(batch.iter().map(|f| (**f).clone()));
-            }
+            b.drain();
             panic!(
                 "expected b's connect to be refused or to get its own upstream, got {:?} and frames {:?}",
                 b.connected, b.seen
@@ -1042,7 +634,7 @@ struct Tally {
 }
 
 /// Connects one wave: half WebSocket, half SSE, every third joining the one before it.
-fn open_wave(hub: &Hub, srv: &Server, n: usize, t: &mut Tally) -> Vec<Sub> {
+fn open_wave(hub: &Hub, srv: &CountingServer, n: usize, t: &mut Tally) -> Vec<Frames> {
     let start = t.subs;
     let mut subs = Vec::with_capacity(WAVE);
     for i in 0..WAVE {
@@ -1050,7 +642,7 @@ fn open_wave(hub: &Hub, srv: &Server, n: usize, t: &mut Tally) -> Vec<Sub> {
         let joins = i % 3 == 2;
         let key = if joins { k - 1 } else { k };
         let kind = if key % 2 == 0 { Kind::Ws } else { Kind::Sse };
-        let mut o = opts(&srv.url(kind, &format!("soak={key}")));
+        let mut o = opts(srv.url(kind, &format!("soak={key}")));
         // No heartbeat timers: the soak is about opening and closing.
         o.heartbeat = Some(Toggle::Enabled(false));
         let s = join(hub, "soak", o);
@@ -1070,7 +662,12 @@ fn open_wave(hub: &Hub, srv: &Server, n: usize, t: &mut Tally) -> Vec<Sub> {
 
 /// Waits for every subscription of the wave to be connected, closes them all, and waits until the wave
 /// left nothing behind. Returns the (tasks, upstreams) the wave had at its peak.
-async fn finish_wave(hub: &Hub, srv: &Server, n: usize, mut subs: Vec<Sub>) -> (usize, usize) {
+async fn finish_wave(
+    hub: &Hub,
+    srv: &CountingServer,
+    n: usize,
+    mut subs: Vec<Frames>,
+) -> (usize, usize) {
     for s in &mut subs {
         s.state(State::Connected).await;
     }
@@ -1113,7 +710,7 @@ async fn soak_ten_thousand_subscriptions_leave_nothing_behind() {
     const RSS_BOUND_KIB: u64 = 64 * 1024;
     let _serial = SERIAL.write().await;
     let deadline = Instant::now() + Duration::from_secs(100);
-    let srv = Server::start().await;
+    let srv = CountingServer::start().await;
     let hub = hub_with(HubConfig {
         linger: Duration::ZERO,
         max_connections: 100_000,
@@ -1129,7 +726,7 @@ async fn soak_ten_thousand_subscriptions_leave_nothing_behind() {
     let subs = open_wave(&hub, &srv, 0, &mut warm);
     finish_wave(&hub, &srv, 0, subs).await;
     let mut tally = Tally::default();
-    let accepted_before = load(&srv.counts.tcp_accepted);
+    let accepted_before = srv.tcp_accepted();
     let rss_before = rss_kib();
 
     let started = Instant::now();
@@ -1152,7 +749,7 @@ async fn soak_ten_thousand_subscriptions_leave_nothing_behind() {
         (0, 0, 0),
         "expected no task, upstream or socket at the end, got (tasks, upstreams, sockets)"
     );
-    let accepted = load(&srv.counts.tcp_accepted) - accepted_before;
+    let accepted = srv.tcp_accepted() - accepted_before;
     assert_eq!(
         accepted, tally.upstreams,
         "expected one socket per upstream ({}), got {accepted}",
@@ -1172,7 +769,7 @@ async fn soak_ten_thousand_subscriptions_leave_nothing_behind() {
         "soak: peak {} live tasks, {} upstreams, {} server sockets; RSS before {} KiB, after {} KiB, growth {} KiB (bound {} KiB)",
         tally.peak_tasks,
         tally.peak_upstreams,
-        load(&srv.counts.tcp_peak),
+        srv.tcp_peak(),
         rss_before,
         rss_after,
         growth,

@@ -96,12 +96,7 @@ async fn post_with_headers_named_events_ids_and_resume() {
     o.reconnect = fast_reconnect();
     let (_id, mut frames) = connect(&hub, o);
 
-    frames
-        .until(
-            "the first named event",
-            |f| matches!(f, Frame::Message { data, .. } if data == "hello"),
-        )
-        .await;
+    frames.message("hello").await;
     // inspect knows the last event id while the stream is open, not only after it ends.
     let id = _id.clone();
     wait_until("inspect to report lastEventId", || {
@@ -110,12 +105,7 @@ async fn post_with_headers_named_events_ids_and_resume() {
             .is_some()
     })
     .await;
-    frames
-        .until(
-            "the resumed event",
-            |f| matches!(f, Frame::Message { data, .. } if data == "after resume"),
-        )
-        .await;
+    frames.message("after resume").await;
     let got = frames.messages();
     let want = vec![
         (Some("summary".into()), "hello".into(), Some("1".into())),
@@ -208,10 +198,5 @@ async fn redirects_are_followed() {
     let (addr, _) = server().await;
     let hub = hub();
     let (_id, mut frames) = connect(&hub, opts(format!("http://{addr}/moved")));
-    frames
-        .until(
-            "an event through the redirect",
-            |f| matches!(f, Frame::Message { data, .. } if data == "hello"),
-        )
-        .await;
+    frames.message("hello").await;
 }

@@ -83,12 +83,7 @@ async fn text_binary_headers_and_subprotocol() {
     o.protocols = vec!["chat.v2".into()];
     let (id, mut frames) = connect(&hub, o);
     frames.state(State::Connected).await;
-    frames
-        .until(
-            "welcome",
-            |f| matches!(f, Frame::Message { data, .. } if data == "welcome"),
-        )
-        .await;
+    frames.message("welcome").await;
     seen.wait_for("the request header", |s| s == "x-token=secret-1")
         .await;
 
@@ -98,12 +93,7 @@ async fn text_binary_headers_and_subprotocol() {
             .unwrap(),
         "expected a direct write"
     );
-    frames
-        .until(
-            "text echo",
-            |f| matches!(f, Frame::Message { data, .. } if data == "hello"),
-        )
-        .await;
+    frames.message("hello").await;
 
     let bytes = vec![0u8, 1, 2, 255];
     hub.send(&id, "test", Outgoing::Binary(bytes.clone()))
@@ -160,12 +150,7 @@ async fn server_close_is_relayed_and_ends_disconnected() {
     let (addr, _) = server().await;
     let hub = hub();
     let (_id, mut frames) = connect(&hub, opts(format!("ws://{addr}/closes")));
-    frames
-        .until(
-            "last words",
-            |f| matches!(f, Frame::Message { data, .. } if data == "last words"),
-        )
-        .await;
+    frames.message("last words").await;
     let close = frames
         .until("close frame", |f| matches!(f, Frame::Close { .. }))
         .await;
