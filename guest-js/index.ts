@@ -18,7 +18,5 @@ export { decodeBinary, type SendData } from './base64.js'
 export { RealtimeError } from './errors.js'
 export { RealtimeErrorEvent } from './events.js'
 export { RealtimeWebSocket, type RealtimeWebSocketInit } from './websocket.js'
-// For apps that invoke `connect` with a channel of their own: its messages are compact batches.
-export { decodeBatch } from './wire.js'
 export { RealtimeEventSource, type RealtimeEventSourceInit } from './eventsource.js'
 export type * from './types.js'

@@ -77,7 +77,7 @@ export async function connectTauri(conn: ConnectionImpl, options: ConnectOptions
       id: conn.id,
       options,
       ack: ACK_WINDOW,
-      direct: true,
+      route: 'direct',
     })
   } catch (e) {
     connections.delete(conn.id)

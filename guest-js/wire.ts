@@ -1,24 +1,14 @@
-// The compact batch encoding Rust sends to the page (`src/core/wire.rs`): a JSON array
-// whose elements are frame objects, or strings standing for a message frame like the previous element with
-// `seq` + 1 and that string as `data`. Most batches are runs of alike messages, and a webview parses a string
-// far faster than an object with four keys.
+// The compact batch encoding Rust sends to the page (`crates/core/src/wire.rs`): a JSON array whose elements are
+// frame objects, or strings standing for a message frame like the previous element with `seq` + 1 and that
+// string as `data`. Most batches are runs of alike messages, and a webview parses a string far faster than an
+// object with four keys. Rust writes the array as a literal into the script that calls the page's receiver.
 
 import type { Frame, MessageFrame } from './types.js'
 
-const utf8 = new TextDecoder()
-
-/**
- * Expands one batch into frames: the array itself (the direct route evaluates it as a literal), or a channel
- * message (its JSON text, or that text's UTF-8 bytes). Throws on malformed input.
- */
-export function decodeBatch(message: unknown): Frame[] {
-  let items: unknown
-  if (typeof message === 'string') items = JSON.parse(message)
-  else if (message instanceof ArrayBuffer) items = JSON.parse(utf8.decode(message))
-  else if (ArrayBuffer.isView(message)) items = JSON.parse(utf8.decode(message))
-  else items = message
-  if (!Array.isArray(items)) throw new TypeError('malformed batch: expected an array')
-  const frames = items as (Frame | string)[]
+/** Expands one batch, the array the receiver is called with, into frames, in place. Throws on malformed input. */
+export function decodeBatch(batch: unknown): Frame[] {
+  if (!Array.isArray(batch)) throw new TypeError('malformed batch: expected an array')
+  const frames = batch as (Frame | string)[]
   let prev: Frame | undefined
   for (let i = 0; i < frames.length; i++) {
     const item = frames[i]!

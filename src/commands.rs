@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{de::IgnoredAny, Deserialize, Serialize};
 use tauri::{
     command,
-    ipc::{CommandScope, GlobalScope, JavaScriptChannelId},
+    ipc::{CommandScope, GlobalScope},
     AppHandle, Runtime, Webview,
 };
 
@@ -15,7 +15,7 @@ use crate::{
         new_id, AckWindow, ConnectOptions, ConnectRequest, Connected, ConnectionInfo, Hub,
         Outgoing, MAX_ACK_BYTES, MAX_ACK_FRAMES,
     },
-    relay::WebviewSink,
+    relay::{Route, WebviewSink},
     scope::{Entry, Scope},
     RealtimeExt, Result,
 };
@@ -63,24 +63,33 @@ pub(crate) async fn connect<R: Runtime>(
     id: Option<String>,
     options: ConnectOptions,
     ack: Option<AckArgs>,
-    // The guest bindings' route: each batch a script that calls the page's receiver (`wire::script`).
-    direct: Option<bool>,
-    channel: Option<JavaScriptChannelId>,
+    // `"event"` (the default: `realtime://<id>` for `listen()`) or `"direct"` (the bindings' receiver); Tauri
+    // refuses any other value, naming the argument.
+    route: Option<Route>,
+    // Arguments of earlier versions: refused rather than ignored, or their frames would go, unheard, as events.
+    direct: Option<IgnoredAny>,
+    channel: Option<IgnoredAny>,
     command_scope: CommandScope<Entry>,
     global_scope: GlobalScope<Entry>,
 ) -> Result<Connected> {
+    if direct.is_some() || channel.is_some() {
+        return Err(crate::core::Error::InvalidOptions(
+            "`connect` takes no `direct` or `channel`: pass `route: \"direct\"` for the bindings' receiver, or no \
+             route for the event `realtime://<id>`"
+                .into(),
+        )
+        .into());
+    }
     let id = id.unwrap_or_else(new_id);
     if let Some(a) = &ack {
         a.check()?;
     }
     let window = ack.map(|a| Arc::new(AckWindow::new(a.frames, a.bytes)));
-    let channel = channel.map(|c| c.channel_on(webview.clone()));
     let sink = Arc::new(WebviewSink::new(
         app.clone(),
         webview.label(),
         &id,
-        direct.unwrap_or(false),
-        channel,
+        route.unwrap_or_default(),
         window,
     ));
     let guard = Arc::new(Scope::from_ipc(&command_scope, &global_scope));

@@ -1,9 +1,9 @@
 //! # tauri-plugin-realtime
 //!
 //! WebSocket and Server-Sent Events streams opened in Rust and relayed to the webview in batches of frames in
-//! `seq` order (to the guest bindings as scripts the webview evaluates, through a caller's `Channel`, or as the
-//! Tauri event `realtime://<id>`), with reconnect, heartbeats, an outbound queue, shared upstreams and
-//! per-webview ownership.
+//! `seq` order (to the guest bindings as scripts the webview evaluates, to apps that call the commands
+//! themselves as the Tauri event `realtime://<id>`), with reconnect, heartbeats, an outbound queue, shared
+//! upstreams and per-webview ownership.
 //!
 //! ```ignore
 //! // In the app's src-tauri/src/lib.rs:

@@ -1,31 +1,38 @@
 //! The sink that carries frames into one webview, only to the webview that holds the subscription. A webview
 //! that is gone ends the subscription; it never panics.
 //!
-//! Three routes. The guest bindings ask for direct delivery: each batch is one script the webview evaluates,
-//! a call of the bindings' receiver with the batch in the compact encoding of [`crate::core::wire`] as an array
-//! literal ([`wire::script`]). A caller that passes a `tauri::ipc::Channel` gets the same encoding through it,
-//! in parts of a few KiB, each a string the webview evaluates, or for large frames whole as bytes it fetches.
-//! A caller that passes neither gets the Tauri event `realtime://<id>` with the batch as an array of frame
-//! objects, for `listen()`.
+//! Two routes, chosen by `connect`'s `route` argument. The guest bindings ask for the direct route: each batch is
+//! one script the webview evaluates, a call of the bindings' receiver with the batch in the engine's compact
+//! encoding as an array literal ([`receiver::script`]). Callers that use the commands themselves get the Tauri
+//! event `realtime://<id>`, the default, with the batch as an array of frame objects, for `listen()`.
+
+mod receiver;
 
 use std::sync::Arc;
 
-use tauri::{
-    ipc::{Channel, InvokeResponseBody},
-    AppHandle, Emitter, EventTarget, Manager, Runtime,
-};
+use serde::Deserialize;
+use tauri::{AppHandle, Emitter, EventTarget, Manager, Runtime};
 
-use crate::core::{
-    wire::{self, Part},
-    AckWindow, Frame, FrameSink, SinkGone,
-};
+use crate::core::{AckWindow, Frame, FrameSink, SinkGone};
 
 /// Event name prefix; the full name is `realtime://<id>`.
 pub const EVENT_PREFIX: &str = "realtime://";
 
+/// How a subscription's batches reach its webview: `connect`'s `route` argument.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum Route {
+    /// The Tauri event `realtime://<id>`, whose payload is the array of frames: for `listen()`.
+    #[default]
+    Event,
+    /// One script per batch calling the page's receiver: the guest bindings' route, the cheaper one for the
+    /// webview (docs/DECISIONS.md).
+    Direct,
+}
+
+enum Delivery {
+    /// The event's name.
     Event(String),
-    Channel(Channel<InvokeResponseBody>),
     /// The subscription's id, for the bindings' receiver.
     Direct(String),
 }
@@ -33,7 +40,7 @@ pub(crate) enum Route {
 pub(crate) struct WebviewSink<R: Runtime> {
     app: AppHandle<R>,
     label: String,
-    route: Route,
+    delivery: Delivery,
     window: Option<Arc<AckWindow>>,
 }
 
@@ -42,19 +49,17 @@ impl<R: Runtime> WebviewSink<R> {
         app: AppHandle<R>,
         label: &str,
         id: &str,
-        direct: bool,
-        channel: Option<Channel<InvokeResponseBody>>,
+        route: Route,
         window: Option<Arc<AckWindow>>,
     ) -> Self {
-        let route = match channel {
-            _ if direct => Route::Direct(id.to_owned()),
-            Some(c) => Route::Channel(c),
-            None => Route::Event(format!("{EVENT_PREFIX}{id}")),
+        let delivery = match route {
+            Route::Event => Delivery::Event(format!("{EVENT_PREFIX}{id}")),
+            Route::Direct => Delivery::Direct(id.to_owned()),
         };
         Self {
             app,
             label: label.to_owned(),
-            route,
+            delivery,
             window,
         }
     }
@@ -65,22 +70,16 @@ impl<R: Runtime> FrameSink for WebviewSink<R> {
         let Some(webview) = self.app.get_webview_window(&self.label) else {
             return Err(SinkGone);
         };
-        match &self.route {
-            Route::Direct(id) => webview.eval(wire::script(id, frames)),
+        match &self.delivery {
+            Delivery::Direct(id) => webview.eval(receiver::script(id, frames)),
             // `AnyLabel` reaches the webview whether its listener targets it as a webview or a window.
-            Route::Event(event) => self.app.emit_to(
+            Delivery::Event(event) => self.app.emit_to(
                 EventTarget::AnyLabel {
                     label: self.label.clone(),
                 },
                 event,
                 frames,
             ),
-            Route::Channel(channel) => wire::parts(frames).into_iter().try_for_each(|part| {
-                channel.send(match part {
-                    Part::Literal(literal) => InvokeResponseBody::Json(literal),
-                    Part::Bytes(bytes) => InvokeResponseBody::Raw(bytes),
-                })
-            }),
         }
         .map_err(|_| SinkGone)
     }

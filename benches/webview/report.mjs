@@ -276,11 +276,11 @@ if (micros.length) {
   table(
     [
       'frame size, batch',
-      'event, array of frame objects',
+      'event, array of frame objects (the event route)',
       'event, one JSON string of them',
       'event, compact string',
-      'channel, compact (a caller with a channel)',
-      'direct script (the bindings)',
+      'channel, compact in parts (experiment)',
+      'direct script (the direct route)',
       'GVariant argument (experiment)',
       'bindings dispatch alone',
       "bench page's handler alone",

@@ -13,14 +13,14 @@ beforeEach(() => {
 afterEach(() => resetTauri())
 
 describe('connect', () => {
-  it('asks for direct delivery to a receiver registered beforehand, with an id the caller chose', async () => {
+  it('asks for the direct route to a receiver registered beforehand, with an id the caller chose', async () => {
     const options = { url: 'wss://example.test/feed', headers: { authorization: 'Bearer x' } }
     const conn = await connect(options)
 
     expect(conn.id).toMatch(/^[A-Za-z0-9_-]{1,64}$/)
     expect(rust.order()).toEqual(['plugin:realtime|connect'])
     const [args] = rust.commands('connect')
-    expect(args).toEqual({ id: conn.id, options, ack: ACK_WINDOW, direct: true })
+    expect(args).toEqual({ id: conn.id, options, ack: ACK_WINDOW, route: 'direct' })
     expect(rust.listeners(conn.id)).toBe(1)
   })
 

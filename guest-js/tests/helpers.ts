@@ -97,10 +97,10 @@ export class FakeRust {
 
   /** Evaluates the script Rust sends for `batch` (a JavaScript expression: the compact encoding's JSON). */
   evaluate(id: string, batch: string): void {
-    if (!this.commands('connect').some((a) => a.id === id && a.direct === true)) {
-      throw new Error(`expected a connect call for ${id} that asks for direct delivery`)
+    if (!this.commands('connect').some((a) => a.id === id && a.route === 'direct')) {
+      throw new Error(`expected a connect call for ${id} that asks for the direct route`)
     }
-    // As `wire::script` writes it; an indirect eval runs in the global scope, as the webview evaluates it.
+    // As `src/relay/receiver.rs` writes it; an indirect eval runs in the global scope, as the webview evaluates it.
     ;(0, eval)(`window.${RECEIVER}&&window.${RECEIVER}.deliver(${JSON.stringify(id)},${batch})`)
   }
 

@@ -578,11 +578,13 @@ async function burst(mech: Mech, rep: number, turnsPerUs: number) {
 /**
  * The `micro` diagnostic: where the time per frame goes, in µs per frame (64 B frames in batches of 256, then
  * 16 KiB frames in batches of 64, as the plugin's caps make them), by how the app hands a batch to the page:
- * (1) a Tauri event whose payload is the array of frame objects (the webview compiles it as a script literal),
- * (2) the same array as one JSON string that the page `JSON.parse`s, (3) the compact encoding (a run of alike
- * messages as bare strings) as such a string, (4) the compact encoding through a `Channel` exactly as the plugin
- * sends it (`wire::parts`: strings of a few KiB, or a large batch whole as bytes); then the bindings' own
- * dispatch (`ConnectionImpl.receive`) and the bench handler alone, with no IPC.
+ * (1) a Tauri event whose payload is the array of frame objects, exactly the plugin's event route (the webview
+ * compiles it as a script literal), (2) the same array as one JSON string that the page `JSON.parse`s, (3) the
+ * compact encoding (a run of alike messages as bare strings) as such a string, (4) an experiment: the compact
+ * encoding through a `Channel` (strings of a few KiB, or a large batch whole as bytes), (5) the plugin's direct
+ * route, one script per batch calling the bindings' receiver, (6) an experiment: the compact batch as a
+ * function argument (GVariant); then the bindings' own dispatch (`ConnectionImpl.receive`) and the bench
+ * handler alone, with no IPC.
  */
 async function micro(size: number, frames: number, count: number) {
   const total = count * frames

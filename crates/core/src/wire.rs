@@ -1,5 +1,5 @@
-//! The compact batch encoding used between the relay and the guest bindings: the array literal of a script the
-//! webview evaluates, or a channel message.
+//! The compact batch encoding: how a batch of frames travels to the guest bindings (the Tauri layer writes it
+//! into the script that calls the page's receiver; `guest-js/wire.ts` expands it).
 //!
 //! A batch is a JSON array. Each element is either a frame object, exactly as documented in [`Frame`], or a JSON
 //! string: a message frame whose `data` is that string, whose `seq` is the previous element's plus one, and whose
@@ -18,45 +18,29 @@ use super::frame::Frame;
 
 /// Encodes `frames` (in `seq` order) as one compact JSON array.
 pub fn encode(frames: &[Arc<Frame>]) -> Vec<u8> {
-    encode_text(frames).into_bytes()
-}
-
-fn encode_text(frames: &[Arc<Frame>]) -> String {
-    let mut e = Encoder::default();
-    for f in frames {
-        e.push(f);
-    }
-    e.take_text()
-}
-
-/// The global object through which the guest bindings receive batches evaluated in the page.
-pub const RECEIVER: &str = "__TAURI_PLUGIN_REALTIME__";
-
-/// The script that hands a batch to the bindings' receiver: `<receiver>.deliver("<id>", <compact batch>)`.
-///
-/// Why a script of its own: JSON is a JavaScript expression, so the batch arrives as an array literal of string
-/// literals that the webview compiles once, with no second parse (`JSON.parse` of a JSON string), and in one
-/// evaluation however large (Tauri's channel cuts at 8 KiB and fetches beyond). Measured in
-/// docs/BENCHMARKS.md: 1.3-4x less webview CPU per frame than the channel (runs differ). The batch holds only
-/// string, number, boolean and null literals and objects with the fixed keys of [`Frame`], so it can carry
-/// nothing that runs. A page without the receiver (reloaded, or not using the bindings) ignores the call.
-pub fn script(id: &str, frames: &[Arc<Frame>]) -> String {
     let approx: usize = frames.iter().map(|f| f.approx_len() + 8).sum();
-    let mut out = String::with_capacity(approx + RECEIVER.len() * 2 + id.len() + 40);
-    out.push_str("window.");
-    out.push_str(RECEIVER);
-    out.push_str("&&window.");
-    out.push_str(RECEIVER);
-    out.push_str(".deliver(");
-    push_json_str(&mut out, id);
-    out.push(',');
-    let mut e = Encoder { out, prev: None };
-    for f in frames {
-        e.push(f);
+    let mut out = String::with_capacity(approx + 2);
+    push_batch(&mut out, frames);
+    out.into_bytes()
+}
+
+/// Appends `frames` (in `seq` order) to `out` as one compact JSON array, so that a caller can write the batch
+/// straight into a larger text (a script) without a copy.
+pub fn push_batch(out: &mut String, frames: &[Arc<Frame>]) {
+    out.push('[');
+    let mut prev: Option<&Frame> = None;
+    for frame in frames {
+        if prev.is_some() {
+            out.push(',');
+        }
+        match prev.and_then(|p| continues(p, frame)) {
+            Some(data) => push_json_str(out, data),
+            // Serialising a `Frame` cannot fail: every field is a string, a number or a boolean.
+            None => out.push_str(&serde_json::to_string(frame.as_ref()).unwrap_or_default()),
+        }
+        prev = Some(frame);
     }
-    let mut out = e.take_text();
-    out.push(')');
-    out
+    out.push(']');
 }
 
 /// Appends `s` to `out` as a JSON string literal, quotes included, byte for byte as serde_json writes it.
@@ -112,111 +96,6 @@ pub fn push_json_str(out: &mut String, s: &str) {
     }
     out.push_str(&s[start..]);
     out.push('"');
-}
-
-/// Builds one compact batch frame by frame, so a sender can cut batches by their encoded size.
-#[derive(Default)]
-pub struct Encoder {
-    out: String,
-    prev: Option<Arc<Frame>>,
-}
-
-impl Encoder {
-    /// Appends `frame`, the next in `seq` order.
-    pub fn push(&mut self, frame: &Arc<Frame>) {
-        self.out.push(if self.prev.is_none() { '[' } else { ',' });
-        match self.prev.as_deref().and_then(|p| continues(p, frame)) {
-            Some(data) => push_json_str(&mut self.out, data),
-            // Serialising a `Frame` cannot fail: every field is a string, a number or a boolean.
-            None => self
-                .out
-                .push_str(&serde_json::to_string(frame.as_ref()).unwrap_or_default()),
-        }
-        self.prev = Some(frame.clone());
-    }
-
-    /// Bytes of the batch so far, with its closing bracket.
-    pub fn len(&self) -> usize {
-        self.out.len().max(1) + 1
-    }
-
-    /// No frame yet.
-    pub fn is_empty(&self) -> bool {
-        self.prev.is_none()
-    }
-
-    /// The batch, and a fresh start for the next one.
-    pub fn take(&mut self) -> Vec<u8> {
-        self.take_text().into_bytes()
-    }
-
-    fn take_text(&mut self) -> String {
-        let mut out = std::mem::take(&mut self.out);
-        if self.prev.take().is_none() {
-            out.push('[');
-        }
-        out.push(']');
-        out
-    }
-
-    /// The batch.
-    pub fn finish(mut self) -> Vec<u8> {
-        self.take()
-    }
-}
-
-/// Parts encoded smaller than this go as a JSON string the webview evaluates; larger ones as raw bytes, which
-/// Tauri hands over through its IPC protocol (a fetch): dearer per message, cheaper per byte.
-pub const DIRECT_MAX: usize = 7168;
-/// Tauri evaluates a channel's JSON message directly below this size, and fetches it otherwise.
-pub const TAURI_DIRECT_MAX: usize = 8192;
-/// Encoded size at which a part of a split batch is cut.
-pub const PART: usize = 6144;
-/// Batches of about this size and more (see [`Frame::approx_len`]) go whole, as bytes in one fetch; smaller
-/// ones are split into parts that the webview evaluates directly.
-pub const SPLIT_MAX: usize = 64 << 10;
-
-/// One message of a batch on its way into a webview.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Part {
-    /// A compact batch as a JSON string literal (under [`TAURI_DIRECT_MAX`]), for the webview to evaluate.
-    Literal(String),
-    /// A compact batch as UTF-8 bytes, for the webview to fetch.
-    Bytes(Vec<u8>),
-}
-
-/// Cuts a batch into the messages that carry it, in order: parts of about [`PART`] bytes evaluated directly
-/// (cheaper for a webview than a fetch, measured in docs/BENCHMARKS.md), or, for a batch of about
-/// [`SPLIT_MAX`] and more, the whole as bytes (per byte, a fetch is cheaper than a script).
-pub fn parts(frames: &[Arc<Frame>]) -> Vec<Part> {
-    let total: usize = frames.iter().map(|f| f.approx_len()).sum();
-    if total >= SPLIT_MAX {
-        return vec![part(encode_text(frames))];
-    }
-    let mut out = Vec::new();
-    let mut e = Encoder::default();
-    for f in frames {
-        e.push(f);
-        if e.len() >= PART {
-            out.push(part(e.take_text()));
-        }
-    }
-    if !e.is_empty() {
-        out.push(part(e.take_text()));
-    }
-    out
-}
-
-fn part(text: String) -> Part {
-    if text.len() < DIRECT_MAX {
-        let mut literal = String::with_capacity(text.len() + text.len() / 8 + 2);
-        push_json_str(&mut literal, &text);
-        if literal.len() < TAURI_DIRECT_MAX {
-            return Part::Literal(literal);
-        }
-        // Escapes made it too long to be evaluated directly.
-    }
-    Part::Bytes(text.into_bytes())
 }
 
 /// `frame`'s data when it is a message frame that differs from `prev` only by `seq` + 1 and `data`.
@@ -373,8 +252,6 @@ mod tests {
         let frames: Vec<Arc<Frame>> = fixture_frames().into_iter().map(Arc::new).collect();
         let wire = String::from_utf8(encode(&frames)).unwrap();
         assert_eq!(fixture["wire"].as_str().unwrap(), wire);
-        let id = fixture["id"].as_str().unwrap();
-        assert_eq!(fixture["script"].as_str().unwrap(), script(id, &frames));
         let expanded: Vec<Value> = frames
             .iter()
             .map(|f| serde_json::to_value(f.as_ref()).unwrap())
@@ -399,94 +276,8 @@ mod tests {
         let frames = fixture_frames();
         let arcs: Vec<Arc<Frame>> = frames.iter().cloned().map(Arc::new).collect();
         assert_eq!(decode(&encode(&arcs)).unwrap(), frames);
+        assert_eq!(encode(&[]), b"[]");
         assert_eq!(decode(&encode(&[])).unwrap(), Vec::<Frame>::new());
-    }
-
-    #[test]
-    fn an_encoder_cut_anywhere_gives_batches_that_each_decode_alone() {
-        let frames = fixture_frames();
-        let arcs: Vec<Arc<Frame>> = frames.iter().cloned().map(Arc::new).collect();
-        for cut in 0..=arcs.len() {
-            let mut e = Encoder::default();
-            let mut got = Vec::new();
-            for (i, f) in arcs.iter().enumerate() {
-                if i == cut {
-                    got.extend(decode(&e.take()).unwrap());
-                    assert!(e.is_empty());
-                }
-                e.push(f);
-                assert!(e.len() > 2);
-            }
-            got.extend(decode(&e.finish()).unwrap());
-            assert_eq!(got, frames, "cut before frame {cut}");
-        }
-    }
-
-    #[test]
-    fn small_batches_go_in_evaluated_parts_and_large_ones_whole_as_bytes() {
-        let decode_all = |parts: Vec<Part>| -> Vec<Frame> {
-            parts
-                .into_iter()
-                .flat_map(|p| match p {
-                    Part::Literal(l) => {
-                        assert!(l.len() < TAURI_DIRECT_MAX);
-                        decode(serde_json::from_str::<String>(&l).unwrap().as_bytes()).unwrap()
-                    }
-                    Part::Bytes(b) => decode(&b).unwrap(),
-                })
-                .collect()
-        };
-        let small: Vec<Frame> = (1..=256).map(|s| msg(s, &"x".repeat(64))).collect();
-        let arcs: Vec<Arc<Frame>> = small.iter().cloned().map(Arc::new).collect();
-        let p = parts(&arcs);
-        assert!(
-            p.len() > 1 && p.iter().all(|p| matches!(p, Part::Literal(_))),
-            "{p:?}"
-        );
-        assert_eq!(decode_all(p), small);
-
-        // Quotes double under escaping: a part that outgrows direct evaluation goes as bytes.
-        let quoted: Vec<Frame> = (1..=200).map(|s| msg(s, &"\"".repeat(60))).collect();
-        let arcs: Vec<Arc<Frame>> = quoted.iter().cloned().map(Arc::new).collect();
-        let p = parts(&arcs);
-        assert!(p.iter().any(|p| matches!(p, Part::Bytes(_))), "{p:?}");
-        assert_eq!(decode_all(p), quoted);
-
-        let large: Vec<Frame> = (1..=8).map(|s| msg(s, &"y".repeat(16 << 10))).collect();
-        let arcs: Vec<Arc<Frame>> = large.iter().cloned().map(Arc::new).collect();
-        let p = parts(&arcs);
-        assert!(
-            matches!(&p[..], [Part::Bytes(_)]),
-            "one fetch for a large batch"
-        );
-        assert_eq!(decode_all(p), large);
-        assert!(parts(&[]).is_empty());
-    }
-
-    #[test]
-    fn a_script_is_the_receiver_call_around_the_compact_batch() {
-        let frames: Vec<Arc<Frame>> = fixture_frames().into_iter().map(Arc::new).collect();
-        let s = script("a-1_B", &frames);
-        let prefix = format!("window.{RECEIVER}&&window.{RECEIVER}.deliver(\"a-1_B\",");
-        let batch = s
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.strip_suffix(')'))
-            .unwrap_or_else(|| panic!("unexpected script {s}"));
-        assert_eq!(batch.as_bytes(), encode(&frames));
-        assert_eq!(decode(batch.as_bytes()).unwrap(), fixture_frames());
-        // A frame's data can hold anything: it stays inside a string literal.
-        let hostile = [Arc::new(msg(1, "\")]);alert(1);//</script>\u{2028}\u{0}"))];
-        let s = script("x", &hostile);
-        let batch = &s[s.find(",[").unwrap() + 1..s.len() - 1];
-        assert_eq!(
-            decode(batch.as_bytes()).unwrap(),
-            vec![msg(1, "\")]);alert(1);//</script>\u{2028}\u{0}")]
-        );
-        assert!(!batch.contains('\0'), "control characters are escaped");
-        assert_eq!(
-            script("x", &[]),
-            format!("window.{RECEIVER}&&window.{RECEIVER}.deliver(\"x\",[])")
-        );
     }
 
     #[test]
@@ -518,6 +309,59 @@ mod tests {
         }
     }
 
+    #[test]
+    fn decode_rejects_a_leading_string() {
+        let err = decode(br#"["a"]"#).unwrap_err();
+        assert!(err.0.contains("does not follow a message frame"), "{err}");
+    }
+
+    /// Data with what needs escaping (quotes, backslashes, control characters) and what does not.
+    const DATA: &str = "(\\PC|[\\x00-\\x1f\"\\\\]){0,12}";
+
+    /// Where a message comes from, read by [`built`] (transport, event type, last event id): mostly an SSE stream
+    /// or a socket, so that runs form, and sometimes a source that differs from them in one field.
+    fn sources() -> proptest::sample::Select<u8> {
+        proptest::sample::select(vec![1, 1, 1, 0, 0, 2, 4, 7, 10])
+    }
+
+    /// A frame made from generated parts: mostly messages from a few alike sources, so that runs form and break
+    /// on every field.
+    fn built(seq: u64, (kind, source, binary, data): (u8, u8, bool, String)) -> Frame {
+        let transport =
+            [Transport::Websocket, Transport::Sse, Transport::Poll][usize::from(source % 3)];
+        let sse = transport != Transport::Websocket;
+        match kind {
+            0 => Frame::State {
+                seq,
+                state: State::Connected,
+                transport: Some(transport),
+                attempt: None,
+                delay_ms: None,
+                reason: None,
+                protocol: None,
+                snapshot: false,
+            },
+            1 => Frame::Error {
+                seq,
+                message: data,
+                fatal: binary,
+            },
+            2 => Frame::Close {
+                seq,
+                code: 1000,
+                reason: data,
+            },
+            _ => Frame::Message {
+                seq,
+                transport,
+                event: sse.then(|| ["message", "token"][usize::from(source / 3 % 2)].to_owned()),
+                data,
+                last_event_id: sse.then(|| ["", "7"][usize::from(source / 6 % 2)].to_owned()),
+                binary: binary && !sse,
+            },
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn escaping_matches_serde_json(s in "(\\PC|[\\x00-\\x1f\"\\\\]){0,40}") {
@@ -525,11 +369,44 @@ mod tests {
             push_json_str(&mut out, &s);
             proptest::prop_assert_eq!(out, serde_json::to_string(&s).unwrap());
         }
-    }
 
-    #[test]
-    fn decode_rejects_a_leading_string() {
-        let err = decode(br#"["a"]"#).unwrap_err();
-        assert!(err.0.contains("does not follow a message frame"), "{err}");
+        /// Whatever the frames: the batch decodes back to them, a message is a bare string exactly when it
+        /// continues the frame before it, and `push_batch` writes the same bytes after any text.
+        #[test]
+        fn batches_round_trip_and_append_after_any_text(
+            parts in proptest::collection::vec((0u8..8, sources(), proptest::bool::weighted(0.2), DATA), 0..24),
+            jumps in proptest::collection::vec(proptest::bool::weighted(0.1), 24),
+            start in 0u64..1_000_000,
+            prefix in "\\PC{0,8}",
+        ) {
+            let mut seq = start;
+            let frames: Vec<Frame> = parts
+                .into_iter()
+                .zip(&jumps)
+                .map(|(p, jump)| {
+                    seq += if *jump { 3 } else { 1 };
+                    built(seq, p)
+                })
+                .collect();
+            let arcs: Vec<Arc<Frame>> = frames.iter().cloned().map(Arc::new).collect();
+            let bytes = encode(&arcs);
+            proptest::prop_assert_eq!(decode(&bytes).unwrap(), frames.clone());
+
+            let items: Vec<Value> = serde_json::from_slice(&bytes).unwrap();
+            for (i, item) in items.iter().enumerate() {
+                // Alike: the previous frame is this message with the `seq` before and other data.
+                let alike = i > 0 && match (&frames[i - 1], frames[i].clone()) {
+                    (prev @ Frame::Message { data: d0, .. }, Frame::Message { seq, transport, event, last_event_id, binary, .. }) => {
+                        *prev == Frame::Message { seq: seq - 1, transport, event, data: d0.clone(), last_event_id, binary }
+                    }
+                    _ => false,
+                };
+                proptest::prop_assert_eq!(item.is_string(), alike, "element {}", i);
+            }
+
+            let mut out = prefix.clone();
+            push_batch(&mut out, &arcs);
+            proptest::prop_assert_eq!(out.as_bytes(), [prefix.as_bytes(), &bytes].concat());
+        }
     }
 }

@@ -47,7 +47,7 @@ test('every state badge reaches connected', { timeout: 60_000 }, () =>
   }),
 )
 
-test('the page receiver that Rust calls holds every connection, frozen and unlisted', { timeout: 60_000 }, () =>
+test('the direct route: the page receiver that Rust calls holds every connection, frozen and unlisted', { timeout: 60_000 }, () =>
   withLog(async () => {
     const r = await run(`
       const r = window.__TAURI_PLUGIN_REALTIME__
@@ -58,7 +58,7 @@ test('the page receiver that Rust calls holds every connection, frozen and unlis
   }),
 )
 
-test('chat: the welcome comes first, then a typed message is echoed', { timeout: 60_000 }, () =>
+test('chat through the bindings (the direct route): the welcome comes first, then a typed message is echoed', { timeout: 60_000 }, () =>
   withLog(async () => {
     // The server greets as soon as the socket opens: seeing it proves no frame was lost before the listener.
     const first = await waitFor(
@@ -154,6 +154,84 @@ test('summary: a new query (POST body) streams again and the text grows to done'
     await assertIdsFromOne()
     const state = await textOf('#sse-state')
     assert.equal(state, 'connected', `expected #sse-state connected, got ${show(state)}`)
+  }),
+)
+
+// ---------------------------------------------------------------------------------------------------------------
+// The routes, used without the bindings: what an app that calls the commands itself gets
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * In the page: collects the frames of subscription `id` on `route` (`undefined` for the default) into
+ * `window.__e2eRoutes[id]`, registered before `connect` as the README says, then connects to the demo chat.
+ * The event route is listened to as `listen()` does it (`plugin:event|listen` with target `Any`); the direct
+ * route's compact batches are expanded as the bindings do (a string is the next message like the one before).
+ */
+const OPEN_RAW = `return (async () => {
+  const [id, route] = arguments
+  const I = window.__TAURI_INTERNALS__
+  const got = ((window.__e2eRoutes ??= {})[id] = { frames: [], batches: 0 })
+  const take = (items) => {
+    got.batches++
+    for (const item of items) {
+      const prev = got.frames.at(-1)
+      got.frames.push(typeof item === 'string' ? { ...prev, seq: prev.seq + 1, data: item } : item)
+    }
+  }
+  if (route === 'direct') window.__TAURI_PLUGIN_REALTIME__.connections.set(id, { receiveWire: take })
+  else {
+    const handler = I.transformCallback((event) => take(event.payload))
+    got.eventId = await I.invoke('plugin:event|listen', { event: 'realtime://' + id, target: { kind: 'Any' }, handler })
+  }
+  const urls = await I.invoke('demo_urls')
+  const args = { id, options: { url: urls.ws, share: false } }
+  if (route !== undefined) args.route = route
+  return I.invoke('plugin:realtime|connect', args)
+})()`
+
+const rawFrames = (id) => run('return window.__e2eRoutes?.[arguments[0]] ?? null', id)
+
+const rawInvoke = (cmd, args) => run('return window.__TAURI_INTERNALS__.invoke(arguments[0], arguments[1])', cmd, args)
+
+/** Opens a raw subscription on `route`, has the chat echo a short and a 200 kB message, and checks every frame. */
+async function rawRoute(id, route) {
+  const opened = await run(OPEN_RAW, id, route)
+  assert.deepEqual(opened, { id, state: 'connecting', shared: false }, `expected ${id} to connect, got ${show(opened)}`)
+  const messages = (got) => got?.frames.filter((f) => f.kind === 'message').map((f) => f.data) ?? []
+  await waitFor(`${id}'s welcome`, () => rawFrames(id), (got) => messages(got).length >= 1)
+  const short = `hello over ${route ?? 'the default route'}`
+  const long = `${id} `.padEnd(200_000, 'x')
+  for (const data of [short, long]) await rawInvoke('plugin:realtime|send', { id, data })
+  const got = await waitFor(`${id}'s two echoes`, () => rawFrames(id), (g) => messages(g).length >= 3)
+
+  const seqs = got.frames.map((f) => f.seq)
+  assert.deepEqual(seqs, seqs.map((_, i) => i + 1), `expected ${id}'s frames numbered from 1 with no gap, got ${show(seqs)}`)
+  const states = got.frames.filter((f) => f.kind === 'state').map((f) => f.state)
+  assert.deepEqual(states.slice(0, 2), ['connecting', 'connected'], `expected ${id} to start connecting, got ${show(states)}`)
+  const [welcome, ...echoes] = messages(got)
+  assert.ok(welcome.startsWith('welcome'), `expected the welcome first, got ${show(welcome)}`)
+  assert.deepEqual(echoes.map((d) => d.length), [short.length, long.length], `expected both echoes whole`)
+  assert.deepEqual(echoes, [short, long], `expected the echoes in order`)
+
+  await rawInvoke('plugin:realtime|close', { id })
+  if (got.eventId !== undefined) {
+    await rawInvoke('plugin:event|unlisten', { event: `realtime://${id}`, eventId: got.eventId })
+  }
+  await run('window.__TAURI_PLUGIN_REALTIME__.connections.delete(arguments[0])', id)
+  return got
+}
+
+test('the event route: invoke connect with no route, listen to realtime://<id>, get every frame in seq order', { timeout: 60_000 }, () =>
+  withLog(async () => {
+    const got = await rawRoute('e2e-event')
+    assert.ok(got.eventId !== undefined, 'expected a listener id from plugin:event|listen')
+  }),
+)
+
+test('the direct route without the bindings: route "direct" delivers compact batches to the page receiver', { timeout: 60_000 }, () =>
+  withLog(async () => {
+    const got = await rawRoute('e2e-direct', 'direct')
+    assert.equal(got.eventId, undefined)
   }),
 )
 

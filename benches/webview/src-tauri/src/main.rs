@@ -253,12 +253,12 @@ fn clock_now() -> f64 {
 }
 
 /// The `micro` diagnostic: sends `count` batches of `frames` message frames of `size` bytes shaped like this
-/// plugin's to the main webview, by `mode`: `obj` an event with the array of frame objects, `str` an event with
-/// that array as one JSON string, `compact` an event with the compact encoding as a string, `channel` the compact
-/// encoding through `channel` as the plugin's relay sends it to a caller that passes one (`wire::parts`), `direct`
-/// one script per batch as the relay sends it to the bindings (`wire::script`, to the receiver id `event`),
-/// `gvariant` the compact batch as a function argument (an experiment, see [`gvariant_deliver`]). It separates
-/// the delivery path's cost from the rest.
+/// plugin's to the main webview, by `mode`: `obj` the plugin's event route (an event whose payload is the array
+/// of frame objects), `str` an event with that array as one JSON string, `compact` an event with the compact
+/// encoding as a string, `channel` the compact encoding through a `Channel` (an experiment, see
+/// [`channel_send`]), `direct` the plugin's direct route, one script per batch calling the bindings' receiver
+/// (see [`direct_script`]; the receiver id is `event`), `gvariant` the compact batch as a function argument (an
+/// experiment, see [`gvariant_deliver`]). It separates the delivery path's cost from the rest.
 #[tauri::command]
 #[allow(clippy::too_many_arguments)]
 fn micro_emit<R: tauri::Runtime>(
@@ -270,68 +270,109 @@ fn micro_emit<R: tauri::Runtime>(
     mode: String,
     channel: tauri::ipc::Channel<tauri::ipc::InvokeResponseBody>,
 ) -> Result<(), String> {
-    use tauri::{ipc::InvokeResponseBody, Emitter, EventTarget};
+    use std::sync::Arc;
+    use tauri::{Emitter, EventTarget};
+    use tauri_plugin_realtime::{core::wire, Frame, Transport};
+    let webview = app.get_webview_window("main").ok_or("no main window")?;
     let mut seq = 0u64;
     for _ in 0..count {
-        let batch: Vec<Value> = (0..frames)
-            .map(|i| {
+        let batch: Vec<Arc<Frame>> = (0..frames)
+            .map(|_| {
                 seq += 1;
-                let data = server::message(seq, size);
-                if mode != "obj" && mode != "str" && i > 0 {
-                    Value::String(data)
-                } else {
-                    json!({"kind": "message", "seq": seq, "transport": "websocket", "data": data})
-                }
+                Arc::new(Frame::Message {
+                    seq,
+                    transport: Transport::Websocket,
+                    event: None,
+                    data: server::message(seq, size),
+                    last_event_id: None,
+                    binary: false,
+                })
             })
             .collect();
         let target = EventTarget::AnyLabel {
             label: "main".into(),
         };
-        let text = serde_json::to_string(&batch).map_err(|e| e.to_string())?;
         let sent = match mode.as_str() {
+            // Exactly as the plugin's relay emits a batch on the event route.
             "obj" => app.emit_to(target, &event, &batch),
-            "channel" | "direct" | "gvariant" => {
-                use tauri::Manager;
-                use tauri_plugin_realtime::core::{
-                    wire::{encode, parts, script, Part},
-                    Frame, Transport,
-                };
-                // Exactly as the plugin's relay sends a batch.
-                let frames: Vec<std::sync::Arc<Frame>> = batch
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| {
-                        let data = v.as_str().or(v["data"].as_str()).unwrap_or_default();
-                        std::sync::Arc::new(Frame::Message {
-                            seq: seq - u64::from(frames) + 1 + i as u64,
-                            transport: Transport::Websocket,
-                            event: None,
-                            data: data.to_owned(),
-                            last_event_id: None,
-                            binary: false,
-                        })
-                    })
-                    .collect();
-                if mode == "gvariant" {
-                    let webview = app.get_webview_window("main").ok_or("no main window")?;
-                    let text = String::from_utf8(encode(&frames)).map_err(|e| e.to_string())?;
-                    gvariant_deliver(&webview, event.clone(), text)
-                } else if mode == "direct" {
-                    // `event` is the id the page registered with the bindings' receiver.
-                    let webview = app.get_webview_window("main").ok_or("no main window")?;
-                    webview.eval(script(&event, &frames))
-                } else {
-                    parts(&frames).into_iter().try_for_each(|p| {
-                        channel.send(match p {
-                            Part::Literal(l) => InvokeResponseBody::Json(l),
-                            Part::Bytes(b) => InvokeResponseBody::Raw(b),
-                        })
-                    })
-                }
+            "str" => app.emit_to(
+                target,
+                &event,
+                serde_json::to_string(&batch).map_err(|e| e.to_string())?,
+            ),
+            "compact" => app.emit_to(
+                target,
+                &event,
+                String::from_utf8(wire::encode(&batch)).map_err(|e| e.to_string())?,
+            ),
+            "channel" => channel_send(&channel, &batch),
+            "direct" => webview.eval(direct_script(&event, &batch)),
+            "gvariant" => {
+                let text = String::from_utf8(wire::encode(&batch)).map_err(|e| e.to_string())?;
+                gvariant_deliver(&webview, event.clone(), text)
             }
-            _ => app.emit_to(target, &event, text),
+            other => return Err(format!("unknown micro mode {other:?}")),
         };
         sent.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The direct route's script, byte for byte as the plugin's relay writes it (`src/relay/receiver.rs`, whose test
+/// pins the format): a call of the bindings' receiver with the compact batch as an array literal.
+fn direct_script(id: &str, frames: &[std::sync::Arc<tauri_plugin_realtime::Frame>]) -> String {
+    use tauri_plugin_realtime::core::wire;
+    const RECEIVER: &str = "__TAURI_PLUGIN_REALTIME__";
+    let approx: usize = frames.iter().map(|f| f.approx_len() + 8).sum();
+    let mut out = String::with_capacity(approx + RECEIVER.len() * 2 + id.len() + 40);
+    out.push_str("window.");
+    out.push_str(RECEIVER);
+    out.push_str("&&window.");
+    out.push_str(RECEIVER);
+    out.push_str(".deliver(");
+    wire::push_json_str(&mut out, id);
+    out.push(',');
+    wire::push_batch(&mut out, frames);
+    out.push(')');
+    out
+}
+
+/// The `channel` micro mode, an experiment kept to re-measure why the plugin has no channel route
+/// (docs/DECISIONS.md): the compact batch through a `tauri::ipc::Channel` as the plugin once sent it. Tauri
+/// evaluates a channel message directly only under 8 KiB and has the webview fetch anything larger, so a batch
+/// goes in parts of about 6 KiB, each a JSON string evaluated directly, or, from 64 KiB, whole as bytes in one
+/// fetch. Parts are cut by data length, which for these frames (alike, nothing to escape) is their encoded length.
+fn channel_send(
+    channel: &tauri::ipc::Channel<tauri::ipc::InvokeResponseBody>,
+    frames: &[std::sync::Arc<tauri_plugin_realtime::Frame>],
+) -> tauri::Result<()> {
+    use tauri::ipc::InvokeResponseBody;
+    use tauri_plugin_realtime::{core::wire, Frame};
+    const PART: usize = 6144;
+    const SPLIT_MAX: usize = 64 << 10;
+    const TAURI_DIRECT_MAX: usize = 8192;
+    let send = |part: &[std::sync::Arc<Frame>]| {
+        let text = String::from_utf8(wire::encode(part)).unwrap_or_default();
+        let mut literal = String::with_capacity(text.len() + 2);
+        wire::push_json_str(&mut literal, &text);
+        channel.send(if literal.len() < TAURI_DIRECT_MAX {
+            InvokeResponseBody::Json(literal)
+        } else {
+            InvokeResponseBody::Raw(text.into_bytes())
+        })
+    };
+    if frames.iter().map(|f| f.approx_len()).sum::<usize>() >= SPLIT_MAX {
+        return channel.send(InvokeResponseBody::Raw(wire::encode(frames)));
+    }
+    let (mut start, mut size) = (0, 0);
+    for (i, f) in frames.iter().enumerate() {
+        if let Frame::Message { data, .. } = f.as_ref() {
+            size += data.len() + 3;
+        }
+        if size >= PART || i + 1 == frames.len() {
+            send(&frames[start..=i])?;
+            (start, size) = (i + 1, 0);
+        }
     }
     Ok(())
 }

@@ -375,132 +375,148 @@ fn a_redirect_to_a_denied_url_fails_the_connection() {
     );
 }
 
-/// The bindings' route: `connect` with a channel gets every frame through it, in the compact encoding, small
-/// parts as a JSON string and large ones as bytes; without a channel, the event `realtime://<id>` carries
-/// arrays of frames.
+/// One argument chooses the route. Without one (or with `route: "event"`) the frames come as the event
+/// `realtime://<id>`, arrays of frame objects in `seq` order, as raw `invoke` callers `listen()` for them; with
+/// `route: "direct"` (the bindings') they go to the page's receiver and no event is emitted. Any other route,
+/// and the arguments that used to choose one, are refused.
 #[test]
-fn frames_reach_the_page_through_its_channel_or_as_events() {
+fn one_argument_chooses_the_route() {
     use std::sync::{Arc, Mutex};
-    use tauri::{ipc::InvokeResponseBody, Listener};
-    use tauri_plugin_realtime::core::{wire, Frame};
+    use tauri::Listener;
+    use tauri_plugin_realtime::Frame;
 
     let server = server();
-    let bodies: Arc<Mutex<Vec<(u32, usize, InvokeResponseBody)>>> = Arc::default();
-    let seen = bodies.clone();
-    let builder =
-        tauri::test::mock_builder().channel_interceptor(move |_, callback, index, body| {
-            let copy = match body {
-                InvokeResponseBody::Json(s) => InvokeResponseBody::Json(s.clone()),
-                InvokeResponseBody::Raw(b) => InvokeResponseBody::Raw(b.clone()),
-            };
-            seen.lock().unwrap().push((callback.0, index, copy));
-            true
-        });
-    let app = realtime_example_lib::register(builder, server.urls())
-        .build(tauri::generate_context!(test = true))
-        .expect("the example app on the mock runtime");
+    let app = app(&server);
     let main = window(&app, "main");
-    let events: Arc<Mutex<Vec<Vec<Frame>>>> = Arc::default();
-    let got = events.clone();
-    app.listen_any("realtime://ev-1", move |e| {
-        got.lock()
-            .unwrap()
-            .push(serde_json::from_str(e.payload()).expect("an array of frames"));
-    });
-
     let urls = server.urls();
-    invoke(
-        &main,
-        "connect",
-        json!({ "id": "ch-1", "options": { "url": urls.ws, "share": false }, "channel": "__CHANNEL__:4242" }),
-    )
-    .unwrap();
-    invoke(
-        &main,
-        "connect",
-        json!({ "id": "ev-1", "options": { "url": urls.ws, "share": false } }),
-    )
-    .unwrap();
-    wait_for("both to open", || {
-        invoke(&main, "inspect", json!({}))
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["state"] == "connected")
+    // Each batch with the id whose event carried it.
+    type Batches = Arc<Mutex<Vec<(&'static str, Vec<Frame>)>>>;
+    let events: Batches = Arc::default();
+    for id in ["ev-default", "ev-named", "direct-1"] {
+        let got = events.clone();
+        app.listen_any(format!("realtime://{id}"), move |e| {
+            let frames = serde_json::from_str(e.payload()).expect("an array of frames");
+            got.lock().unwrap().push((id, frames));
+        });
+    }
+    let options = json!({ "url": urls.ws, "share": false });
+    for (id, route) in [
+        ("ev-default", None),
+        ("ev-named", Some("event")),
+        ("direct-1", Some("direct")),
+    ] {
+        let mut args = json!({ "id": id, "options": options });
+        if let Some(route) = route {
+            args["route"] = json!(route);
+        }
+        invoke(&main, "connect", args)
+            .unwrap_or_else(|e| panic!("expected {id} to connect, got {e}"));
+    }
+    wait_for("all three to open", || {
+        let all = invoke(&main, "inspect", json!({})).unwrap();
+        all.as_array().unwrap().len() == 3
+            && all
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["state"] == "connected")
     });
-    // Mostly small messages, some larger than one directly evaluated part, one larger than a split batch.
-    let sent: Vec<String> = (0..200)
+    // Small messages and one larger than any single evaluation Tauri makes of a channel message (8 KiB).
+    let sent: Vec<String> = (0..50)
         .map(|i| match i {
-            100 => format!("{i}{}", "z".repeat(70_000)),
-            i if i % 50 == 49 => format!("{i}{}", "y".repeat(9_000)),
+            25 => format!("{i}{}", "z".repeat(70_000)),
             i => format!("m{i} \"quoted\" é"),
         })
         .collect();
-    for text in &sent {
-        invoke(&main, "send", json!({ "id": "ch-1", "data": text })).unwrap();
+    for id in ["ev-default", "ev-named", "direct-1"] {
+        for text in &sent {
+            invoke(&main, "send", json!({ "id": id, "data": text })).unwrap();
+        }
     }
-    let decode = |bodies: &[(u32, usize, InvokeResponseBody)]| -> Vec<Frame> {
-        let mut sorted: Vec<_> = bodies.iter().collect();
-        sorted.sort_by_key(|(_, index, _)| *index);
-        sorted
+    let messages = |id: &str| -> Vec<Frame> {
+        events
+            .lock()
+            .unwrap()
             .iter()
-            .flat_map(|(callback, _, body)| {
-                assert_eq!(*callback, 4242, "a message for another callback");
-                let bytes = match body {
-                    InvokeResponseBody::Json(s) => serde_json::from_str::<String>(s)
-                        .expect("a small batch is a JSON string")
-                        .into_bytes(),
-                    InvokeResponseBody::Raw(b) => b.clone(),
-                };
-                wire::decode(&bytes).expect("a well-formed batch")
-            })
+            .filter(|(of, _)| *of == id)
+            .flat_map(|(_, frames)| frames.clone())
             .collect()
     };
-    wait_for("every echo through the channel", || {
-        let frames = decode(&bodies.lock().unwrap());
-        frames
-            .iter()
-            .filter(|f| matches!(f, Frame::Message { .. }))
-            .count()
-            > sent.len()
-    });
-    let bodies = bodies.lock().unwrap();
-    let frames = decode(&bodies);
-    let seqs: Vec<u64> = frames.iter().map(Frame::seq).collect();
-    assert_eq!(
-        seqs,
-        (1..=seqs.len() as u64).collect::<Vec<_>>(),
-        "seq in order, none missing"
-    );
-    let texts: Vec<&str> = frames
-        .iter()
-        .filter_map(|f| match f {
-            Frame::Message { data, .. } => Some(data.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(texts[0], realtime_example_lib::demo::WELCOME);
-    assert_eq!(
-        &texts[1..],
-        &sent.iter().map(String::as_str).collect::<Vec<_>>()[..]
-    );
-    assert!(
-        bodies
-            .iter()
-            .any(|b| matches!(b.2, InvokeResponseBody::Raw(_)))
-            && bodies
+    for id in ["ev-default", "ev-named"] {
+        wait_for(&format!("every echo of {id} as events"), || {
+            let n = messages(id)
                 .iter()
-                .any(|b| matches!(b.2, InvokeResponseBody::Json(_))),
-        "expected small batches as strings and large ones as bytes"
-    );
-    drop(bodies);
-
-    wait_for("the event route's frames", || {
-        events.lock().unwrap().iter().flatten().any(|f| {
-            matches!(f, Frame::Message { data, .. } if data == realtime_example_lib::demo::WELCOME)
-        })
+                .filter(|f| matches!(f, Frame::Message { .. }))
+                .count();
+            n > sent.len()
+        });
+        let frames = messages(id);
+        let seqs: Vec<u64> = frames.iter().map(Frame::seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as u64).collect::<Vec<_>>(),
+            "expected {id}'s frames in seq order from 1, none missing"
+        );
+        let texts: Vec<&str> = frames
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Message { data, .. } => Some(data.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts[0], realtime_example_lib::demo::WELCOME);
+        assert_eq!(
+            &texts[1..],
+            &sent.iter().map(String::as_str).collect::<Vec<_>>()[..]
+        );
+    }
+    wait_for("every echo of direct-1 to be relayed", || {
+        invoke(&main, "inspect", json!({ "id": "direct-1" })).unwrap()[0]["framesIn"].as_u64()
+            > Some(sent.len() as u64)
     });
-    let first = events.lock().unwrap()[0][0].clone();
-    assert_eq!(first.seq(), 1, "got {first:?}");
+    assert!(
+        messages("direct-1").is_empty(),
+        "expected no event for the direct route, got {:?}",
+        messages("direct-1")
+    );
+
+    let refused = invoke(
+        &main,
+        "connect",
+        json!({ "id": "bad-route", "options": options, "route": "channel" }),
+    )
+    .expect_err("an unknown route is refused");
+    assert!(
+        refused.contains("route")
+            && refused.contains("unknown variant `channel`, expected `event` or `direct`"),
+        "expected the unknown route named, got {refused}"
+    );
+    for old in [
+        json!({ "direct": true }),
+        json!({ "channel": "__CHANNEL__:4242" }),
+    ] {
+        let mut args = json!({ "id": "old-args", "options": options });
+        args.as_object_mut()
+            .unwrap()
+            .extend(old.as_object().unwrap().clone());
+        let refused =
+            invoke(&main, "connect", args).expect_err("the old route arguments are refused");
+        assert!(
+            refused.contains("takes no `direct` or `channel`")
+                && refused.contains("route: \"direct\""),
+            "expected the old argument refused with what to pass instead, got {refused}"
+        );
+    }
+    let ids: Vec<Value> = invoke(&main, "inspect", json!({}))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].clone())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        3,
+        "expected no subscription from a refused connect, got {ids:?}"
+    );
 }
