@@ -68,9 +68,9 @@ export interface CloseFrame {
 
 /**
  * One frame of the envelope, tagged by `kind`. `seq` starts at 1 per connection and rises by exactly one
- * per frame. Frames arrive in batches, in `seq` order (to the bindings, as a script that calls the page's
- * receiver; through a caller's channel; or as the array payload of the event `realtime://<id>` when `connect` is
- * invoked with neither).
+ * per frame. Frames arrive in batches, in `seq` order: to the bindings (`connect`'s `route: "direct"`), as a
+ * script that calls the page's receiver; to a caller that passes no route, as the array payload of the event
+ * `realtime://<id>`.
  */
 export type Frame = StateFrame | MessageFrame | ErrorFrame | CloseFrame
 
