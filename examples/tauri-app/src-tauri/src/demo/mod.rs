@@ -1,0 +1,205 @@
+//! The embedded demo server: a small axum app on `127.0.0.1:<random port>` that gives the example page something
+//! real to stream from, with no network access.
+//!
+//! The sample endpoints ([`samples`](self::samples), what a real backend would serve):
+//!
+//! - `GET /chat`: a WebSocket chat that greets on connect and echoes every message back.
+//! - `GET|POST /summary`: a Server-Sent-Events stream shaped like an LLM search summary: one word per event, then
+//!   `done`, then a `tick` every few seconds, forever. It honours `Last-Event-ID`, so a client that reconnects
+//!   resumes where it left off and never sees an event twice.
+//! - `GET /feed/stream`: a live feed (one `notice` event about every second, ids rising from 1) as an SSE stream,
+//!   resumable with `Last-Event-ID`.
+//! - `GET /feed`: the same feed for pollers: a finite `text/event-stream` document of the events after
+//!   `Last-Event-ID` (or the most recent ones), with an `ETag`, answering `304` to `If-None-Match` when nothing is
+//!   new.
+//!
+//! The test hooks ([`control`](self::control), what the page's switch and the tests use to watch and break the
+//! server):
+//!
+//! - `GET /status`: what the server sees, as JSON ([`DemoStatus`]): open chat sockets, open streams, polls.
+//! - `POST /control/streaming` with `{"enabled": false}`: the server **refuses streaming** until it gets
+//!   `{"enabled": true}`. Open streams end at once (chat sockets with close code 1012), new chat upgrades and
+//!   summary requests get `503` with `Retry-After`, and `/feed/stream` answers `200 application/json`, the answer
+//!   of a server that cannot stream, so a client with a polling fallback degrades at once. `/feed` keeps working.
+//!
+//! It is also meant as a plain sample of such a server: nothing in here knows about Tauri. It listens on loopback
+//! only and stops with [`DemoServer::shutdown`] (or when the handle is dropped). The `realtime-demo-server` binary
+//! runs it on its own, for an app started with `REALTIME_DEMO_SERVER=127.0.0.1:<port>`.
+
+mod control;
+mod samples;
+#[cfg(test)]
+mod tests;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+pub use control::{DemoStatus, StreamingSwitch, CLOSE_STREAMING_OFF, REFUSED_RETRY_AFTER_SECS};
+pub use samples::{
+    feed_text, summary_words, FeedEvent, DEFAULT_QUERY, FEED_BACKLOG, FEED_EVENT, FEED_KEEP,
+    FEED_WINDOW, RETRY, WELCOME,
+};
+
+/// Timing of the demo streams. The defaults are for people watching; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Pause between two `summary` events. Default 150 ms.
+    pub token_interval: Duration,
+    /// Pause between two `tick` events after `done`. Default 5 s.
+    pub tick_interval: Duration,
+    /// Pause between two feed events. Default 1 s.
+    pub feed_interval: Duration,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            token_interval: Duration::from_millis(150),
+            tick_interval: Duration::from_secs(5),
+            feed_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Where the demo server listens, as the page needs it (returned by the `demo_urls` command).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoUrls {
+    /// The WebSocket chat, `ws://127.0.0.1:PORT/chat`.
+    pub ws: String,
+    /// The SSE summary stream, `http://127.0.0.1:PORT/summary`.
+    pub sse: String,
+    /// The feed as a finite SSE document, for polling: `http://127.0.0.1:PORT/feed`.
+    pub feed: String,
+    /// The feed as an SSE stream: `http://127.0.0.1:PORT/feed/stream`.
+    pub feed_stream: String,
+    /// The server's counters as JSON ([`DemoStatus`]): `http://127.0.0.1:PORT/status`.
+    pub status: String,
+    /// `POST {"enabled": bool}` here to allow or refuse streaming: `http://127.0.0.1:PORT/control/streaming`.
+    pub control: String,
+}
+
+impl DemoUrls {
+    pub fn for_addr(addr: SocketAddr) -> Self {
+        Self {
+            ws: format!("ws://{addr}/chat"),
+            sse: format!("http://{addr}/summary"),
+            feed: format!("http://{addr}/feed"),
+            feed_stream: format!("http://{addr}/feed/stream"),
+            status: format!("http://{addr}/status"),
+            control: format!("http://{addr}/control/streaming"),
+        }
+    }
+}
+
+/// A running demo server. Dropping it stops the server too, without waiting.
+#[derive(Debug)]
+pub struct DemoServer {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl DemoServer {
+    /// Binds `127.0.0.1:0` and serves with the default timing. Must be called inside a tokio runtime (the app uses
+    /// Tauri's); the server runs as a task on that runtime.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::start_with(DemoConfig::default()).await
+    }
+
+    /// Like [`DemoServer::start`], with the given timing.
+    pub async fn start_with(config: DemoConfig) -> std::io::Result<Self> {
+        Self::start_on(0, config).await
+    }
+
+    /// Like [`DemoServer::start_with`], on `127.0.0.1:port` (0 picks a free port).
+    pub async fn start_on(port: u16, config: DemoConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let shared = Arc::new(Shared::new(config, shutdown.clone()));
+        tokio::spawn(samples::produce_feed(shared.clone()));
+        let app = router(shared);
+        let signal = shutdown.clone().cancelled_owned();
+        let task = tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app)
+                .with_graceful_shutdown(signal)
+                .await
+            {
+                eprintln!("demo server stopped: {err}");
+            }
+        });
+        Ok(Self {
+            addr,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn urls(&self) -> DemoUrls {
+        DemoUrls::for_addr(self.addr)
+    }
+
+    /// Stops accepting, ends every open stream (WebSocket clients get close code 1001) and waits for the server
+    /// task to finish.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for DemoServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Everything the handlers share.
+struct Shared {
+    config: DemoConfig,
+    shutdown: CancellationToken,
+    feed: samples::Feed,
+    /// The streaming switch and the counters that `/status` reports.
+    control: control::Control,
+}
+
+type AppState = Arc<Shared>;
+
+impl Shared {
+    fn new(config: DemoConfig, shutdown: CancellationToken) -> Self {
+        Self {
+            config,
+            shutdown,
+            feed: samples::Feed::new(),
+            control: control::Control::new(),
+        }
+    }
+
+    /// Resolves when the server shuts down or streaming is switched off: open streams end then.
+    fn stream_end(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let shutdown = self.shutdown.clone();
+        let mut streaming = self.control.watch();
+        async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = control::streaming_off(&mut streaming) => {}
+            }
+        }
+    }
+}
+
+fn router(shared: AppState) -> Router {
+    samples::routes()
+        .merge(control::routes())
+        .with_state(shared)
+}
