@@ -44,6 +44,7 @@ use axum::{
     Json, Router,
 };
 use futures_util::{SinkExt, StreamExt};
+use realtime_testkit::{sse, Gauge};
 use serde::{Deserialize, Serialize};
 use tokio::{
     net::TcpListener,
@@ -144,22 +145,6 @@ struct PollSession {
     start_ms: f64,
 }
 
-/// Counts one open stream of a kind while alive.
-struct Open(Arc<AtomicUsize>);
-
-impl Open {
-    fn new(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Self(counter.clone())
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 #[derive(Clone)]
 struct Shared {
     ws_open: Arc<AtomicUsize>,
@@ -190,13 +175,8 @@ fn cors(mut response: Response) -> Response {
     response
 }
 
-fn event_stream(rx: mpsc::Receiver<Bytes>) -> Response {
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
-    });
-    let mut response = Body::from_stream(body).into_response();
+/// An event stream for the page: not stored by its cache, readable from its origin.
+fn for_the_page(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -204,6 +184,15 @@ fn event_stream(rx: mpsc::Receiver<Bytes>) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     cors(response)
+}
+
+fn event_stream(rx: mpsc::Receiver<Bytes>) -> Response {
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    });
+    for_the_page(Body::from_stream(body).into_response())
 }
 
 async fn ws(
@@ -220,7 +209,7 @@ async fn ws(
 }
 
 async fn ws_session(mut socket: WebSocket, params: StreamParams, shared: Shared) {
-    let _open = Open::new(&shared.ws_open);
+    let _open = Gauge::new(&shared.ws_open);
     let go = tokio::time::timeout(GO_TIMEOUT, async {
         while let Some(Ok(msg)) = socket.recv().await {
             match msg {
@@ -277,7 +266,7 @@ async fn sse(Query(params): Query<StreamParams>, State(shared): State<Shared>) -
     let params = params.checked();
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     tokio::spawn(async move {
-        let _open = Open::new(&shared.sse_open);
+        let _open = Gauge::new(&shared.sse_open);
         let start = Instant::now();
         let mut chunk = String::new();
         let mut pending = 0u64;
@@ -309,7 +298,7 @@ async fn idle(State(shared): State<Shared>) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let mut ping = shared.ping.subscribe();
     tokio::spawn(async move {
-        let _open = Open::new(&shared.idle_open);
+        let _open = Gauge::new(&shared.idle_open);
         if tx.send(Bytes::from_static(b": idle\n\n")).await.is_err() {
             return;
         }
@@ -362,29 +351,19 @@ async fn poll(
     } else {
         1.0
     };
-    let header_since = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let since = params.since.max(header_since).unwrap_or(0);
     // Events 0..available exist now.
     let available = ((now.duration_since(start).as_secs_f64() * rate).floor() as u64 + 1)
         .min(params.n.min(MAX_N));
-    let mut body = String::new();
-    let first = since.min(available);
-    let last = available.min(first + POLL_MAX_EVENTS);
-    for i in first..last {
-        let stamp = start_ms + i as f64 * 1000.0 / rate;
-        let _ = write!(body, "id: {}\ndata: {i} {stamp:.3} \n\n", i + 1);
-    }
-    let mut response = body.into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    cors(response)
+    // Event `i` has the id `i + 1`: a resume point `since` is the index of the first event to send.
+    let document = sse::after_last_event_id(&headers, params.since, |since| {
+        let first = since.min(available);
+        let last = available.min(first + POLL_MAX_EVENTS);
+        (first..last).map(move |i| {
+            let stamp = start_ms + i as f64 * 1000.0 / rate;
+            sse::Event::new(i + 1, format!("{i} {stamp:.3} "))
+        })
+    });
+    for_the_page(document)
 }
 
 async fn stats(State(shared): State<Shared>) -> Response {
