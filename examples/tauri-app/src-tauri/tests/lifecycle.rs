@@ -23,248 +23,30 @@ mod common;
 
 use common::invoke;
 use std::{
-    io,
-    net::SocketAddr,
     panic::AssertUnwindSafe,
-    pin::Pin,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc, Mutex,
-    },
-    task::{Context, Poll},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use axum::{
-    body::{Body, Bytes},
-    extract::{
-        ws::{Message, WebSocket, WebSocketUpgrade},
-        State as AxState,
-    },
-    response::{IntoResponse, Response},
-    routing::get,
-    Router,
-};
 use realtime_example_lib::demo::DemoUrls;
+use realtime_testkit::count::{CountingServer, Kind};
 use serde_json::{json, Value};
 use tauri::{test::MockRuntime, App, AppHandle, Manager, RunEvent, WebviewWindow};
 use tauri_plugin_realtime::RealtimeExt;
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::{TcpListener, TcpStream},
-    sync::broadcast,
-};
 
 /// The plugin's default linger (`init()`), which the example app uses.
 const LINGER: Duration = Duration::from_secs(3);
 const WAIT: Duration = Duration::from_secs(10);
 
-// ---------------------------------------------------------------------------------------------------------
-// A counting server.
-
-struct Gauge(Arc<AtomicUsize>);
-
-impl Gauge {
-    fn new(n: &Arc<AtomicUsize>) -> Self {
-        n.fetch_add(1, Ordering::SeqCst);
-        Self(n.clone())
-    }
-}
-
-impl Drop for Gauge {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// A server-side socket, counted open until the server drops it.
-struct Counted {
-    inner: TcpStream,
-    _open: Gauge,
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-struct CountingListener {
-    inner: TcpListener,
-    open: Arc<AtomicUsize>,
-}
-
-impl axum::serve::Listener for CountingListener {
-    type Io = Counted;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Counted, SocketAddr) {
-        loop {
-            if let Ok((inner, addr)) = self.inner.accept().await {
-                let open = Gauge::new(&self.open);
-                return (Counted { inner, _open: open }, addr);
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-}
-
-#[derive(Clone)]
-struct Server {
-    addr: SocketAddr,
-    tcp_open: Arc<AtomicUsize>,
-    ws_upgrades: Arc<AtomicUsize>,
-    ws_live: Arc<AtomicUsize>,
-    sse_live: Arc<AtomicUsize>,
-    closes: Arc<Mutex<Vec<String>>>,
-    tx: broadcast::Sender<String>,
-}
-
-impl Server {
-    fn start() -> Self {
-        tauri::async_runtime::block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let server = Server {
-                addr,
-                tcp_open: Arc::default(),
-                ws_upgrades: Arc::default(),
-                ws_live: Arc::default(),
-                sse_live: Arc::default(),
-                closes: Arc::default(),
-                tx: broadcast::channel(64).0,
-            };
-            let app = Router::new()
-                .route("/ws", get(ws_handler))
-                .route("/sse", get(sse_handler))
-                .with_state(server.clone());
-            let listener = CountingListener {
-                inner: listener,
-                open: server.tcp_open.clone(),
-            };
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
-            });
-            server
-        })
-    }
-
-    fn ws(&self, tag: &str) -> String {
-        format!("ws://{}/ws?{tag}", self.addr)
-    }
-
-    fn sse(&self, tag: &str) -> String {
-        format!("http://{}/sse?{tag}", self.addr)
-    }
-
-    fn say(&self, text: &str) {
-        let _ = self.tx.send(text.to_owned());
-    }
-
-    fn closes(&self) -> Vec<String> {
-        self.closes.lock().unwrap().clone()
-    }
-
-    fn n(counter: &AtomicUsize) -> usize {
-        counter.load(Ordering::SeqCst)
-    }
-
-    fn summary(&self) -> String {
-        format!(
-            "tcp_open={} ws_upgrades={} ws_live={} sse_live={} closes={:?}",
-            Self::n(&self.tcp_open),
-            Self::n(&self.ws_upgrades),
-            Self::n(&self.ws_live),
-            Self::n(&self.sse_live),
-            self.closes()
-        )
-    }
-}
-
-async fn ws_handler(ws: WebSocketUpgrade, AxState(srv): AxState<Server>) -> Response {
-    srv.ws_upgrades.fetch_add(1, Ordering::SeqCst);
-    ws.on_upgrade(move |mut socket: WebSocket| async move {
-        let mut said = srv.tx.subscribe();
-        let _live = Gauge::new(&srv.ws_live);
-        loop {
-            tokio::select! {
-                m = socket.recv() => match m {
-                    Some(Ok(Message::Close(c))) => {
-                        let (code, reason) = c
-                            .map(|c| (c.code, c.reason.to_string()))
-                            .unwrap_or((1005, String::new()));
-                        srv.closes.lock().unwrap().push(format!("close {code} {reason}"));
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => break,
-                },
-                s = said.recv() => match s {
-                    Ok(text) => if socket.send(Message::Text(text.into())).await.is_err() { break },
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
-            }
-        }
-    })
-}
-
-async fn sse_handler(AxState(srv): AxState<Server>) -> Response {
-    let said = srv.tx.subscribe();
-    let live = Gauge::new(&srv.sse_live);
-    // A comment every 50 ms: a client that went away is noticed at the next write.
-    let beat = tokio::time::interval(Duration::from_millis(50));
-    let body = futures_util::stream::unfold(
-        (said, beat, live),
-        |(mut said, mut beat, live)| async move {
-            let chunk = tokio::select! {
-                s = said.recv() => match s {
-                    Ok(text) => format!("data: {text}\n\n"),
-                    Err(broadcast::error::RecvError::Lagged(_)) => ":\n\n".to_owned(),
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-                _ = beat.tick() => ":\n\n".to_owned(),
-            };
-            Some((
-                Ok::<_, std::convert::Infallible>(Bytes::from(chunk)),
-                (said, beat, live),
-            ))
-        },
-    );
-    (
-        [("content-type", "text/event-stream")],
-        Body::from_stream(body),
-    )
-        .into_response()
+/// The kit's counting server, on the runtime Tauri's commands run on.
+fn start_server() -> CountingServer {
+    tauri::async_runtime::block_on(CountingServer::start())
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // The app and its IPC, as in ipc.rs.
 
-fn app(server: &Server) -> App<MockRuntime> {
+fn app(server: &CountingServer) -> App<MockRuntime> {
     common::app(DemoUrls::for_addr(server.addr))
 }
 
@@ -302,23 +84,23 @@ fn wait_connected(w: &WebviewWindow<MockRuntime>, ids: &[&str]) {
 /// socket.
 #[test]
 fn a_gone_webview_loses_its_subscriptions_and_the_upstreams_close_after_the_linger() {
-    let srv = Server::start();
+    let srv = start_server();
     let app = app(&srv);
     let main = main_window(&app);
     let hub = app.realtime().hub().clone();
 
-    let got = connect(&main, "ws-1", &srv.ws("room"));
+    let got = connect(&main, "ws-1", &srv.url(Kind::Ws, "room"));
     assert_eq!(got["shared"], json!(false), "got {got}");
-    let got = connect(&main, "ws-2", &srv.ws("room"));
+    let got = connect(&main, "ws-2", &srv.url(Kind::Ws, "room"));
     assert_eq!(
         got["shared"],
         json!(true),
         "expected the second to share, got {got}"
     );
-    connect(&main, "sse-1", &srv.sse("feed"));
+    connect(&main, "sse-1", &srv.url(Kind::Sse, "feed"));
     wait_connected(&main, &["ws-1", "ws-2", "sse-1"]);
     wait_for("the sessions at the server", || {
-        Server::n(&srv.ws_live) == 1 && Server::n(&srv.sse_live) == 1
+        srv.live(Kind::Ws) == 1 && srv.live(Kind::Sse) == 1
     });
     assert_eq!(
         (hub.upstream_count(), hub.owners()),
@@ -346,8 +128,8 @@ fn a_gone_webview_loses_its_subscriptions_and_the_upstreams_close_after_the_ling
     assert_eq!(
         (
             hub.upstream_count(),
-            Server::n(&srv.ws_live),
-            Server::n(&srv.sse_live)
+            srv.live(Kind::Ws),
+            srv.live(Kind::Sse)
         ),
         (2, 1, 1),
         "expected both upstreams to linger, got (upstreams, ws live, sse live); server: {}",
@@ -372,14 +154,12 @@ fn a_gone_webview_loses_its_subscriptions_and_the_upstreams_close_after_the_ling
         closed_after + Duration::from_millis(100) >= LINGER,
         "expected the upstream to close after the {LINGER:?} linger, got {closed_after:?}"
     );
-    wait_for("the SSE request to end", || Server::n(&srv.sse_live) == 0);
+    wait_for("the SSE request to end", || srv.live(Kind::Sse) == 0);
     wait_for("no upstream", || hub.upstream_count() == 0);
     wait_for("no live task", || hub.live_tasks() == 0);
-    wait_for("no open socket at the server", || {
-        Server::n(&srv.tcp_open) == 0
-    });
+    wait_for("no open socket at the server", || srv.tcp_open() == 0);
     assert_eq!(
-        Server::n(&srv.ws_upgrades),
+        srv.streams(Kind::Ws),
         1,
         "expected one WebSocket for the two shared subscriptions; server: {}",
         srv.summary()
@@ -392,14 +172,14 @@ fn a_gone_webview_loses_its_subscriptions_and_the_upstreams_close_after_the_ling
 /// upstream closes after the linger.
 #[test]
 fn a_reloaded_page_reattaches_within_the_linger() {
-    let srv = Server::start();
+    let srv = start_server();
     let app = app(&srv);
     let main = main_window(&app);
     let hub = app.realtime().hub().clone();
 
-    connect(&main, "chat", &srv.ws("chat"));
+    connect(&main, "chat", &srv.url(Kind::Ws, "chat"));
     wait_connected(&main, &["chat"]);
-    wait_for("the session at the server", || Server::n(&srv.ws_live) == 1);
+    wait_for("the session at the server", || srv.live(Kind::Ws) == 1);
 
     assert_eq!(
         hub.release_owner("main"),
@@ -412,7 +192,7 @@ fn a_reloaded_page_reattaches_within_the_linger() {
         "expected the old page's id to be gone, got {e}"
     );
     std::thread::sleep(LINGER / 6);
-    let got = connect(&main, "chat", &srv.ws("chat"));
+    let got = connect(&main, "chat", &srv.url(Kind::Ws, "chat"));
     assert_eq!(
         got,
         json!({ "id": "chat", "state": "connected", "shared": true }),
@@ -427,8 +207,8 @@ fn a_reloaded_page_reattaches_within_the_linger() {
     );
     assert_eq!(
         (
-            Server::n(&srv.ws_upgrades),
-            Server::n(&srv.ws_live),
+            srv.streams(Kind::Ws),
+            srv.live(Kind::Ws),
             srv.closes().len()
         ),
         (1, 1, 0),
@@ -451,9 +231,7 @@ fn a_reloaded_page_reattaches_within_the_linger() {
     );
     assert_eq!(srv.closes(), ["close 4000 done"], "expected the app's code");
     wait_for("no live task", || hub.live_tasks() == 0);
-    wait_for("no open socket at the server", || {
-        Server::n(&srv.tcp_open) == 0
-    });
+    wait_for("no open socket at the server", || srv.tcp_open() == 0);
     assert_eq!(hub.upstream_count(), 0, "expected no upstream");
 }
 
@@ -469,18 +247,24 @@ struct Seen {
 }
 
 /// Opens streams from `main` through the IPC, then destroys the only window, which ends the mock event loop.
-fn drive(handle: AppHandle<MockRuntime>, srv: Server) -> Result<(), String> {
+fn drive(handle: AppHandle<MockRuntime>, srv: CountingServer) -> Result<(), String> {
     let main = handle
         .get_webview_window("main")
         .ok_or("expected the app's setup to create the main window")?;
     let steps = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        assert_eq!(connect(&main, "a", &srv.ws("one"))["shared"], json!(false));
-        assert_eq!(connect(&main, "b", &srv.ws("one"))["shared"], json!(true));
-        connect(&main, "c", &srv.ws("two"));
-        connect(&main, "d", &srv.sse("three"));
+        assert_eq!(
+            connect(&main, "a", &srv.url(Kind::Ws, "one"))["shared"],
+            json!(false)
+        );
+        assert_eq!(
+            connect(&main, "b", &srv.url(Kind::Ws, "one"))["shared"],
+            json!(true)
+        );
+        connect(&main, "c", &srv.url(Kind::Ws, "two"));
+        connect(&main, "d", &srv.url(Kind::Sse, "three"));
         wait_connected(&main, &["a", "b", "c", "d"]);
         wait_for("every session at the server", || {
-            Server::n(&srv.ws_live) == 2 && Server::n(&srv.sse_live) == 1
+            srv.live(Kind::Ws) == 2 && srv.live(Kind::Sse) == 1
         });
         // One of them is lingering when the app exits.
         invoke(&main, "close", json!({ "id": "c" })).unwrap();
@@ -501,7 +285,7 @@ fn drive(handle: AppHandle<MockRuntime>, srv: Server) -> Result<(), String> {
 /// leaves no task and no socket.
 #[test]
 fn app_exit_closes_every_upstream_with_1001() {
-    let srv = Server::start();
+    let srv = start_server();
     let app = app(&srv);
     // The window comes from the app's configuration, created by setup when the event loop starts.
     assert!(app.get_webview_window("main").is_none());
@@ -571,12 +355,10 @@ fn app_exit_closes_every_upstream_with_1001() {
         closes.len() == 2 && closes.iter().all(|c| c.starts_with("close 1001 ")),
         "expected both WebSockets (one lingering) to get close 1001, got {closes:?}"
     );
-    wait_for("the SSE request to end", || Server::n(&srv.sse_live) == 0);
-    wait_for("no open socket at the server", || {
-        Server::n(&srv.tcp_open) == 0
-    });
+    wait_for("the SSE request to end", || srv.live(Kind::Sse) == 0);
+    wait_for("no open socket at the server", || srv.tcp_open() == 0);
     assert_eq!(
-        (Server::n(&srv.ws_live), hub.live_tasks()),
+        (srv.live(Kind::Ws), hub.live_tasks()),
         (0, 0),
         "expected nothing left; server: {}",
         srv.summary()
