@@ -2,8 +2,8 @@
 //! servers that accept and then stall, the backoff schedule on a paused clock, the stable-period reset of
 //! the attempt count, and the `tap` example driven as a real process.
 //!
-//! The killable servers are plain accept loops on a `TcpListener` whose connections live in a `JoinSet`
-//! inside the server task: aborting that task drops the listener and every socket at once, which is what a
+//! The killable servers are the test kit's `RawServer`: an accept loop whose connections live in a `JoinSet`
+//! inside the server task, so that killing it drops the listener and every socket at once, which is what a
 //! crashed server looks like to the client (no close frame, no end of the chunked body). axum's own `serve`
 //! spawns connections onto the runtime, where an abort cannot reach them.
 
