@@ -1,7 +1,7 @@
 //! The embedded demo server: a small axum app on `127.0.0.1:<random port>` that gives the example page something
 //! real to stream from, with no network access.
 //!
-//! The sample endpoints ([`samples`](self::samples), what a real backend would serve):
+//! The sample endpoints (`samples.rs`, what a real backend would serve):
 //!
 //! - `GET /chat`: a WebSocket chat that greets on connect and echoes every message back.
 //! - `GET|POST /summary`: a Server-Sent-Events stream shaped like an LLM search summary: one word per event, then
@@ -13,8 +13,7 @@
 //!   `Last-Event-ID` (or the most recent ones), with an `ETag`, answering `304` to `If-None-Match` when nothing is
 //!   new.
 //!
-//! The test hooks ([`control`](self::control), what the page's switch and the tests use to watch and break the
-//! server):
+//! The test hooks (`control.rs`, what the page's switch and the tests use to watch and break the server):
 //!
 //! - `GET /status`: what the server sees, as JSON ([`DemoStatus`]): open chat sockets, open streams, polls.
 //! - `POST /control/streaming` with `{"enabled": false}`: the server **refuses streaming** until it gets

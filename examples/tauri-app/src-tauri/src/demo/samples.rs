@@ -1,7 +1,7 @@
 //! The demo server's sample endpoints, what a real backend would serve: the WebSocket chat (`/chat`), the SSE
 //! summary (`/summary`), and the live feed as a stream (`/feed/stream`) and as a finite document for pollers
-//! (`/feed`). They report to the counters of [`control`](super::control) and honour its streaming switch, and
-//! know nothing else of it.
+//! (`/feed`). They report to the counters of `control.rs` and honour its streaming switch, and know nothing
+//! else of it.
 
 use std::{
     collections::VecDeque,
