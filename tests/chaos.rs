@@ -12,8 +12,8 @@
 //! - make the attempts it reports: every stream attempt or poll that ended had reached the server (which
 //!   answers one request per connection, so a request is an accepted connection).
 //!
-//! Bounded: `PROPTEST_CASES` cases (default 40), each on its own runtime, with at most a few seconds of
-//! script and observation plus bounded closing waits. Only 127.0.0.1 is ever contacted.
+//! Bounded: `PROPTEST_CASES` cases (default 32, plus the saved seeds), each on its own runtime, with at most
+//! a few seconds of script and observation plus bounded closing waits. Only 127.0.0.1 is ever contacted.
 
 mod common;
 
@@ -66,7 +66,7 @@ fn config() -> ProptestConfig {
         cases: if set("PROPTEST_CASES") {
             default.cases
         } else {
-            40
+            32
         },
         // Every case runs servers and timers, so shrinking is bounded in time as well as in steps.
         max_shrink_iters: if set("PROPTEST_MAX_SHRINK_ITERS") {
