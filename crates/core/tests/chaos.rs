@@ -29,7 +29,7 @@ use std::{
 
 use base64::Engine as _;
 use proptest::{collection::vec, option, prelude::*, sample::select, test_runner::TestCaseError};
-use tauri_plugin_realtime::core::{
+use tauri_plugin_realtime_core::{
     AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Error, FallbackOptions, Frame,
     HeartbeatOptions, Hub, HubConfig, Outgoing, QueueOptions, ReconnectOptions, State, Toggle,
     Transport,
@@ -1781,7 +1781,7 @@ fn check_inspect(
     id: &str,
     limits: &QueueOptions,
     watch: &Watch,
-) -> Result<tauri_plugin_realtime::core::ConnectionInfo, String> {
+) -> Result<tauri_plugin_realtime_core::ConnectionInfo, String> {
     let infos = hub
         .inspect(Some(OWNER), Some(id))
         .map_err(|e| watch.fail(format!("inspect failed while subscribed: {e}")))?;
