@@ -186,7 +186,7 @@ export function connectBrowser(id: string, options: ConnectOptions, sink: FrameS
         protocol: transport === 'websocket' ? (socket as WebSocket | undefined)?.protocol || null : null,
         subscribers: 1,
         owners: {},
-        shared: false,
+        joinable: false,
         // The browser runs the socket: no plugin task.
         tasks: 0,
       }

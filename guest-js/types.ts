@@ -229,8 +229,11 @@ export interface ConnectionInfo {
   subscribers: number
   /** Subscriptions to this upstream per owner (webview label). */
   owners: Record<string, number>
-  /** Whether this upstream can be joined by identical options or a share key (not whether this one joined). */
-  shared: boolean
+  /**
+   * Whether this upstream can be joined (by identical options from this webview, or by its share key); not
+   * whether this subscription joined, which is `Connection.shared`.
+   */
+  joinable: boolean
   /** Tasks alive for this upstream: its connection task and one delivery task per subscriber. */
   tasks: number
 }

@@ -12,8 +12,8 @@ use tauri::{
 
 use crate::{
     core::{
-        new_id, AckWindow, ConnectOptions, ConnectRequest, Connected, ConnectionInfo, Hub,
-        Outgoing, MAX_ACK_BYTES, MAX_ACK_FRAMES,
+        new_id, AckWindow, ConnectOptions, ConnectRequest, Connected, ConnectionInfo, Outgoing,
+        MAX_ACK_BYTES, MAX_ACK_FRAMES,
     },
     relay::{Route, WebviewSink},
     scope::{Entry, Scope},
@@ -112,7 +112,7 @@ pub(crate) async fn send<R: Runtime>(
     binary: Option<bool>,
 ) -> Result<SendResult> {
     let msg = if binary.unwrap_or(false) {
-        Hub::binary(&data)?
+        Outgoing::from_base64(&data)?
     } else {
         Outgoing::Text(data)
     };

@@ -39,7 +39,7 @@ export function info(id: string, extra: Partial<ConnectionInfo> = {}): Connectio
     protocol: null,
     subscribers: 1,
     owners: { main: 1 },
-    shared: false,
+    joinable: false,
     tasks: 2,
     ...extra,
   }

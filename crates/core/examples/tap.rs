@@ -447,7 +447,7 @@ async fn run(args: Args) -> u8 {
                 Frame::Message { data, binary, .. } => {
                     if let Some(echo) = &echo {
                         let msg = if *binary {
-                            match Hub::binary(data) {
+                            match Outgoing::from_base64(data) {
                                 Ok(m) => m,
                                 Err(e) => {
                                     eprintln!("tap: cannot echo a binary message: {e}");

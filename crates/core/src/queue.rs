@@ -12,6 +12,15 @@ pub enum Outgoing {
 }
 
 impl Outgoing {
+    /// A binary message from its base64 text (how a page sends bytes), with the error the app needs.
+    pub fn from_base64(data: &str) -> Result<Self, Error> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map(Outgoing::Binary)
+            .map_err(|e| Error::InvalidBase64(e.to_string()))
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Outgoing::Text(t) => t.len(),

@@ -136,7 +136,7 @@ async fn one_upstream_for_identical_subscriptions(kind: Kind) {
         info.len() == 1
             && info[0].subscribers == 5
             && info[0].owners == want_owners
-            && info[0].shared,
+            && info[0].joinable,
         "expected subscribers: 5 and owners {want_owners:?}, got {info:?}"
     );
     let of_a = hub.inspect(Some("a"), None).unwrap();
@@ -198,7 +198,7 @@ async fn one_upstream_for_identical_subscriptions(kind: Kind) {
     wait_until("a fourth stream at the server", || srv.streams(kind) == 4).await;
     let info = hub.inspect(None, Some(&own.id)).unwrap();
     assert!(
-        info[0].subscribers == 1 && !info[0].shared,
+        info[0].subscribers == 1 && !info[0].joinable,
         "expected a private upstream with one subscriber, got {info:?}"
     );
 

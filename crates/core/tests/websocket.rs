@@ -14,7 +14,7 @@ use axum::{
 };
 use base64::Engine as _;
 use common::*;
-use tauri_plugin_realtime_core::{Error, Frame, Hub, Outgoing, State, Transport};
+use tauri_plugin_realtime_core::{Error, Frame, Outgoing, State, Transport};
 
 async fn echo(
     ws: WebSocketUpgrade,
@@ -193,7 +193,7 @@ async fn bad_input_gives_clear_errors() {
     );
     let e = hub.close(&id, "test", Some(1001), None).unwrap_err();
     assert!(e.to_string().contains("1000 or 3000-4999"), "got {e}");
-    let e = Hub::binary("not base64!").unwrap_err();
+    let e = Outgoing::from_base64("not base64!").unwrap_err();
     assert!(e.to_string().contains("not valid base64"), "got {e}");
     hub.close(&id, "test", None, None).unwrap();
     let e = hub

@@ -11,7 +11,6 @@ use std::{
     time::Duration,
 };
 
-use base64::Engine as _;
 use futures_util::FutureExt;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -135,8 +134,9 @@ pub struct ConnectionInfo {
     pub subscribers: usize,
     /// Subscriptions to this upstream per owner (webview label).
     pub owners: BTreeMap<String, usize>,
-    /// Whether this upstream can be joined by identical options or a share key.
-    pub shared: bool,
+    /// Whether this upstream can be joined (by identical options from its webview, or by its share key); not
+    /// whether this subscription joined (that is [`Connected::shared`]).
+    pub joinable: bool,
     /// Tasks alive for this upstream: its connection task and one delivery task per subscriber.
     pub tasks: usize,
 }
@@ -383,14 +383,6 @@ impl Hub {
         answer.await.map_err(|_| Error::Closed(id.to_owned()))?
     }
 
-    /// Decodes base64 for a binary send, with the error the app needs.
-    pub fn binary(data: &str) -> Result<Outgoing, Error> {
-        base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .map(Outgoing::Binary)
-            .map_err(|e| Error::InvalidBase64(e.to_string()))
-    }
-
     /// The subscriber has processed `frames` frames in all: with an ack window, delivery may go on.
     pub fn ack(&self, id: &str, owner: &str, frames: u64) -> Result<(), Error> {
         let reg = self.inner.lock();
@@ -512,7 +504,7 @@ impl Hub {
                 protocol: status.protocol,
                 subscribers: up.subs.len(),
                 owners,
-                shared: up.key.is_some(),
+                joinable: up.key.is_some(),
                 tasks: up.tasks.len(),
             });
         }
