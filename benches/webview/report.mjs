@@ -286,7 +286,7 @@ if (micros.length) {
       "bench page's handler alone",
     ],
     micros.map((r) => [
-      `${r.size} B, ${r.batch}`,
+      `${r.size} B, ${r.batch}${r.rep ? `, run ${r.rep}` : ''}`,
       cell(r.eventArray),
       cell(r.eventString),
       cell(r.eventCompact),

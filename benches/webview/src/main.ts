@@ -586,7 +586,7 @@ async function burst(mech: Mech, rep: number, turnsPerUs: number) {
  * function argument (GVariant); then the bindings' own dispatch (`ConnectionImpl.receive`) and the bench
  * handler alone, with no IPC.
  */
-async function micro(size: number, frames: number, count: number) {
+async function micro(size: number, frames: number, count: number, rep: number) {
   const total = count * frames
   const sink = (d: string) => {
     spinSink ^= d.length
@@ -619,15 +619,19 @@ async function micro(size: number, frames: number, count: number) {
     receiver().connections.delete(event)
     return { usPerFrame: round((ms * 1000) / total, 2), webCpuUsPerFrame: round(((after.web.cpuMs - before.web.cpuMs) * 1000) / total, 2), appCpuUsPerFrame: round(((after.app.cpuMs - before.app.cpuMs) * 1000) / total, 2) }
   }
-  const eventArray = await viaEvents('obj')
-  const eventString = await viaEvents('str')
-  const eventCompact = await viaEvents('compact')
-  const channelCompact = await viaEvents('channel')
-  const direct = await viaEvents('direct')
-  const gvariant = await viaEvents('gvariant')
-  // The bindings alone: prebuilt frames through ConnectionImpl.receive, as the event listener calls it.
+  // In an order rotated by repetition, so that no path always pays for the garbage the one before it left.
+  const modes = ['obj', 'str', 'compact', 'channel', 'direct', 'gvariant']
+  const by: Record<string, Awaited<ReturnType<typeof viaEvents>>> = {}
+  for (let i = 0; i < modes.length; i++) {
+    const mode = modes[(i + rep - 1) % modes.length]!
+    by[mode] = await viaEvents(mode)
+  }
+  const { obj: eventArray, str: eventString, compact: eventCompact, channel: channelCompact, direct, gvariant } = by
+  // The bindings alone: prebuilt frames through ConnectionImpl.receive, as the receiver calls it (at most 200
+  // batches: prebuilt 16 KiB frames would otherwise take hundreds of MB of the page's memory).
   let seq = 0
-  const batches: Frame[][] = Array.from({ length: count }, () =>
+  const prebuilt = Math.min(count, 200) * frames
+  const batches: Frame[][] = Array.from({ length: Math.min(count, 200) }, () =>
     Array.from({ length: frames }, () => {
       seq++
       return { kind: 'message', seq, transport: 'websocket', data: `${seq} ${Date.now()} `.padEnd(size, 'x') } as Frame
@@ -648,16 +652,17 @@ async function micro(size: number, frames: number, count: number) {
   await sleep(10)
   let t0 = performance.now()
   for (const b of batches) conn.receive(b)
-  const bindingsUs = ((performance.now() - t0) * 1000) / total
+  const bindingsUs = ((performance.now() - t0) * 1000) / prebuilt
   t0 = performance.now()
   for (const b of batches) for (const f of b) if (f.kind === 'message') sink(f.data)
-  const loopUs = ((performance.now() - t0) * 1000) / total
-  const r = new Receiver(total, size, -1)
+  const loopUs = ((performance.now() - t0) * 1000) / prebuilt
+  const r = new Receiver(prebuilt, size, -1)
   t0 = performance.now()
   for (const b of batches) for (const f of b) if (f.kind === 'message') r.on(f.data)
-  const handlerUs = ((performance.now() - t0) * 1000) / total
+  const handlerUs = ((performance.now() - t0) * 1000) / prebuilt
   const result = {
     workload: 'micro',
+    rep,
     size,
     frames: total,
     batch: frames,
@@ -762,8 +767,13 @@ async function main(): Promise<void> {
   }
 
   if (has('micro')) {
-    await guarded('micro 64 B', () => micro(64, 256, 200), { workload: 'micro', size: 64 })
-    await guarded('micro 16 KiB', () => micro(16384, 64, 40), { workload: 'micro', size: 16384 })
+    // Enough frames that CPU time, counted in 10 ms ticks, resolves a few percent of each path (about 0.25 s of
+    // a path's time at 64 B and 1 s at 16 KiB); once per repetition, so that runs can be compared.
+    const [small, large] = cfg.quick ? [200, 40] : [1000, 200]
+    for (let rep = 1; rep <= cfg.reps; rep++) {
+      await guarded('micro 64 B', () => micro(64, 256, small, rep), { workload: 'micro', size: 64, rep })
+      await guarded('micro 16 KiB', () => micro(16384, 64, large, rep), { workload: 'micro', size: 16384, rep })
+    }
   }
 
   log(`done (spin sink ${spinSink & 1})`)
