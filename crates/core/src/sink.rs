@@ -258,11 +258,14 @@ pub(crate) async fn deliver_loop(
                 Err(_) => break,
             }
         }
-        sink.deliver(&batch)?;
-        inlet.room.add_permits(weights);
+        // Counted as in flight before it is handed over: a receiver may process the batch and acknowledge it
+        // before `deliver` even returns (a webview runs the script at once), and an acknowledgement of frames
+        // not yet counted would be cut short, leaving the window full for good.
         if let Some(w) = &window {
             w.sent(batch.len() as u64, bytes as u64);
         }
+        sink.deliver(&batch)?;
+        inlet.room.add_permits(weights);
         batch.clear();
     }
 }
@@ -337,6 +340,46 @@ mod tests {
         assert_eq!((w.frames, w.bytes), (MAX_ACK_FRAMES, MAX_ACK_BYTES));
         let w = AckWindow::new(0, 0);
         assert_eq!((w.frames, w.bytes), (1, 1));
+    }
+
+    /// A receiver that processes each batch and acknowledges it before `deliver` returns, as a webview may.
+    #[tokio::test]
+    async fn an_acknowledgement_during_delivery_counts_in_full() {
+        struct Eager(Arc<AckWindow>, std::sync::atomic::AtomicU64, mpsc::UnboundedSender<usize>);
+        impl FrameSink for Eager {
+            fn deliver(&self, frames: &[Arc<Frame>]) -> Result<(), SinkGone> {
+                let done = self.1.fetch_add(frames.len() as u64, std::sync::atomic::Ordering::SeqCst);
+                self.0.ack(done + frames.len() as u64);
+                self.2.send(frames.len()).map_err(|_| SinkGone)
+            }
+            fn ack_window(&self) -> Option<Arc<AckWindow>> {
+                Some(self.0.clone())
+            }
+        }
+        let window = Arc::new(AckWindow::new(4, 1 << 20));
+        let (tx, rx) = queue(64, 1 << 20);
+        let (out, mut delivered) = mpsc::unbounded_channel();
+        let limits = BatchLimits {
+            frames: 2,
+            bytes: 1 << 20,
+        };
+        let token = CancellationToken::new();
+        let sink = Eager(window.clone(), Default::default(), out);
+        let task = tokio::spawn(deliver_loop(rx, Arc::new(sink), limits, token.clone()));
+        for seq in 1..=40 {
+            tx.send(sized(seq, 1)).await.unwrap();
+        }
+        let mut got = 0;
+        while got < 40 {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(5), delivered.recv())
+                .await
+                .expect("expected delivery to go on: every batch was acknowledged")
+                .unwrap();
+            got += n;
+        }
+        assert_eq!(window.in_flight(), (0, 0));
+        token.cancel();
+        task.await.unwrap().unwrap();
     }
 
     #[tokio::test]
