@@ -143,10 +143,10 @@ impl PollUpstream {
         loop {
             tokio::select! {
                 biased;
-                written = async { self.poster.as_mut().expect("guarded").done().await }, if self.poster.as_ref().is_some_and(Poster::busy) => {
+                written = async { match self.poster.as_mut() { Some(p) => p.done().await, None => std::future::pending().await } }, if self.poster.as_ref().is_some_and(Poster::busy) => {
                     return Event::Written(written);
                 }
-                (poller, polled) = async { self.fetching.as_mut().expect("guarded").await }, if self.fetching.is_some() => {
+                (poller, polled) = async { match self.fetching.as_mut() { Some(f) => f.await, None => std::future::pending().await } }, if self.fetching.is_some() => {
                     self.fetching = None;
                     self.poller = Some(poller);
                     return self.answered(polled);
