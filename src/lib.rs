@@ -39,6 +39,13 @@ pub use crate::core::{
 pub use error::{Error, Result};
 pub use relay::EVENT_PREFIX;
 
+/// What the benchmark needs beyond the public API: the direct route's script exactly as the relay writes it. Not
+/// part of the API: it may change in any release.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::relay::receiver::script as receiver_script;
+}
+
 /// Owner name of subscriptions made from Rust; `#` cannot appear in a webview label.
 pub const RUST_OWNER: &str = "#rust";
 

@@ -6,7 +6,7 @@
 //! encoding as an array literal ([`receiver::script`]). Callers that use the commands themselves get the Tauri
 //! event `realtime://<id>`, the default, with the batch as an array of frame objects, for `listen()`.
 
-mod receiver;
+pub(crate) mod receiver;
 
 use std::sync::Arc;
 

@@ -17,7 +17,7 @@ pub(crate) const RECEIVER: &str = "__TAURI_PLUGIN_REALTIME__";
 /// larger). Measured in docs/BENCHMARKS.md. The batch holds only string, number, boolean and null literals and
 /// objects with the fixed keys of [`Frame`], so it can carry nothing that runs. A page without the receiver
 /// (reloaded, or not using the bindings) ignores the call.
-pub(crate) fn script(id: &str, frames: &[Arc<Frame>]) -> String {
+pub fn script(id: &str, frames: &[Arc<Frame>]) -> String {
     let approx: usize = frames.iter().map(|f| f.approx_len() + 8).sum();
     let mut out = String::with_capacity(approx + RECEIVER.len() * 2 + id.len() + 40);
     out.push_str("window.");

@@ -345,10 +345,16 @@ mod tests {
     /// A receiver that processes each batch and acknowledges it before `deliver` returns, as a webview may.
     #[tokio::test]
     async fn an_acknowledgement_during_delivery_counts_in_full() {
-        struct Eager(Arc<AckWindow>, std::sync::atomic::AtomicU64, mpsc::UnboundedSender<usize>);
+        struct Eager(
+            Arc<AckWindow>,
+            std::sync::atomic::AtomicU64,
+            mpsc::UnboundedSender<usize>,
+        );
         impl FrameSink for Eager {
             fn deliver(&self, frames: &[Arc<Frame>]) -> Result<(), SinkGone> {
-                let done = self.1.fetch_add(frames.len() as u64, std::sync::atomic::Ordering::SeqCst);
+                let done = self
+                    .1
+                    .fetch_add(frames.len() as u64, std::sync::atomic::Ordering::SeqCst);
                 self.0.ack(done + frames.len() as u64);
                 self.2.send(frames.len()).map_err(|_| SinkGone)
             }

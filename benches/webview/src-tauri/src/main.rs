@@ -306,7 +306,9 @@ fn micro_emit<R: tauri::Runtime>(
                 String::from_utf8(wire::encode(&batch)).map_err(|e| e.to_string())?,
             ),
             "channel" => channel_send(&channel, &batch),
-            "direct" => webview.eval(direct_script(&event, &batch)),
+            "direct" => webview.eval(tauri_plugin_realtime::testing::receiver_script(
+                &event, &batch,
+            )),
             "gvariant" => {
                 let text = String::from_utf8(wire::encode(&batch)).map_err(|e| e.to_string())?;
                 gvariant_deliver(&webview, event.clone(), text)
@@ -316,25 +318,6 @@ fn micro_emit<R: tauri::Runtime>(
         sent.map_err(|e| e.to_string())?;
     }
     Ok(())
-}
-
-/// The direct route's script, byte for byte as the plugin's relay writes it (`src/relay/receiver.rs`, whose test
-/// pins the format): a call of the bindings' receiver with the compact batch as an array literal.
-fn direct_script(id: &str, frames: &[std::sync::Arc<tauri_plugin_realtime::Frame>]) -> String {
-    use tauri_plugin_realtime::core::wire;
-    const RECEIVER: &str = "__TAURI_PLUGIN_REALTIME__";
-    let approx: usize = frames.iter().map(|f| f.approx_len() + 8).sum();
-    let mut out = String::with_capacity(approx + RECEIVER.len() * 2 + id.len() + 40);
-    out.push_str("window.");
-    out.push_str(RECEIVER);
-    out.push_str("&&window.");
-    out.push_str(RECEIVER);
-    out.push_str(".deliver(");
-    wire::push_json_str(&mut out, id);
-    out.push(',');
-    wire::push_batch(&mut out, frames);
-    out.push(')');
-    out
 }
 
 /// The `channel` micro mode, an experiment kept to re-measure why the plugin has no channel route
