@@ -5,6 +5,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EXAMPLE="$ROOT/examples/tauri-app"
 APT_PACKAGES=(libwebkit2gtk-4.1-dev xvfb webkit2gtk-driver)
 
+# CI builds once from a fresh clone: incremental caches would only take disk.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 as_root() {
