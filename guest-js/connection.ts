@@ -4,13 +4,18 @@
 
 import { toPayload, type SendData } from './base64.js'
 import { RealtimeError, toRealtimeError } from './errors.js'
+import { writable, type Writable } from './store.js'
 import { decodeBatch } from './wire.js'
 import type {
   Connection,
   ConnectionInfo,
   ConnectResult,
+  ErrorFrame,
   Frame,
   GapInfo,
+  HandleOptions,
+  MessageFrame,
+  MessagesOptions,
   Readable,
   SendResult,
   StateFrame,
@@ -23,6 +28,9 @@ import type {
  * first frame handed out afterwards is reported to `on('gap')` handlers.
  */
 export const MAX_HELD_FRAMES = 10_000
+
+/** How many messages a {@link Connection.messages} store keeps when `last` is not given. */
+export const DEFAULT_LAST_MESSAGES = 100
 
 /** What a connection needs from whatever carries it: the Tauri IPC, or the browser's own sockets. */
 export interface Backend {
@@ -57,6 +65,20 @@ function report(error: unknown): void {
   else console.error(error)
 }
 
+type MessageHandler = (message: unknown, frame: MessageFrame) => void
+
+/** What `handle()` makes of a message frame: the parsed JSON, or why there is none. */
+type Parsed = { ok: true; value: unknown } | { ok: false; reason: string }
+
+function parseMessage(frame: MessageFrame): Parsed {
+  if (frame.binary === true) return { ok: false, reason: 'it is binary' }
+  try {
+    return { ok: true, value: JSON.parse(frame.data) as unknown }
+  } catch (e) {
+    return { ok: false, reason: `it is not JSON (${e instanceof Error ? e.message : String(e)})` }
+  }
+}
+
 function stateValueOf(f: StateFrame): StateValue {
   const v: StateValue = { state: f.state }
   if (f.transport !== undefined) v.transport = f.transport
@@ -80,6 +102,7 @@ export class ConnectionImpl implements Connection, FrameSink {
   readonly id: string
   shared = false
   readonly state: Readable<StateValue>
+  readonly error: Readable<ErrorFrame | null>
 
   private backend: Backend | undefined
   private readonly handlers = new Map<string, Set<AnyHandler>>()
@@ -90,8 +113,13 @@ export class ConnectionImpl implements Connection, FrameSink {
   /** The `seq` expected next; set by the first frame received. */
   private nextSeq: number | undefined
   private sawStateFrame = false
-  private stateValue: StateValue = { state: 'connecting' }
-  private readonly stateSubscribers = new Set<{ run: (v: StateValue) => void }>()
+  private readonly stateStore: Writable<StateValue> = writable<StateValue>({ state: 'connecting' }, report)
+  private readonly errorStore: Writable<ErrorFrame | null> = writable<ErrorFrame | null>(null, report)
+  /** The frame `handle()` parsed last, shared by every `handle()` registration (each frame is parsed once). */
+  private parsedFrame: MessageFrame | undefined
+  private parsed: Parsed = { ok: false, reason: '' }
+  /** The last frame `handle()` reported as undispatchable: one `error` per frame, however many registrations. */
+  private reportedFrame: MessageFrame | undefined
   private sendChain: Promise<unknown> = Promise.resolve()
   private closing: Promise<void> | undefined
   private stopped = false
@@ -103,17 +131,12 @@ export class ConnectionImpl implements Connection, FrameSink {
 
   constructor(id: string) {
     this.id = id
-    this.state = {
-      subscribe: (run) => {
-        const sub = { run }
-        this.stateSubscribers.add(sub)
-        run(this.stateValue)
-        return () => {
-          this.stateSubscribers.delete(sub)
-        }
-      },
-      get: () => this.stateValue,
-    }
+    this.state = this.stateStore.readable
+    this.error = this.errorStore.readable
+  }
+
+  private get stateValue(): StateValue {
+    return this.stateStore.readable.get()
   }
 
   /** Called with the `connect` result once delivery has started. */
@@ -153,6 +176,10 @@ export class ConnectionImpl implements Connection, FrameSink {
       if (frame.kind === 'state') {
         this.sawStateFrame = true
         this.setState(stateValueOf(frame))
+        // An error is news until the connection is back: a UI showing `$error` clears once it is.
+        if (frame.state === 'connected' && this.errorStore.readable.get() !== null) this.errorStore.set(null)
+      } else if (frame.kind === 'error') {
+        this.errorStore.set(frame)
       }
       if (this.held) this.held.push(frame)
       else this.dispatch(frame)
@@ -181,6 +208,62 @@ export class ConnectionImpl implements Connection, FrameSink {
     return () => {
       this.handlers.get(kind)?.delete(handler)
     }
+  }
+
+  handle(handlers: Record<string, unknown>, options: HandleOptions<string> = {}): Unsubscribe {
+    if (typeof handlers !== 'object' || handlers === null) {
+      throw new TypeError('handle() takes an object of handlers by message type, e.g. { update: (m) => ... }')
+    }
+    const field = options.field ?? 'type'
+    if (typeof field !== 'string' || field === '') throw new TypeError('handle(): `field` must be a non-empty string')
+    const fallback = options.fallback
+    if (fallback !== undefined && typeof fallback !== 'function') {
+      throw new TypeError('handle(): `fallback` must be a function')
+    }
+    // A Map of the object's own entries: a message whose type is `__proto__` or `constructor` finds no handler
+    // rather than something of Object.prototype.
+    const table = new Map<string, MessageHandler>()
+    for (const [name, handler] of Object.entries(handlers)) {
+      if (typeof handler !== 'function') throw new TypeError(`handle(): the handler for "${name}" is not a function`)
+      table.set(name, handler as MessageHandler)
+    }
+    return this.on('message', (frame: MessageFrame) => {
+      const parsed = this.parse(frame)
+      let reason: string
+      if (!parsed.ok) {
+        reason = parsed.reason
+      } else if (typeof parsed.value !== 'object' || parsed.value === null || Array.isArray(parsed.value)) {
+        reason = 'it is not a JSON object'
+      } else if (!Object.hasOwn(parsed.value, field)) {
+        reason = `it has no "${field}" field`
+      } else {
+        const key = (parsed.value as Record<string, unknown>)[field]
+        if (typeof key !== 'string' && typeof key !== 'number') {
+          reason = `its "${field}" is neither a string nor a number`
+        } else {
+          // A type nobody registered here is not an error: other registrations may take it.
+          ;(table.get(String(key)) ?? fallback)?.(parsed.value, frame)
+          return
+        }
+      }
+      if (fallback) fallback(parsed.ok ? parsed.value : undefined, frame)
+      else this.undispatchable(frame, reason)
+    })
+  }
+
+  messages(options: MessagesOptions = {}): Readable<readonly MessageFrame[]> {
+    const last = options.last ?? DEFAULT_LAST_MESSAGES
+    if (!Number.isInteger(last) || last < 1 || last > MAX_HELD_FRAMES) {
+      throw new RangeError(`messages(): \`last\` must be an integer from 1 to ${MAX_HELD_FRAMES}, got ${String(last)}`)
+    }
+    const store = writable<readonly MessageFrame[]>([], report)
+    if (this.done) return store.readable
+    this.on('message', (frame: MessageFrame) => {
+      const kept = store.readable.get()
+      // A new array each time: React and `$derived` see a change by identity.
+      store.set(kept.length < last ? [...kept, frame] : [...kept.slice(kept.length - last + 1), frame])
+    })
+    return store.readable
   }
 
   /** Outside Tauri, asks the browser's EventSource to relay this event type (no-op in Tauri). */
@@ -258,15 +341,31 @@ export class ConnectionImpl implements Connection, FrameSink {
   }
 
   private setState(value: StateValue): void {
-    this.stateValue = value
-    for (const sub of [...this.stateSubscribers]) {
-      if (!this.stateSubscribers.has(sub)) continue
-      try {
-        sub.run(value)
-      } catch (e) {
-        report(e)
-      }
+    this.stateStore.set(value)
+  }
+
+  private parse(frame: MessageFrame): Parsed {
+    if (this.parsedFrame !== frame) {
+      this.parsedFrame = frame
+      this.parsed = parseMessage(frame)
     }
+    return this.parsed
+  }
+
+  /** A message `handle()` cannot dispatch, told to `error` handlers and the `error` store, never thrown. */
+  private undispatchable(frame: MessageFrame, reason: string): void {
+    if (this.reportedFrame === frame) return
+    this.reportedFrame = frame
+    const error: ErrorFrame = {
+      kind: 'error',
+      seq: frame.seq,
+      message:
+        `message ${frame.seq} cannot be dispatched by handle(): ${reason}; ` +
+        'pass handle() a `fallback` to take such messages',
+      fatal: false,
+    }
+    this.errorStore.set(error)
+    this.call('error', error)
   }
 
   private flush(): void {

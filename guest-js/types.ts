@@ -269,6 +269,42 @@ export type HandlerKind = FrameKind | 'frame' | 'gap'
 /** Removes the handler it was returned for. Calling it twice is harmless. */
 export type Unsubscribe = () => void
 
+/** The values of field `F` across the members of `T` (distributes over a union). */
+type FieldValue<T, F extends string> = T extends unknown ? (F extends keyof T ? T[F] : never) : never
+
+/**
+ * The handlers of {@link Connection.handle}, by the value of field `F`. With a union of message types
+ * (`{ type: 'update'; id: number } | { type: 'delete'; id: number }`) each handler gets its own member and an
+ * unknown name is a type error; with the default `T` any name goes and messages are `Record<string, any>`.
+ */
+export type MessageHandlers<T, F extends string = 'type'> = string extends FieldValue<T, F>
+  ? { [type: string]: (message: T, frame: MessageFrame) => void }
+  : {
+      [K in FieldValue<T, F> & (string | number) as `${K}`]?: (
+        message: Extract<T, { [P in F]: K }>,
+        frame: MessageFrame,
+      ) => void
+    }
+
+/** Options of {@link Connection.handle}. */
+export interface HandleOptions<F extends string = 'type'> {
+  /** The field of each JSON message whose value (a string or a number) names its handler. Default: `'type'`. */
+  field?: F
+  /**
+   * Takes every message no handler of this registration takes: a type without a handler, and messages that
+   * cannot be dispatched (binary, not JSON, not an object, no such field), whose `message` is then the parsed
+   * JSON or `undefined`. Default: none (types without a handler are ignored, undispatchable messages are an
+   * `error` event).
+   */
+  fallback?: (message: unknown, frame: MessageFrame) => void
+}
+
+/** Options of {@link Connection.messages}. */
+export interface MessagesOptions {
+  /** How many of the latest messages the store keeps, from 1 to 10 000. Default: 100. */
+  last?: number
+}
+
 /** A connection opened with `connect()`. */
 export interface Connection {
   /** The subscription id chosen by these bindings, as the plugin's commands and `inspect` know it. */
@@ -277,6 +313,32 @@ export interface Connection {
   readonly shared: boolean
   /** The current state (the latest `state` frame), as a Svelte-compatible store. */
   readonly state: Readable<StateValue>
+  /**
+   * The latest error, as a Svelte-compatible store: an `error` frame from Rust, or a message `handle()` could not
+   * dispatch; `null` at first, and again once the connection is `connected` (the error is over).
+   */
+  readonly error: Readable<ErrorFrame | null>
+
+  /**
+   * A store of the latest messages (at most `last`, default 100), oldest first, a new array on each message.
+   * It records from this call until the connection closes (it is a `'message'` handler, so it also gets the
+   * frames held before the first `on()`); subscribing does not start or stop it.
+   */
+  messages(options?: MessagesOptions): Readable<readonly MessageFrame[]>
+
+  /**
+   * Dispatches JSON messages by type: each message frame's `data` is parsed once (for all `handle()`
+   * registrations of this connection), and the handler named by its `field` (default `'type'`) is called with
+   * the parsed object and the frame. Only the handlers' own properties count (`__proto__` or `constructor`
+   * reaches nothing else). A type without a handler goes to `fallback`, else is ignored; a message that cannot
+   * be dispatched (binary, not JSON, not an object, no such field) goes to `fallback`, else becomes one
+   * non-fatal `error` (to `on('error')` handlers and the `error` store, not to `'frame'` handlers), never an
+   * exception. A handler that throws is reported and does not stop the others. Returns the unsubscribe function.
+   */
+  handle<T extends object = Record<string, any>, F extends string = 'type'>(
+    handlers: MessageHandlers<T, F>,
+    options?: HandleOptions<F>,
+  ): Unsubscribe
 
   /**
    * Adds a handler. The reserved kinds take precedence over SSE event types of the same name:
