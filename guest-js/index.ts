@@ -2,8 +2,10 @@
  * Guest bindings of tauri-plugin-realtime: WebSocket and Server-Sent Events streams opened in Rust, relayed to
  * the webview in batches of frames in `seq` order (each batch a script that calls the page's receiver).
  *
- * - {@link connect} gives a {@link Connection}: `on(kind | eventType, handler)`, a `state` store (Svelte
- *   contract), `send`, `close`, `reconnect`, `inspect`.
+ * - {@link connect} gives a {@link Connection}: `on(kind | eventType, handler)`, `handle(handlers)` (JSON
+ *   messages by type), `state` and `error` stores and `messages()` (Svelte contract), `send`, `close`,
+ *   `reconnect`, `inspect`.
+ * - `tauri-plugin-realtime-api/react` has the `useRealtime` hook.
  * - {@link RealtimeWebSocket} and {@link RealtimeEventSource} are drop-ins for the browser's classes.
  * - Outside Tauri (a plain browser during `vite dev`) the same API runs on the browser's own WebSocket and
  *   EventSource, without headers, POST bodies or the plugin's reconnect, queue and fallback.
