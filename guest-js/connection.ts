@@ -257,13 +257,34 @@ export class ConnectionImpl implements Connection, FrameSink {
       throw new RangeError(`messages(): \`last\` must be an integer from 1 to ${MAX_HELD_FRAMES}, got ${String(last)}`)
     }
     const store = writable<readonly MessageFrame[]>([], report)
-    if (this.done) return store.readable
-    this.on('message', (frame: MessageFrame) => {
+    const record = (frame: MessageFrame) => {
       const kept = store.readable.get()
       // A new array each time: React and `$derived` see a change by identity.
       store.set(kept.length < last ? [...kept, frame] : [...kept.slice(kept.length - last + 1), frame])
-    })
-    return store.readable
+    }
+    // Recording from now, so that nothing between this call and a component's mount is lost; paused while the
+    // store has had subscribers and has none left, so that a component that makes one per mount leaves no
+    // handler behind when it is destroyed.
+    let stop: Unsubscribe | undefined = this.on('message', record)
+    let subscribers = 0
+    return {
+      subscribe: (run) => {
+        subscribers++
+        stop ??= this.on('message', record)
+        const unsubscribe = store.readable.subscribe(run)
+        let done = false
+        return () => {
+          if (done) return
+          done = true
+          unsubscribe()
+          if (--subscribers === 0) {
+            stop?.()
+            stop = undefined
+          }
+        }
+      },
+      get: store.readable.get,
+    }
   }
 
   /** Outside Tauri, asks the browser's EventSource to relay this event type (no-op in Tauri). */

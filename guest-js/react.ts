@@ -13,7 +13,15 @@ import { useCallback, useEffect, useRef, useState } from 'react'
 import type { SendData } from './base64.js'
 import { connect } from './connect.js'
 import { RealtimeError, toRealtimeError } from './errors.js'
-import type { Connection, ConnectOptions, ErrorFrame, MessageFrame, SendResult, StateValue, Unsubscribe } from './types.js'
+import type {
+  Connection,
+  ConnectOptions,
+  ErrorFrame,
+  MessageFrame,
+  SendResult,
+  StateValue,
+  Unsubscribe,
+} from './types.js'
 
 /** What {@link useRealtime} gives, on every render. */
 export interface RealtimeHook {

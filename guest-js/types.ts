@@ -320,9 +320,10 @@ export interface Connection {
   readonly error: Readable<ErrorFrame | null>
 
   /**
-   * A store of the latest messages (at most `last`, default 100), oldest first, a new array on each message.
-   * It records from this call until the connection closes (it is a `'message'` handler, so it also gets the
-   * frames held before the first `on()`); subscribing does not start or stop it.
+   * A new store of the latest messages (at most `last`, default 100), oldest first, a new array on each
+   * message. It records from this call (it is a `'message'` handler, so it also gets the frames held before the
+   * first `on()`) until the connection closes, except while it has no subscriber after having had one: when
+   * its last subscriber leaves (a component destroyed) it stops, and the next subscriber starts it again.
    */
   messages(options?: MessagesOptions): Readable<readonly MessageFrame[]>
 

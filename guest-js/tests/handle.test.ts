@@ -74,7 +74,7 @@ describe('handle', () => {
     ])
     await settle()
     expect(hit).toEqual(['ok'])
-    expect(fallback).toEqual([{ type: '__proto__' }, { type: 'constructor' }, { type: 'toString' }, { type: 'hasOwnProperty' }])
+    expect(fallback).toEqual(['__proto__', 'constructor', 'toString', 'hasOwnProperty'].map((type) => ({ type })))
     // A handler named __proto__ in the object literal sets its prototype; it is no handler either.
     expect(Object.prototype.hasOwnProperty.call(Object.prototype, 'ok')).toBe(false)
   })
@@ -126,7 +126,9 @@ describe('handle', () => {
       [7, false],
     ])
     const reasons = errors.map((e) => e.message)
-    expect(reasons[0]).toMatch(/^message 1 cannot be dispatched by handle\(\): it is not JSON \(.+\); pass handle\(\) a `fallback`/)
+    expect(reasons[0]).toMatch(
+      /^message 1 cannot be dispatched by handle\(\): it is not JSON \(.+\); pass handle\(\) a `fallback`/,
+    )
     expect(reasons.slice(1)).toEqual([
       expect.stringContaining('it is not a JSON object'),
       expect.stringContaining('it is not a JSON object'),
@@ -228,10 +230,32 @@ describe('messages store', () => {
     expect(arrays.map((l) => l.map((f) => f.data).join(''))).toEqual(['', 'a', 'ab', 'abc', 'bcd'])
     expect(new Set(arrays).size).toBe(arrays.length)
     off()
-    await rust.emit(conn.id, [msg('e')])
-    // Recording goes on without subscribers; only this subscriber stopped hearing about it.
+    off()
     expect(arrays).toHaveLength(5)
-    expect(last3.get().map((f) => f.data)).toEqual(['c', 'd', 'e'])
+  })
+
+  it('records before its first subscriber, pauses when its last one leaves and resumes with the next', async () => {
+    const conn = await connect({ url: 'wss://example.test/feed' })
+    const list = conn.messages({ last: 10 })
+    const data = () => list.get().map((f) => f.data)
+    await rust.emit(conn.id, [msg('before mount')])
+    await settle()
+    expect(data()).toEqual(['before mount'])
+
+    const a = list.subscribe(() => {})
+    const b = list.subscribe(() => {})
+    await rust.emit(conn.id, [msg('two watching')])
+    a()
+    await rust.emit(conn.id, [msg('one watching')])
+    b()
+    // Destroyed: its handler is gone, nothing more is recorded.
+    await rust.emit(conn.id, [msg('nobody watching')])
+    expect(data()).toEqual(['before mount', 'two watching', 'one watching'])
+
+    const c = list.subscribe(() => {})
+    await rust.emit(conn.id, [msg('watched again')])
+    expect(data()).toEqual(['before mount', 'two watching', 'one watching', 'watched again'])
+    c()
   })
 
   it('gets the frames held before the first on(), and keeps 100 by default', async () => {

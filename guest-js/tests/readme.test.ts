@@ -24,7 +24,11 @@ describe('the check', () => {
   const md = (...lines: string[]) => lines.join('\n')
 
   it('finds fenced blocks at any indentation, with the line of their first code line', () => {
-    const text = md('# T', '```ts', 'a', '```', '- item', '  ```svelte', '  <p>x</p>', '  ```', '```sh', 'ls', '```', '````tsx', 'b', '````')
+    const text = md(
+      ...['# T', '```ts', 'a', '```'],
+      ...['- item', '  ```svelte', '  <p>x</p>', '  ```'],
+      ...['```sh', 'ls', '```', '````tsx', 'b', '````'],
+    )
     expect(blocks(text)).toEqual([
       { lang: 'ts', line: 3, code: 'a' },
       { lang: 'svelte', line: 7, code: '<p>x</p>' },
@@ -69,7 +73,9 @@ describe('the check', () => {
     const problems = checkMarkdown(text, 'DOC.md')
     expect(problems).toEqual([
       expect.stringMatching(/^DOC\.md:5:40: tsx block: Property 'nope' does not exist on type 'StateValue'/),
-      expect.stringMatching(/^DOC\.md:9:10: ts block: Module '"tauri-plugin-realtime-api"' has no exported member 'missing'/),
+      expect.stringMatching(
+        /^DOC\.md:9:10: ts block: Module '"tauri-plugin-realtime-api"' has no exported member 'missing'/,
+      ),
     ])
   }, SLOW)
 

@@ -124,15 +124,15 @@ function typeCheck(file: string, found: Block[]): string[] {
 }
 
 function compileSvelte(file: string, block: Block): string[] {
+  // The compiler's positions: lines from 1, columns from 0.
+  const at = (start: { line: number; column: number } | undefined) =>
+    where(file, block.line + (start?.line ?? 1) - 1, (start?.column ?? 0) + 1)
   try {
     const { warnings } = compile(block.code, { filename: `${file}:${block.line}.svelte`, generate: 'client' })
-    return warnings.map(
-      (w) => `${where(file, block.line + (w.start?.line ?? 1) - 1, (w.start?.column ?? 0) + 1)}: svelte block: warning ${w.code}: ${w.message}`,
-    )
+    return warnings.map((w) => `${at(w.start)}: svelte block: warning ${w.code}: ${w.message}`)
   } catch (e) {
     const error = e as { start?: { line: number; column: number }; code?: string; message?: string }
-    const line = block.line + (error.start?.line ?? 1) - 1
-    return [`${where(file, line, (error.start?.column ?? 0) + 1)}: svelte block: ${error.code ?? 'error'}: ${error.message ?? String(e)}`]
+    return [`${at(error.start)}: svelte block: ${error.code ?? 'error'}: ${error.message ?? String(e)}`]
   }
 }
 

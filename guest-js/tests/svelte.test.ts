@@ -6,7 +6,7 @@ import { flushSync, mount, unmount } from 'svelte'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { connect } from '../index.js'
-import type { Readable } from '../types.js'
+import type { MessageFrame, Readable } from '../types.js'
 import { err, FakeRust, msg, resetTauri, seqFrom, settle, st } from './helpers.js'
 import App from './svelte/App.svelte'
 import Feed from './svelte/Feed.svelte'
@@ -53,7 +53,7 @@ describe('store pattern', () => {
     const state = counted(conn.state)
     const error = counted(conn.error)
     const messagesOf = conn.messages.bind(conn)
-    const stores: ReturnType<typeof counted>[] = []
+    const stores: ReturnType<typeof counted<readonly MessageFrame[]>>[] = []
     // The component reads the stores off the connection: hand it counting ones.
     const view = Object.assign(Object.create(conn) as typeof conn, {
       state,
@@ -86,6 +86,10 @@ describe('store pattern', () => {
     unmount(component)
     expect([state.live(), error.live(), stores[0]!.live()]).toEqual([0, 0, 0])
     expect(target.innerHTML).toBe('')
+    // The messages store of the destroyed component records no more.
+    await rust.emit(conn.id, [st('connected'), msg('after')])
+    expect(stores[0]!.get().map((f) => f.data)).toEqual(['two', 'three'])
+    expect(stores).toHaveLength(1)
     await conn.close()
   })
 })
