@@ -62,7 +62,6 @@ interface Entry {
   /** The effect was cleaned up; the close waits a microtask for StrictMode's immediate second mount. */
   closeScheduled: boolean
   disposed: boolean
-  offs: Unsubscribe[]
 }
 
 function initial(key: string | null): View {
@@ -76,20 +75,11 @@ function initial(key: string | null): View {
 }
 
 function open(key: string, options: ConnectOptions, update: (key: string, patch: Partial<View>) => void): Entry {
-  const entry: Entry = { key, opening: undefined as never, closeScheduled: false, disposed: false, offs: [] }
+  const entry: Entry = { key, opening: undefined as never, closeScheduled: false, disposed: false }
   entry.opening = connect(options).then(
     (connection) => {
       // Disposed while connecting: `dispose` closes it.
-      if (entry.disposed) return connection
-      const set = (patch: Partial<View>) => {
-        if (!entry.disposed) update(key, patch)
-      }
-      set({ connection })
-      entry.offs.push(
-        connection.state.subscribe((state) => set({ state })),
-        connection.error.subscribe((error) => set({ error })),
-        connection.on('message', (lastMessage) => set({ lastMessage })),
-      )
+      if (!entry.disposed) update(key, { connection, state: connection.state.get() })
       return connection
     },
     (e: unknown) => {
@@ -105,8 +95,6 @@ function open(key: string, options: ConnectOptions, update: (key: string, patch:
 
 function dispose(entry: Entry): void {
   entry.disposed = true
-  for (const off of entry.offs) off()
-  entry.offs = []
   // `close()` always stops delivery; if its command fails there is nobody left to tell but the console.
   void entry.opening.then(
     (connection) => connection.close().catch((e: unknown) => console.error(e)),
@@ -122,7 +110,9 @@ function dispose(entry: Entry): void {
  * by a microtask and cancelled by the second mount: one upstream, one `connect`.
  *
  * The connection's state, last message and error are React state; for dispatch by message type or TanStack
- * Query invalidation, use `connection.handle()` in an effect (README, "React").
+ * Query invalidation, use `connection.handle()` in an effect that depends on `connection` (README, "React"):
+ * it runs in the commit that shows the connection, with the hook's own subscriptions, so it also gets the
+ * frames that arrived before `connect()` resolved.
  */
 export function useRealtime(options: ConnectOptions | null | undefined): RealtimeHook {
   const key = options ? JSON.stringify(options) : null
@@ -151,6 +141,22 @@ export function useRealtime(options: ConnectOptions | null | undefined): Realtim
       })
     }
   }, [key])
+
+  // Subscribed in an effect, not when `connect()` resolves: the first `on()` hands out the frames held since
+  // connect a task later, so the app's own `on()` and `handle()` in effects of the same commit get them too.
+  const connection = view.key === key ? view.connection : null
+  useEffect(() => {
+    if (!connection) return
+    const set = (patch: Partial<View>) => setView((v) => (v.connection === connection ? { ...v, ...patch } : v))
+    const offs: Unsubscribe[] = [
+      connection.state.subscribe((state) => set({ state })),
+      connection.error.subscribe((error) => set({ error })),
+      connection.on('message', (lastMessage) => set({ lastMessage })),
+    ]
+    return () => {
+      for (const off of offs) off()
+    }
+  }, [connection])
 
   const send = useCallback((data: SendData): Promise<SendResult> => {
     const entry = entryRef.current

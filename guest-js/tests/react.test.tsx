@@ -167,6 +167,30 @@ describe('useRealtime', () => {
     expect(rust.commands('close')).toEqual([{ id: rust.id() }])
   })
 
+  it('hands the frames sent before connect resolved to the hook and to handlers the app adds in effects', async () => {
+    // Rust delivers as soon as it has the subscription, before its answer reaches the page.
+    rust.handlers.connect = async (a) => {
+      await rust.emit(String(a.id), [st('connected'), msg('{"type":"welcome","user":"ada"}')])
+      return { id: a.id, state: 'connecting', shared: false }
+    }
+    const welcomed: string[] = []
+    function Welcome() {
+      const { lastMessage, connection } = useRealtime(feed)
+      useEffect(() => connection?.handle({ welcome: (m) => welcomed.push(m.user) }), [connection])
+      return <p>{lastMessage?.data ?? 'nothing yet'}</p>
+    }
+    render(
+      <StrictMode>
+        <Welcome />
+      </StrictMode>,
+    )
+    // Connect resolves and the effects subscribe; then the held frames are handed out, a task later.
+    await flush()
+    await flush()
+    expect(welcomed).toEqual(['ada'])
+    expect(screen.getByText('{"type":"welcome","user":"ada"}')).toBeTruthy()
+  })
+
   it('drives handle() from an effect: messages by type invalidate queries (README, "React")', async () => {
     const queryClient = { invalidateQueries: vi.fn(async (_filters: { queryKey: unknown[] }) => {}) }
     function Orders() {
