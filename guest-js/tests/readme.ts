@@ -19,7 +19,6 @@ declare function append(text: string): void
 /** The app's TanStack Query client, as far as the README uses it. */
 declare const queryClient: {
   invalidateQueries(filters?: { queryKey?: readonly unknown[] }): Promise<void>
-  setQueryData(queryKey: readonly unknown[], updater: unknown): unknown
 }
 `
 
