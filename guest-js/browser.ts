@@ -202,8 +202,16 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
   }
   for (const name of headerNames) {
     const value = headers[name]
+    if (!isToken(name)) throw invalid(`invalid header name ${JSON.stringify(name)}`)
     if (typeof value !== 'string' || /[\0\r\n]/.test(value)) {
       throw invalid(`invalid value for header ${JSON.stringify(name)}: no line breaks or control characters allowed`)
+    }
+    // fetch throws a TypeError for these, which a page cannot tell from a network error: refused here instead.
+    if (/[^\0-\xff]/.test(value)) {
+      throw refused(
+        `header ${JSON.stringify(name)} with characters past U+00FF`,
+        "the browser's fetch sends header values as bytes of Latin-1 only; percent-encode the value",
+      )
     }
     if (forbiddenHeader(name, value)) {
       throw invalid(`header ${JSON.stringify(name)} is forbidden to pages by the Fetch standard; leave it out`)
@@ -223,6 +231,13 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
     }
     if (options.lastEventId !== undefined) throw invalid('`lastEventId` is only for SSE connections')
   } else {
+    if (!isToken(method)) throw invalid(`invalid HTTP method ${JSON.stringify(options.method)}`)
+    if (url.username || url.password) {
+      throw refused(
+        'a `url` with a user name or password',
+        "the browser's fetch refuses such URLs; send the credentials in an `Authorization` header",
+      )
+    }
     if (FORBIDDEN_METHODS.has(method)) {
       throw invalid(`HTTP method ${method} is not allowed (the Fetch standard forbids it); use GET or POST`)
     }
@@ -638,10 +653,10 @@ class BrowserConnection implements Backend {
       const bytes = text === undefined ? new Uint8Array(e.data as ArrayBuffer) : undefined
       const size = text !== undefined ? utf8Length(text) : bytes!.byteLength
       if (size > opts.maxMessageSize) {
+        // Retrying would only repeat it, as the engine says.
         this.ended(gen, {
-          kind: 'dropped',
+          kind: 'fatal',
           reason: `message from the server too large (${size} bytes, limit ${opts.maxMessageSize}); raise maxMessageSize`,
-          progress: progress(),
         })
         return
       }
@@ -695,7 +710,12 @@ class BrowserConnection implements Backend {
         abort.abort()
       },
     }
-    const headers: Record<string, string> = { ...opts.headers, Accept: 'text/event-stream' }
+    const headers: Record<string, string> = { Accept: 'text/event-stream' }
+    // The app's own `Accept`, if any, replaces ours rather than joining it.
+    for (const [name, value] of Object.entries(opts.headers)) {
+      if (name.toLowerCase() === 'accept') delete headers.Accept
+      headers[name] = value
+    }
     // Sent on every attempt that has one (WHATWG), the first one included when `lastEventId` is given.
     if (this.lastEventId) headers['Last-Event-ID'] = this.lastEventId
     const init: RequestInit = { method: opts.method, headers, signal: abort.signal, cache: 'no-store' }
@@ -805,9 +825,8 @@ class BrowserConnection implements Backend {
         if (tooLarge) {
           void reader.cancel().catch(() => undefined)
           return this.ended(gen, {
-            kind: 'dropped',
-            reason: `event from the server larger than maxMessageSize (${opts.maxMessageSize}); raise maxMessageSize`,
-            progress: progress(),
+            kind: 'fatal',
+            reason: `sse line or event data larger than ${opts.maxMessageSize} bytes; raise maxMessageSize or fix the server`,
           })
         }
       }

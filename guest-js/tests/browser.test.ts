@@ -271,6 +271,11 @@ describe('outside Tauri, what a browser cannot do is refused', () => {
       [{ url: sse, queue: { maxMessages: -1 } }, /`queue.maxMessages` must be a whole number/],
       [{ url: sse, heartbeat: { message: 'ping' } as HeartbeatOptions }, /`heartbeat.message` and `heartbeat.reply` are for WebSocket/],
       [{ url: 'ftp://127.0.0.1/x' }, /unsupported url scheme `ftp:`/],
+      // What fetch would reject with a TypeError, which a page cannot tell from a network error.
+      [{ url: sse, headers: { 'X-Name': 'Zoë ✓' } }, /^header "X-Name" with characters past U\+00FF is not available outside Tauri/],
+      [{ url: sse, headers: { 'bad name': 'x' } }, /invalid header name "bad name"/],
+      [{ url: 'http://u:p@127.0.0.1:9/s' }, /^a `url` with a user name or password is not available outside Tauri/],
+      [{ url: sse, method: 'PO ST' }, /invalid HTTP method "PO ST"/],
     ]
     for (const [options, want] of cases) {
       const got = await connect(options).then(
@@ -484,12 +489,10 @@ describe('outside Tauri, WebSocket', () => {
     expect(lastState(frames)?.reason).toMatch(/^network error: .* \(reconnect is off\)$/)
   })
 
-  it('drops a message larger than maxMessageSize and reconnects', async () => {
-    const server = await wsServer((socket, i) => {
-      if (i === 0) socket.send('x'.repeat(11))
-    })
+  it('fails at a message larger than maxMessageSize, as the engine does', async () => {
+    const server = await wsServer((socket) => socket.send('x'.repeat(11)))
     const { frames } = await open({ url: server.url, reconnect: fast, maxMessageSize: 10 })
-    await until('reconnecting', () => lastState(frames)?.state === 'reconnecting')
+    await until('failed', () => lastState(frames)?.state === 'failed')
     expect(lastState(frames)?.reason).toBe('message from the server too large (11 bytes, limit 10); raise maxMessageSize')
     expect(frames.filter((f) => f.kind === 'message')).toEqual([])
   })
@@ -603,12 +606,19 @@ describe('outside Tauri, SSE over fetch', () => {
     expect(lastState(refused.frames)?.reason).toMatch(/^network error: /)
   })
 
-  it('drops an event larger than maxMessageSize and reconnects', async () => {
-    const server = await httpServer((_req, res, i) => eventStream(res, i === 0 ? `data: ${'x'.repeat(100)}\n\n` : ''))
-    const { frames } = await open({ url: server.url, reconnect: fast, maxMessageSize: 50 })
-    await until('reconnecting', () => lastState(frames)?.state === 'reconnecting')
-    expect(lastState(frames)?.reason).toMatch(/larger than maxMessageSize \(50\); raise maxMessageSize/)
-    expect(frames.filter((f) => f.kind === 'message')).toEqual([])
+  it('fails at an event larger than maxMessageSize, after the events before it, whole or in pieces', async () => {
+    for (const pieces of [[`data: ok\n\ndata: ${'x'.repeat(100)}\n\n`], ['data: ok\n\ndata: ', 'x'.repeat(60), 'x'.repeat(60)]]) {
+      const server = await httpServer((_req, res) => {
+        eventStream(res)
+        pieces.forEach((p, i) => setTimeout(() => res.write(p), i * 20))
+      })
+      const { frames } = await open({ url: server.url, reconnect: fast, maxMessageSize: 50 })
+      await until('failed', () => lastState(frames)?.state === 'failed')
+      expect(lastState(frames)?.reason).toBe(
+        'sse line or event data larger than 50 bytes; raise maxMessageSize or fix the server',
+      )
+      expect(frames.filter((f) => f.kind === 'message').map((f) => (f as { data: string }).data)).toEqual(['ok'])
+    }
   })
 
   it('close() ends the request and every timer; nothing follows', async () => {
