@@ -1,8 +1,8 @@
 // Outside Tauri (a plain browser during `vite dev`): the same Connection, carried by the browser's own `WebSocket`
 // and by `fetch` streaming for SSE, with the engine's reconnect policy, state frames, outbound queue and liveness
-// checks re-done here as a browser can do them. What a browser cannot do (polling fallback, sharing across
-// webviews, WebSocket headers or protocol pings, headers the Fetch standard forbids) is refused when `connect()`
-// is called, with an error naming the option, never ignored. Mirrors `crates/core/src/{options,backoff,policy}.rs`
+// checks and the polling fallback re-done here as a browser can do them. What a browser cannot do (sharing
+// across webviews, WebSocket headers or protocol pings, headers the Fetch standard forbids) is refused when
+// `connect()` is called, with an error naming the option, never ignored. Mirrors `crates/core/src/{options,backoff,policy}.rs`
 // and `connection.rs`: change them together.
 
 import { createParser, type EventSourceMessage, type ParseError } from 'eventsource-parser'
@@ -13,6 +13,7 @@ import { RealtimeError } from './errors.js'
 import type {
   ConnectionInfo,
   ConnectOptions,
+  FallbackOptions,
   Frame,
   HeartbeatOptions,
   SendResult,
@@ -64,7 +65,7 @@ type Heartbeat = HeartbeatOptions & { message?: string; reply?: string }
 /** What `connectBrowser` runs on: the options checked, with their defaults. */
 export interface BrowserOptions {
   url: URL
-  transport: 'websocket' | 'sse'
+  transport: 'websocket' | 'sse' | 'poll'
   headers: Record<string, string>
   protocols: string[]
   method: string
@@ -79,6 +80,14 @@ export interface BrowserOptions {
     reply: string | undefined
   } | null
   queue: { maxMessages: number; maxBytes: number }
+  /** The polling fallback: with a `pollUrl`, or for `transport: 'poll'` (which polls `url`). */
+  fallback: {
+    pollUrl: URL
+    sendUrl: URL | undefined
+    intervalMs: number
+    afterFailures: number
+    probeIntervalMs: number
+  } | null
   maxMessageSize: number
   connectTimeoutMs: number
 }
@@ -166,22 +175,36 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
         : undefined
   if (!schemeTransport) throw invalid(`unsupported url scheme \`${url.protocol}\`; use ws, wss, http or https`)
   const transport: Transport = options.transport ?? schemeTransport
-  if (transport === 'poll') {
-    throw refused(
-      "`transport: 'poll'`",
-      'polling runs in Rust (conditional GETs every `fallback.intervalMs`, with scope checks); use `sse` or ' +
-        '`websocket` in a plain browser',
-    )
+  if (transport !== 'websocket' && transport !== 'sse' && transport !== 'poll') {
+    throw invalid(`unknown transport ${JSON.stringify(transport)}`)
   }
-  if (transport !== 'websocket' && transport !== 'sse') throw invalid(`unknown transport ${JSON.stringify(transport)}`)
-  if (transport !== schemeTransport) throw invalid(`transport \`${transport}\` does not go with a ${url.protocol} url`)
+  if (transport !== schemeTransport && !(transport === 'poll' && schemeTransport === 'sse')) {
+    throw invalid(`transport \`${transport}\` does not go with a ${url.protocol} url`)
+  }
 
-  const fallback = toggle<{ pollUrl?: string }>('fallback', options.fallback, false)
-  if (fallback?.pollUrl !== undefined) {
-    throw refused(
-      '`fallback` (polling)',
-      'the polling fallback runs in Rust; leave `fallback` out when not in Tauri (see `isTauri()` in @tauri-apps/api/core)',
-    )
+  // Forced polling uses the fallback's defaults even with `fallback: false`, as the engine does.
+  const f = toggle<FallbackOptions>('fallback', options.fallback, false) ?? (transport === 'poll' ? {} : null)
+  let fallback: BrowserOptions['fallback'] = null
+  // Forced polling keeps the fallback's settings even without a poll URL: it polls `url`.
+  if (f && (f.pollUrl !== undefined || transport === 'poll')) {
+    const httpUrl = (field: string, raw: string | undefined): URL | undefined => {
+      if (raw === undefined) return undefined
+      let u: URL
+      try {
+        u = new URL(raw)
+      } catch {
+        throw invalid(`\`${field}\` is not a valid URL: ${JSON.stringify(raw)}`)
+      }
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalid(`\`${field}\` must be an http or https URL`)
+      return u
+    }
+    fallback = {
+      pollUrl: httpUrl('fallback.pollUrl', f.pollUrl) ?? url,
+      sendUrl: httpUrl('fallback.sendUrl', f.sendUrl),
+      intervalMs: integer('fallback.intervalMs', f.intervalMs, 2000, MIN_INTERVAL_MS),
+      afterFailures: integer('fallback.afterFailures', f.afterFailures, 3),
+      probeIntervalMs: integer('fallback.probeIntervalMs', f.probeIntervalMs, 30_000, MIN_INTERVAL_MS),
+    }
   }
   if (typeof options.share === 'string') {
     throw refused(
@@ -218,6 +241,9 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
     }
   }
   const method = (options.method ?? 'GET').toUpperCase()
+  if (transport === 'poll' && (options.method !== undefined || options.body !== undefined)) {
+    throw invalid('`method` and `body` are only for SSE connections; polls are GETs')
+  }
   if (transport === 'websocket') {
     if (headerNames.length > 0) {
       throw refused(
@@ -230,13 +256,18 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
       throw invalid('`method` and `body` are only for SSE connections; send data over a WebSocket with send()')
     }
     if (options.lastEventId !== undefined) throw invalid('`lastEventId` is only for SSE connections')
-  } else {
-    if (!isToken(method)) throw invalid(`invalid HTTP method ${JSON.stringify(options.method)}`)
-    if (url.username || url.password) {
+  }
+  for (const u of [url, fallback?.pollUrl, fallback?.sendUrl]) {
+    if (u && (u.protocol === 'http:' || u.protocol === 'https:') && (u.username || u.password)) {
       throw refused(
-        'a `url` with a user name or password',
+        'a URL with a user name or password',
         "the browser's fetch refuses such URLs; send the credentials in an `Authorization` header",
       )
+    }
+  }
+  if (transport === 'sse') {
+    if (!isToken(method)) throw invalid(`invalid HTTP method ${JSON.stringify(options.method)}`)
+    {
     }
     if (FORBIDDEN_METHODS.has(method)) {
       throw invalid(`HTTP method ${method} is not allowed (the Fetch standard forbids it); use GET or POST`)
@@ -283,7 +314,7 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
     for (const field of ['message', 'reply'] as const) {
       if (h[field] !== undefined && typeof h[field] !== 'string') throw invalid(`\`heartbeat.${field}\` must be text`)
     }
-    if (transport === 'sse' && (h.message !== undefined || h.reply !== undefined)) {
+    if (transport !== 'websocket' && (h.message !== undefined || h.reply !== undefined)) {
       throw invalid('`heartbeat.message` and `heartbeat.reply` are for WebSocket; SSE uses `heartbeat.idleTimeoutMs`')
     }
     if (transport === 'websocket' && h.message === undefined) {
@@ -318,8 +349,8 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
   if (transport === 'websocket' && typeof WebSocket === 'undefined') {
     throw new RealtimeError('no WebSocket in this environment: outside Tauri the bindings need the browser\'s own')
   }
-  if (transport === 'sse' && (typeof fetch !== 'function' || typeof ReadableStream === 'undefined')) {
-    throw new RealtimeError('no streaming fetch in this environment: outside Tauri SSE needs fetch and ReadableStream')
+  if ((transport !== 'websocket' || fallback) && (typeof fetch !== 'function' || typeof ReadableStream === 'undefined')) {
+    throw new RealtimeError('no streaming fetch in this environment: outside Tauri SSE and polling need fetch')
   }
   return {
     url,
@@ -332,6 +363,7 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
     reconnect,
     heartbeat,
     queue,
+    fallback,
     maxMessageSize,
     connectTimeoutMs,
   }
@@ -363,21 +395,32 @@ export type Ended =
   | { kind: 'retry'; reason: string; retryAfterMs?: number }
   | { kind: 'fatal'; reason: string }
   | { kind: 'stop'; reason: string }
+  /** The server cannot stream (an SSE answer of another content type): poll, with a poll URL, else fail. */
+  | { kind: 'noStream'; reason: string }
   | { kind: 'dropped'; reason: string; progress: Progress }
   | { kind: 'finished'; progress: Progress }
   | { kind: 'serverClosed'; code: number; reason: string; progress: Progress }
 
-/** The next step (`Step` in the engine; no fallback outside Tauri). */
+/** The next step (`Step` in the engine). */
 export type Step =
   | { kind: 'retry'; attempt: number; delayMs: number; reason: string }
   | { kind: 'fail'; reason: string }
   | { kind: 'disconnect'; reason: string }
+  | { kind: 'fallback'; reason: string }
 
 /**
  * The engine's `decide`: `attempt` is the number of the attempt that just ended (0 for the first), `sample` in
- * [0, 1) drives the jitter. A stream that delivered a message or stayed up `stableAfterMs` starts the count afresh.
+ * [0, 1) drives the jitter, `fallbackAfter` is `fallback.afterFailures` when a poll URL is set (else null). A
+ * stream that delivered a message or stayed up `stableAfterMs` starts the count afresh.
  */
-export function decide(policy: Policy | null, baseMs: number, attempt: number, ended: Ended, sample: number): Step {
+export function decide(
+  policy: Policy | null,
+  baseMs: number,
+  attempt: number,
+  ended: Ended,
+  sample: number,
+  fallbackAfter: number | null = null,
+): Step {
   const afterOpen = (p: Progress): number =>
     p.delivered || (policy !== null && p.uptimeMs >= policy.stableAfterMs) ? 1 : attempt + 1
   let reason: string
@@ -388,6 +431,8 @@ export function decide(policy: Policy | null, baseMs: number, attempt: number, e
       return { kind: 'fail', reason: ended.reason }
     case 'stop':
       return { kind: 'disconnect', reason: ended.reason }
+    case 'noStream':
+      return fallbackAfter !== null ? { kind: 'fallback', reason: ended.reason } : { kind: 'fail', reason: ended.reason }
     case 'retry':
       ;[reason, next, retryAfterMs] = [ended.reason, attempt + 1, ended.retryAfterMs]
       break
@@ -412,6 +457,9 @@ export function decide(policy: Policy | null, baseMs: number, attempt: number, e
     return ended.kind === 'finished'
       ? { kind: 'disconnect', reason: 'stream ended and reconnect is off' }
       : { kind: 'fail', reason: `${reason} (reconnect is off)` }
+  }
+  if (fallbackAfter !== null && next >= fallbackAfter) {
+    return { kind: 'fallback', reason: `${next} failed attempts: ${reason}` }
   }
   if (policy.maxRetries !== null && next > policy.maxRetries) {
     return { kind: 'fail', reason: `gave up after ${next - 1} retries: ${reason}` }
@@ -479,6 +527,56 @@ interface Attempt {
 
 type Payload = string | Uint8Array
 
+/** The degraded path while it lasts (`Phase::Polling` in the engine). */
+interface Polling {
+  /** Whether it tries the stream again every `probeIntervalMs` (not for `transport: 'poll'`). */
+  probes: boolean
+  next?: ReturnType<typeof setTimeout>
+  inFlight?: AbortController
+  /** A poll's time came while a probe was trying: it goes when the probe fails. */
+  due: boolean
+  probeTimer?: ReturnType<typeof setTimeout>
+  /** A probe's time came while a poll was in flight: it goes when the poll ends. */
+  probeDue: boolean
+  failures: number
+  etag: string | null
+  lastModified: string | null
+  lastBody: string | undefined
+  /** A POST to `sendUrl` in flight, to abort when polling stops. */
+  posting?: AbortController
+  stopped: boolean
+}
+
+/** What one poll found, or why it failed. */
+type Polled =
+  | { kind: 'nothing' }
+  | { kind: 'body'; data: string; bytes: number }
+  | { kind: 'events'; events: { event: string; data: string; lastEventId: string }[] }
+  | { kind: 'failed'; fatal: boolean; reason: string; retryAfterMs?: number }
+
+/** Longest wait between failed polls, unless the server asks for more with `Retry-After`. */
+const MAX_POLL_BACKOFF_MS = 30_000
+
+/**
+ * The wait after `failures` failed polls in a row (`poll_backoff`): the interval doubled per failure up to 30 s
+ * (or the interval, if longer), or what the server asked for with `Retry-After` when that is longer still.
+ */
+export function pollBackoff(intervalMs: number, failures: number, retryAfterMs?: number): number {
+  const backoff = Math.min(intervalMs * 2 ** Math.min(failures, 4), Math.max(MAX_POLL_BACKOFF_MS, intervalMs))
+  return retryAfterMs === undefined ? backoff : Math.max(backoff, Math.min(retryAfterMs, MAX_SERVER_DELAY_MS))
+}
+
+/** Events after the one carrying `lastId`; all of them when none does (`after_last_id`). */
+export function afterLastId<T extends { lastEventId: string }>(events: T[], lastId: string): T[] {
+  if (!lastId) return events
+  for (let i = events.length - 1; i >= 0; i--) if (events[i]!.lastEventId === lastId) return events.slice(i + 1)
+  return events
+}
+
+function endedReason(how: Ended): string {
+  return how.kind === 'finished' ? 'stream ended' : how.reason
+}
+
 class BrowserConnection implements Backend {
   private seq = 0
   private state: State = 'connecting'
@@ -490,6 +588,9 @@ class BrowserConnection implements Backend {
   private baseMs: number
   private generation = 0
   private current: Attempt | undefined
+  /** The current attempt is a probe from polling: no `connecting` frame, and its failure resumes polling. */
+  private probing = false
+  private polling: Polling | undefined
   private wait: ReturnType<typeof setTimeout> | undefined
   private readonly queue: { payload: Payload; bytes: number }[] = []
   private queuedBytes = 0
@@ -505,7 +606,8 @@ class BrowserConnection implements Backend {
   }
 
   start(): void {
-    this.open(0)
+    if (this.opts.transport === 'poll') this.poll('transport is poll', false)
+    else this.open(0)
   }
 
   private emit(body: Body): void {
@@ -515,21 +617,35 @@ class BrowserConnection implements Backend {
   }
 
   private emitState(state: State, extra: { attempt?: number; delayMs?: number; reason?: string; protocol?: string }) {
-    const transport = state === 'connecting' || state === 'connected' ? { transport: this.opts.transport } : {}
+    const transport =
+      state === 'polling'
+        ? { transport: 'poll' as const }
+        : state === 'connecting' || state === 'connected'
+          ? { transport: this.opts.transport }
+          : {}
     this.emit({ kind: 'state', state, ...transport, ...extra })
   }
 
-  /** Starts attempt `attempt` (0 for the first, or after `reconnect()`). */
-  private open(attempt: number): void {
-    this.attempt = attempt
+  private report(message: string): void {
+    this.lastError = message
+    this.emit({ kind: 'error', message, fatal: false })
+  }
+
+  /** Starts attempt `attempt` (0 for the first, or after `reconnect()`), or a probe from polling. */
+  private open(attempt: number, probe = false): void {
+    this.probing = probe
     const gen = ++this.generation
-    this.emitState('connecting', { attempt })
+    if (!probe) {
+      this.attempt = attempt
+      this.emitState('connecting', { attempt })
+    }
     this.current = this.opts.transport === 'websocket' ? this.openWebSocket(gen) : this.openSse(gen)
   }
 
   /** Stops the live attempt and any wait; later callbacks of that attempt see a newer generation. */
-  private halt(code?: number, reason?: string): void {
+  private stopStream(code?: number, reason?: string): void {
     this.generation++
+    this.probing = false
     clearTimeout(this.wait)
     this.wait = undefined
     const c = this.current
@@ -537,11 +653,30 @@ class BrowserConnection implements Backend {
     c?.stop(code, reason)
   }
 
+  /** Stops everything: the stream, polling and every timer. */
+  private halt(code?: number, reason?: string): void {
+    this.stopStream(code, reason)
+    this.stopPolling('the connection closed')
+  }
+
   /** The attempt of generation `gen` ended: what the policy says comes next. */
   private ended(gen: number, how: Ended): void {
     if (gen !== this.generation || this.detached) return
+    const p = this.polling
+    if (this.probing && p && how.kind !== 'fatal') {
+      // The stream is still not to be had: keep polling, and try again a probe interval later.
+      this.stopStream()
+      this.lastError = endedReason(how)
+      this.probeLater(p)
+      if (p.due) {
+        p.due = false
+        this.runPoll(p)
+      }
+      return
+    }
     this.halt()
-    const step = decide(this.opts.reconnect, this.baseMs, this.attempt, how, Math.random())
+    const fallbackAfter = this.opts.fallback && this.opts.transport !== 'poll' ? this.opts.fallback.afterFailures : null
+    const step = decide(this.opts.reconnect, this.baseMs, this.attempt, how, Math.random(), fallbackAfter)
     if (step.kind === 'retry') {
       this.attempt = step.attempt
       this.lastError = step.reason
@@ -550,6 +685,10 @@ class BrowserConnection implements Backend {
         if (waitGen === this.generation) this.open(step.attempt)
       })
       this.emitState('reconnecting', { attempt: step.attempt, delayMs: step.delayMs, reason: step.reason })
+    } else if (step.kind === 'fallback') {
+      this.lastError = step.reason
+      this.attempt = 0
+      this.poll(step.reason, true)
     } else if (step.kind === 'fail') {
       this.lastError = step.reason
       this.emit({ kind: 'error', message: step.reason, fatal: true })
@@ -561,6 +700,9 @@ class BrowserConnection implements Backend {
 
   private connected(gen: number, protocol: string | null): void {
     if (gen !== this.generation) return
+    // A probe that opened ends polling; none was in flight, as a probe starts only between polls.
+    this.probing = false
+    this.stopPolling('the connection left polling')
     this.emitState('connected', protocol ? { protocol } : {})
     // Queued sends go out first, in order: the browser's send() is synchronous, so none can overtake them.
     const write = this.current?.write
@@ -575,6 +717,235 @@ class BrowserConnection implements Backend {
   private counted(bytes: number): void {
     this.counters.framesOut++
     this.counters.bytesOut += bytes
+  }
+
+  // --- Polling -----------------------------------------------------------------------------------------------------
+
+  /** Degrades to polling (`probes`: and tries the stream every probe interval). */
+  private poll(reason: string, probes: boolean): void {
+    const p: Polling = {
+      probes,
+      due: false,
+      probeDue: false,
+      failures: 0,
+      etag: null,
+      lastModified: null,
+      lastBody: undefined,
+      stopped: false,
+    }
+    this.polling = p
+    this.emitState('polling', { reason })
+    // The first poll goes at once.
+    p.next = later(0, () => this.runPoll(p))
+    if (probes) this.probeLater(p)
+    this.postQueued(p)
+  }
+
+  private stopPolling(why: string): void {
+    const p = this.polling
+    if (!p) return
+    this.polling = undefined
+    p.stopped = true
+    clearTimeout(p.next)
+    clearTimeout(p.probeTimer)
+    p.inFlight?.abort()
+    p.posting?.abort(new Error(why))
+  }
+
+  private probeLater(p: Polling): void {
+    const every = this.opts.fallback?.probeIntervalMs ?? 30_000
+    clearTimeout(p.probeTimer)
+    p.probeTimer = later(every, () => {
+      if (p.stopped || this.probing) return
+      // A probe and a poll never overlap, so the stream resumes exactly after the last polled event.
+      if (p.inFlight) p.probeDue = true
+      else this.open(0, true)
+    })
+  }
+
+  private runPoll(p: Polling): void {
+    if (p.stopped) return
+    if (this.probing) {
+      p.due = true
+      return
+    }
+    const abort = new AbortController()
+    p.inFlight = abort
+    void this.pollOnce(p, abort).then((polled) => {
+      if (p.stopped) return
+      p.inFlight = undefined
+      this.polled(p, polled)
+      if (p.probeDue && !p.stopped) {
+        p.probeDue = false
+        this.open(0, true)
+      }
+    })
+  }
+
+  /** Relays what a poll found, and sets when the next one goes. */
+  private polled(p: Polling, polled: Polled): void {
+    const interval = this.opts.fallback?.intervalMs ?? 2000
+    let wait = interval
+    if (polled.kind === 'failed') {
+      if (polled.fatal) {
+        this.ended(this.generation, { kind: 'fatal', reason: polled.reason })
+        return
+      }
+      p.failures++
+      wait = pollBackoff(interval, p.failures, polled.retryAfterMs)
+      this.report(`${polled.reason}; polling again in ${wait} ms`)
+    } else {
+      p.failures = 0
+      if (polled.kind === 'body') {
+        this.counters.framesIn++
+        this.counters.bytesIn += polled.bytes
+        this.emit({ kind: 'message', transport: 'poll', data: polled.data })
+      } else if (polled.kind === 'events') {
+        for (const ev of polled.events) {
+          if (p.stopped) return
+          if (ev.lastEventId) this.lastEventId = ev.lastEventId
+          this.counters.framesIn++
+          this.counters.bytesIn += utf8Length(ev.data)
+          this.emit({ kind: 'message', transport: 'poll', ...ev })
+        }
+      }
+    }
+    if (!p.stopped) p.next = later(wait, () => this.runPoll(p))
+  }
+
+  /** One conditional GET of the poll URL, bounded by `connectTimeoutMs` and `maxMessageSize`. */
+  private async pollOnce(p: Polling, abort: AbortController): Promise<Polled> {
+    const { opts } = this
+    const fallback = opts.fallback!
+    const headers: Record<string, string> = { ...opts.headers }
+    if (p.etag) headers['If-None-Match'] = p.etag
+    if (p.lastModified) headers['If-Modified-Since'] = p.lastModified
+    const resume = this.lastEventId ?? ''
+    if (resume) headers['Last-Event-ID'] = resume
+    let timedOut = false
+    const timeout = later(opts.connectTimeoutMs, () => {
+      timedOut = true
+      abort.abort()
+    })
+    try {
+      const response = await fetch(fallback.pollUrl.href, { headers, signal: abort.signal, cache: 'no-store' })
+      const status = response.status
+      if (status === 304) return { kind: 'nothing' }
+      if (status < 200 || status > 299) {
+        void response.body?.cancel().catch(() => undefined)
+        const reason = `HTTP ${status}${response.statusText ? ` ${response.statusText}` : ''}`
+        // Only credentials problems end polling; anything else may pass, so keep polling.
+        if (status === 401 || status === 403) return { kind: 'failed', fatal: true, reason }
+        const retryAfterMs = retryableStatus(status) ? parseRetryAfter(response.headers.get('retry-after')) : undefined
+        return { kind: 'failed', fatal: false, reason: `poll answered ${reason}`, retryAfterMs }
+      }
+      const isSse = isEventStream(response.headers.get('content-type') ?? '')
+      const etag = response.headers.get('etag')
+      const lastModified = response.headers.get('last-modified')
+      const chunks: Uint8Array[] = []
+      let size = 0
+      const reader = response.body?.getReader()
+      for (;;) {
+        const next = reader ? await reader.read() : { done: true as const, value: undefined }
+        if (next.done) break
+        size += next.value.byteLength
+        if (size > opts.maxMessageSize) {
+          void reader?.cancel().catch(() => undefined)
+          return {
+            kind: 'failed',
+            fatal: true,
+            reason: `poll answer larger than ${opts.maxMessageSize} bytes; raise maxMessageSize`,
+          }
+        }
+        chunks.push(next.value)
+      }
+      p.etag = etag
+      p.lastModified = lastModified
+      const bytes = new Uint8Array(size)
+      let at = 0
+      for (const c of chunks) {
+        bytes.set(c, at)
+        at += c.byteLength
+      }
+      const body = new TextDecoder().decode(bytes)
+      if (body === p.lastBody) return { kind: 'nothing' }
+      p.lastBody = body
+      if (!isSse) return { kind: 'body', data: body, bytes: size }
+      const events: { event: string; data: string; lastEventId: string }[] = []
+      let id = ''
+      let tooLarge = false
+      const parser = createParser({
+        onEvent: (ev) => {
+          if (ev.id !== undefined) id = ev.id
+          if (utf8Length(ev.data) > opts.maxMessageSize) tooLarge = true
+          events.push({ event: ev.event || 'message', data: ev.data, lastEventId: id })
+        },
+        onError: (e) => {
+          if (e.type === 'max-buffer-size-exceeded') tooLarge = true
+        },
+        maxBufferSize: opts.maxMessageSize,
+      })
+      parser.feed(body)
+      if (tooLarge) {
+        return {
+          kind: 'failed',
+          fatal: true,
+          reason: `sse line or event data larger than ${opts.maxMessageSize} bytes; raise maxMessageSize or fix the server`,
+        }
+      }
+      // An event before the document's first `id:` keeps the id we had: polling must not erase the resume point.
+      const fresh = afterLastId(events, resume).map((ev) => (ev.lastEventId ? ev : { ...ev, lastEventId: resume }))
+      return fresh.length === 0 ? { kind: 'nothing' } : { kind: 'events', events: fresh }
+    } catch (e) {
+      return { kind: 'failed', fatal: false, reason: timedOut ? 'poll timed out' : `poll failed: ${describe(e)}` }
+    } finally {
+      clearTimeout(timeout)
+    }
+  }
+
+  /** POSTs one message to `sendUrl` (a WebSocket that polls); resolves with why it failed, if it did. */
+  private async post(p: Polling, payload: Payload, bytes: number): Promise<string | undefined> {
+    const { opts } = this
+    const abort = new AbortController()
+    p.posting = abort
+    let timedOut = false
+    const timeout = later(opts.connectTimeoutMs, () => {
+      timedOut = true
+      abort.abort()
+    })
+    const contentType = typeof payload === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream'
+    try {
+      const response = await fetch(opts.fallback!.sendUrl!.href, {
+        method: 'POST',
+        headers: { ...opts.headers, 'Content-Type': contentType },
+        body: payload as BodyInit,
+        signal: abort.signal,
+        cache: 'no-store',
+      })
+      void response.body?.cancel().catch(() => undefined)
+      if (!response.ok) return `sendUrl answered HTTP ${response.status}`
+      this.counted(bytes)
+      return undefined
+    } catch (e) {
+      if (timedOut) return 'sendUrl did not answer in time'
+      const why = abort.signal.reason
+      return why instanceof Error && p.stopped ? why.message : describe(e)
+    } finally {
+      clearTimeout(timeout)
+      if (p.posting === abort) p.posting = undefined
+      this.postQueued(p)
+    }
+  }
+
+  /** Writes the oldest queued message to `sendUrl`, when polling with one and no POST is in flight. */
+  private postQueued(p: Polling): void {
+    if (p.stopped || p.posting || this.opts.transport !== 'websocket' || !this.opts.fallback?.sendUrl) return
+    const next = this.queue.shift()
+    if (!next) return
+    this.queuedBytes -= next.bytes
+    void this.post(p, next.payload, next.bytes).then((why) => {
+      if (why !== undefined) this.report(`a queued message may not have reached the server: ${why}`)
+    })
   }
 
   // --- WebSocket ------------------------------------------------------------------------------------------------
@@ -760,7 +1131,7 @@ class BrowserConnection implements Backend {
     }
     if (!isEventStream(contentType)) {
       return refuse({
-        kind: 'fatal',
+        kind: 'noStream',
         reason: `server answered with content type ${JSON.stringify(contentType || '(none)')}, not text/event-stream`,
       })
     }
@@ -840,7 +1211,8 @@ class BrowserConnection implements Backend {
 
   async send(payload: Payload): Promise<SendResult> {
     if (this.opts.transport !== 'websocket') {
-      throw new RealtimeError('send() is for WebSocket connections; this one streams server-sent events and cannot send')
+      const what = this.opts.transport === 'sse' ? 'server-sent events' : 'polling'
+      throw new RealtimeError(`send() is for WebSocket connections; this one streams ${what} and cannot send`)
     }
     if (this.detached || this.state === 'disconnected') {
       throw new RealtimeError(`connection ${JSON.stringify(this.id)} is closed; connect again`)
@@ -853,6 +1225,14 @@ class BrowserConnection implements Backend {
     if (c?.open && c.write && this.queue.length === 0) {
       c.write(payload)
       this.counted(bytes)
+      return { queued: false }
+    }
+    const p = this.polling
+    if (p && this.opts.fallback?.sendUrl && !p.posting && this.queue.length === 0) {
+      const why = await this.post(p, payload, bytes)
+      if (why !== undefined) {
+        throw new RealtimeError(`send failed: ${why}; it may not have reached the server; the message was not delivered`)
+      }
       return { queued: false }
     }
     // Held while down (also while `failed`, for `reconnect()`), as the engine does.
@@ -887,31 +1267,40 @@ class BrowserConnection implements Backend {
     const dropped = this.queue.splice(0).length
     this.queuedBytes = 0
     if (this.state === 'disconnected' || this.state === 'failed') return
-    if (dropped > 0) {
-      this.emit({ kind: 'error', message: `${dropped} queued messages were not sent: the connection closed`, fatal: false })
-    }
+    if (dropped > 0) this.report(`${dropped} queued messages were not sent: the connection closed`)
     this.emitState('disconnected', { reason: 'closed by the app' })
   }
 
+  /** A fresh attempt now: from `failed`, to skip a backoff wait, or, while polling, to probe at once. */
   async reconnect(): Promise<void> {
     if (this.detached) return
+    const p = this.polling
+    if (p?.probes) {
+      if (this.probing) return
+      if (p.inFlight) p.probeDue = true
+      else this.open(0, true)
+      return
+    }
     this.halt(1000, 'reconnecting')
-    this.open(0)
+    if (this.opts.transport === 'poll') this.poll('transport is poll', false)
+    else this.open(0)
   }
 
   async inspect(): Promise<ConnectionInfo> {
     return {
       id: this.id,
       url: this.opts.url.href,
-      transport: this.opts.transport,
+      transport: this.polling ? 'poll' : this.opts.transport,
       state: this.state,
-      attempt: this.attempt,
+      // The count goes on while connected (a stream that drops with nothing to show keeps growing the backoff),
+      // but a connected stream is at attempt 0, as the engine reports it.
+      attempt: this.state === 'connected' ? 0 : this.attempt,
       ...this.counters,
       queued: this.queue.length,
       queuedBytes: this.queuedBytes,
       lastError: this.lastError,
       lastEventId: this.lastEventId,
-      protocol: this.current?.protocol ?? null,
+      protocol: this.current?.open ? this.current.protocol : null,
       subscribers: 1,
       owners: {},
       joinable: false,

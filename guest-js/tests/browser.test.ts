@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { WebSocket as WsClient, WebSocketServer, type WebSocket as ServerSocket } from 'ws'
 
-import { backoffDelay, decide, type Ended, type Policy } from '../browser.js'
+import { afterLastId, backoffDelay, decide, pollBackoff, type Ended, type Policy } from '../browser.js'
 import { connect, inspect, RealtimeError, RealtimeEventSource, RealtimeWebSocket } from '../index.js'
 import type { Connection, ConnectOptions, Frame, HeartbeatOptions, StateFrame } from '../types.js'
 import { resetTauri } from './helpers.js'
@@ -242,10 +242,30 @@ describe('the reconnect policy outside Tauri (as backoff.rs and policy.rs)', () 
     for (const [policy, attempt, ended, want] of cases) {
       expect(decide(policy, policy?.initialDelayMs ?? 1000, attempt, ended, 0), JSON.stringify(ended)).toEqual(want)
     }
+    // With a poll URL: at once when the server cannot stream, and after `afterFailures` failed attempts.
+    expect(decide(defaults, 1000, 0, { kind: 'noStream', reason: 'json' }, 0, 3)).toEqual({ kind: 'fallback', reason: 'json' })
+    expect(decide(defaults, 1000, 0, { kind: 'noStream', reason: 'json' }, 0)).toEqual({ kind: 'fail', reason: 'json' })
+    expect(decide(defaults, 1000, 1, { kind: 'retry', reason: 'refused' }, 0, 3)).toMatchObject({ kind: 'retry', attempt: 2 })
+    expect(decide(defaults, 1000, 2, { kind: 'retry', reason: 'refused' }, 0, 3)).toEqual({
+      kind: 'fallback',
+      reason: '3 failed attempts: refused',
+    })
     // A server's Retry-After is capped at ten minutes.
     expect(decide(defaults, 1000, 0, { kind: 'retry', reason: 'x', retryAfterMs: 1e12 }, 0)).toMatchObject({
       delayMs: 600_000,
     })
+  })
+})
+
+describe('polling outside Tauri (as transport/poll.rs)', () => {
+  it('backs off failed polls, doubling up to 30 s, and relays only events after the last id', () => {
+    expect([1, 2, 3, 4, 5, 9].map((n) => pollBackoff(2000, n))).toEqual([4000, 8000, 16000, 30000, 30000, 30000])
+    expect(pollBackoff(60_000, 1)).toBe(60_000)
+    expect(pollBackoff(2000, 1, 9000)).toBe(9000)
+    const evs = ['1', '2', '2', '3'].map((lastEventId, i) => ({ lastEventId, data: String(i) }))
+    expect(afterLastId(evs, '2').map((e) => e.data)).toEqual(['3'])
+    expect(afterLastId(evs, '').map((e) => e.data)).toEqual(['0', '1', '2', '3'])
+    expect(afterLastId(evs, 'gone').map((e) => e.data)).toEqual(['0', '1', '2', '3'])
   })
 })
 
@@ -256,8 +276,10 @@ describe('outside Tauri, what a browser cannot do is refused', () => {
     const sse = 'http://127.0.0.1:9/s'
     const ws = 'ws://127.0.0.1:9/s'
     const cases: [ConnectOptions, RegExp][] = [
-      [{ url: sse, transport: 'poll' }, /^`transport: 'poll'` is not available outside Tauri: polling runs in Rust/],
-      [{ url: sse, fallback: { pollUrl: 'http://127.0.0.1:9/p' } }, /^`fallback` \(polling\) is not available outside Tauri/],
+      [{ url: sse, fallback: { pollUrl: 'ws://127.0.0.1:9/p' } }, /`fallback.pollUrl` must be an http or https URL/],
+      [{ url: sse, fallback: { pollUrl: sse, intervalMs: 5 } }, /`fallback.intervalMs` must be at least 100 ms, got 5/],
+      [{ url: ws, transport: 'poll' }, /transport `poll` does not go with a ws: url/],
+      [{ url: sse, transport: 'poll', body: 'x' }, /polls are GETs/],
       [{ url: ws, share: 'room-1' }, /^a `share` key is not available outside Tauri: a key shares one upstream across webviews/],
       [{ url: ws, headers: { 'X-Token': 't' } }, /^`headers` on a WebSocket is not available outside Tauri: the browser's WebSocket cannot send request headers/],
       [{ url: ws, heartbeat: { pingIntervalMs: 1000 } }, /^`heartbeat.pingIntervalMs` without `heartbeat.message` is not available outside Tauri: a browser cannot send WebSocket pings/],
@@ -274,7 +296,7 @@ describe('outside Tauri, what a browser cannot do is refused', () => {
       // What fetch would reject with a TypeError, which a page cannot tell from a network error.
       [{ url: sse, headers: { 'X-Name': 'Zoë ✓' } }, /^header "X-Name" with characters past U\+00FF is not available outside Tauri/],
       [{ url: sse, headers: { 'bad name': 'x' } }, /invalid header name "bad name"/],
-      [{ url: 'http://u:p@127.0.0.1:9/s' }, /^a `url` with a user name or password is not available outside Tauri/],
+      [{ url: 'http://u:p@127.0.0.1:9/s' }, /^a URL with a user name or password is not available outside Tauri/],
       [{ url: sse, method: 'PO ST' }, /invalid HTTP method "PO ST"/],
     ]
     for (const [options, want] of cases) {
@@ -649,5 +671,136 @@ describe('outside Tauri, SSE over fetch', () => {
     await until('a second open and m2', () => log.includes('message:m2:2'))
     expect(log.slice(0, 6)).toEqual(['open@1', 'summary:s1', 'message:m1:2', 'error@0', 'open@1', 'message:m2:2'])
     expect(server.requests[1]!.headers['last-event-id']).toBe('2')
+  })
+})
+
+// --- polling ------------------------------------------------------------------------------------------------------
+
+describe('outside Tauri, the polling fallback over fetch', () => {
+  it('polls at once when the server cannot stream, relays changed bodies only, and probes back to the stream', async () => {
+    let streams = false
+    const bodies = ['v1', 'v1', 'v2']
+    const server = await httpServer((req, res) => {
+      if (req.url === '/stream') {
+        if (streams) eventStream(res, 'id: 9\ndata: live\n\n')
+        else res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+      } else if (req.headers['if-none-match'] === '"v2"') {
+        res.writeHead(304).end()
+      } else {
+        const body = bodies.shift() ?? 'v2'
+        res.writeHead(200, { 'content-type': 'text/plain', etag: `"${body}"` }).end(body)
+        // Once the last body is out, the stream comes back for the next probe.
+        streams = bodies.length === 0
+      }
+    })
+    const pollUrl = server.url.replace('/stream', '/poll')
+    const { conn, frames } = await open({
+      url: server.url,
+      reconnect: fast,
+      fallback: { pollUrl, intervalMs: 100, probeIntervalMs: 400 },
+    })
+    await until('back on the stream', () => frames.some((f) => f.kind === 'message' && f.data === 'live'))
+    const seen = stripSeq(frames)
+    expect(seen.slice(0, 3)).toEqual([
+      { kind: 'state', state: 'connecting', transport: 'sse', attempt: 0 },
+      {
+        kind: 'state',
+        state: 'polling',
+        transport: 'poll',
+        reason: 'server answered with content type "application/json", not text/event-stream',
+      },
+      { kind: 'message', transport: 'poll', data: 'v1' },
+    ])
+    expect(seen.filter((f) => f.kind === 'message').map((f) => (f as { data: string }).data)).toEqual(['v1', 'v2', 'live'])
+    expect(seen.slice(-2)).toEqual([
+      { kind: 'state', state: 'connected', transport: 'sse' },
+      { kind: 'message', transport: 'sse', event: 'message', data: 'live', lastEventId: '9' },
+    ])
+    expectNumbered(frames)
+    const polls = server.requests.filter((r) => r.url === '/poll')
+    expect(polls.some((r) => r.headers['if-none-match'] === '"v2"')).toBe(true)
+    expect(await conn.inspect()).toMatchObject({ transport: 'sse', state: 'connected' })
+  })
+
+  it('polls an event-stream document, relaying only events after the last id, with Last-Event-ID', async () => {
+    const docs = ['id: 1\ndata: a\n\nid: 2\ndata: b\n\n', 'id: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 3\ndata: c\n\n']
+    const server = await httpServer((req, res) => {
+      if (req.url === '/stream') res.writeHead(200, { 'content-type': 'text/html' }).end('<p>no</p>')
+      else eventStream(res, docs[Math.min(server.requests.filter((r) => r.url === '/poll').length - 1, 1)])
+      if (req.url === '/poll') res.end()
+    })
+    const pollUrl = server.url.replace('/stream', '/poll')
+    const { frames } = await open({ url: server.url, fallback: { pollUrl, intervalMs: 100 } })
+    await until('a, b and c', () => frames.filter((f) => f.kind === 'message').length === 3)
+    expect(frames.filter((f) => f.kind === 'message').map((f) => stripSeq([f])[0])).toEqual([
+      { kind: 'message', transport: 'poll', event: 'message', data: 'a', lastEventId: '1' },
+      { kind: 'message', transport: 'poll', event: 'message', data: 'b', lastEventId: '2' },
+      { kind: 'message', transport: 'poll', event: 'message', data: 'c', lastEventId: '3' },
+    ])
+    const polls = server.requests.filter((r) => r.url === '/poll')
+    expect(polls[1]!.headers['last-event-id']).toBe('2')
+  })
+
+  it('degrades a WebSocket after afterFailures, POSTs sends to sendUrl in order, the queued ones first', async () => {
+    const posted: [string, string][] = []
+    const server = await httpServer((req, res) => {
+      if (req.url === '/send') {
+        posted.push([String(req.headers['content-type']), req.body])
+        res.writeHead(req.body === 'refuse' ? 500 : 204).end()
+      } else {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('snapshot')
+      }
+    })
+    const base = server.url.replace('/stream', '')
+    const url = `ws://127.0.0.1:${await closedPort()}/feed`
+    const { conn, frames } = await open({
+      url,
+      reconnect: { initialDelayMs: 300, jitter: 0 },
+      fallback: { pollUrl: `${base}/poll`, sendUrl: `${base}/send`, afterFailures: 2, intervalMs: 100 },
+    })
+    await until('reconnecting', () => lastState(frames)?.state === 'reconnecting')
+    expect(await conn.send('queued-1')).toEqual({ queued: true })
+    expect(await conn.send('queued-2')).toEqual({ queued: true })
+    await until('polling', () => lastState(frames)?.state === 'polling')
+    // The second failed attempt reaches afterFailures: no third wait.
+    expect(states(frames).map((f) => f.state)).toEqual(['connecting', 'reconnecting', 'connecting', 'polling'])
+    expect(lastState(frames)?.reason).toMatch(/^2 failed attempts: network error/)
+    await until('the queued sends posted', () => posted.length === 2)
+    expect(await conn.send('now')).toEqual({ queued: false })
+    await expect(conn.send('refuse')).rejects.toThrow(
+      'send failed: sendUrl answered HTTP 500; it may not have reached the server; the message was not delivered',
+    )
+    expect(posted).toEqual([
+      ['text/plain; charset=utf-8', 'queued-1'],
+      ['text/plain; charset=utf-8', 'queued-2'],
+      ['text/plain; charset=utf-8', 'now'],
+      ['text/plain; charset=utf-8', 'refuse'],
+    ])
+    await until('the snapshot', () => frames.some((f) => f.kind === 'message'))
+    expect(await conn.inspect()).toMatchObject({ transport: 'poll', state: 'polling', framesOut: 3, queued: 0 })
+  })
+
+  it("transport: 'poll' polls the url itself; failed polls back off without leaving polling; 401 fails", async () => {
+    const answers = [500, 200, 401]
+    const server = await httpServer((_req, res) => {
+      const status = answers.shift() ?? 401
+      res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 200 ? 'ok' : '')
+    })
+    const { frames } = await open({ url: server.url, transport: 'poll', fallback: { intervalMs: 100 } })
+    await until('failed', () => lastState(frames)?.state === 'failed')
+    expect(stripSeq(frames)).toEqual([
+      { kind: 'state', state: 'polling', transport: 'poll', reason: 'transport is poll' },
+      {
+        kind: 'error',
+        message: 'poll answered HTTP 500 Internal Server Error; polling again in 200 ms',
+        fatal: false,
+      },
+      { kind: 'message', transport: 'poll', data: 'ok' },
+      { kind: 'error', message: 'HTTP 401 Unauthorized', fatal: true },
+      { kind: 'state', state: 'failed', reason: 'HTTP 401 Unauthorized' },
+    ])
+    await expect((await connect({ url: server.url, transport: 'poll' })).send('x')).rejects.toThrow(
+      'send() is for WebSocket connections; this one streams polling and cannot send',
+    )
   })
 })
