@@ -1,9 +1,9 @@
 // Outside Tauri (a plain browser during `vite dev`): the same Connection, carried by the browser's own `WebSocket`
-// and by `fetch` streaming for SSE, with the engine's reconnect policy, state frames, outbound queue and liveness
-// checks and the polling fallback re-done here as a browser can do them. What a browser cannot do (sharing
-// across webviews, WebSocket headers or protocol pings, headers the Fetch standard forbids) is refused when
-// `connect()` is called, with an error naming the option, never ignored. Mirrors `crates/core/src/{options,backoff,policy}.rs`
-// and `connection.rs`: change them together.
+// and by `fetch` streaming for SSE and polling, with the engine's reconnect policy, state frames, outbound queue,
+// liveness checks and polling fallback re-done here as a browser can do them. What a browser cannot do (sharing
+// across webviews, WebSocket headers or protocol pings, what `fetch` would refuse) is refused when `connect()` is
+// called, with an error naming the option, never ignored. Mirrors `crates/core/src/{options,backoff,policy}.rs`,
+// `connection.rs` and `transport/{sse,poll}.rs`: change them together.
 
 import { createParser, type EventSourceMessage, type ParseError } from 'eventsource-parser'
 
@@ -267,8 +267,6 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
   }
   if (transport === 'sse') {
     if (!isToken(method)) throw invalid(`invalid HTTP method ${JSON.stringify(options.method)}`)
-    {
-    }
     if (FORBIDDEN_METHODS.has(method)) {
       throw invalid(`HTTP method ${method} is not allowed (the Fetch standard forbids it); use GET or POST`)
     }
@@ -349,7 +347,8 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
   if (transport === 'websocket' && typeof WebSocket === 'undefined') {
     throw new RealtimeError('no WebSocket in this environment: outside Tauri the bindings need the browser\'s own')
   }
-  if ((transport !== 'websocket' || fallback) && (typeof fetch !== 'function' || typeof ReadableStream === 'undefined')) {
+  const streamingFetch = typeof fetch === 'function' && typeof ReadableStream !== 'undefined'
+  if ((transport !== 'websocket' || fallback) && !streamingFetch) {
     throw new RealtimeError('no streaming fetch in this environment: outside Tauri SSE and polling need fetch')
   }
   return {
@@ -432,7 +431,7 @@ export function decide(
     case 'stop':
       return { kind: 'disconnect', reason: ended.reason }
     case 'noStream':
-      return fallbackAfter !== null ? { kind: 'fallback', reason: ended.reason } : { kind: 'fail', reason: ended.reason }
+      return { kind: fallbackAfter !== null ? 'fallback' : 'fail', reason: ended.reason }
     case 'retry':
       ;[reason, next, retryAfterMs] = [ended.reason, attempt + 1, ended.retryAfterMs]
       break
@@ -479,6 +478,11 @@ export function parseRetryAfter(value: string | null): number | undefined {
 /** `text/event-stream`, ignoring case, parameters and white space. */
 function isEventStream(contentType: string): boolean {
   return (contentType.split(';')[0] ?? '').trim().toLowerCase() === 'text/event-stream'
+}
+
+/** The engine's words for an SSE line or event past `maxMessageSize` (`sse.rs`). */
+function sseTooLarge(limit: number): string {
+  return `sse line or event data larger than ${limit} bytes; raise maxMessageSize or fix the server`
 }
 
 /** HTTP statuses worth retrying, as the engine classifies them (`classify_status`). */
@@ -890,7 +894,7 @@ class BrowserConnection implements Backend {
         return {
           kind: 'failed',
           fatal: true,
-          reason: `sse line or event data larger than ${opts.maxMessageSize} bytes; raise maxMessageSize or fix the server`,
+          reason: sseTooLarge(opts.maxMessageSize),
         }
       }
       // An event before the document's first `id:` keeps the id we had: polling must not erase the resume point.
@@ -1027,7 +1031,8 @@ class BrowserConnection implements Backend {
         // Retrying would only repeat it, as the engine says.
         this.ended(gen, {
           kind: 'fatal',
-          reason: `message from the server too large (${size} bytes, limit ${opts.maxMessageSize}); raise maxMessageSize`,
+          reason: `message from the server too large (${size} bytes, limit ${opts.maxMessageSize}); raise ` +
+            'maxMessageSize',
         })
         return
       }
@@ -1187,19 +1192,16 @@ class BrowserConnection implements Backend {
       for (;;) {
         const { done, value } = await reader.read()
         if (gen !== this.generation) return
-        if (done) {
-          parser.feed(decoder.decode())
-          break
-        }
-        armIdle()
-        parser.feed(decoder.decode(value, { stream: true }))
+        if (!done) armIdle()
+        parser.feed(done ? decoder.decode() : decoder.decode(value, { stream: true }))
         if (tooLarge) {
           void reader.cancel().catch(() => undefined)
           return this.ended(gen, {
             kind: 'fatal',
-            reason: `sse line or event data larger than ${opts.maxMessageSize} bytes; raise maxMessageSize or fix the server`,
+            reason: sseTooLarge(opts.maxMessageSize),
           })
         }
+        if (done) break
       }
     } catch (e) {
       return this.ended(gen, { kind: 'dropped', reason: `network error: ${describe(e)}`, progress: progress() })
@@ -1231,7 +1233,9 @@ class BrowserConnection implements Backend {
     if (p && this.opts.fallback?.sendUrl && !p.posting && this.queue.length === 0) {
       const why = await this.post(p, payload, bytes)
       if (why !== undefined) {
-        throw new RealtimeError(`send failed: ${why}; it may not have reached the server; the message was not delivered`)
+        throw new RealtimeError(
+          `send failed: ${why}; it may not have reached the server; the message was not delivered`,
+        )
       }
       return { queued: false }
     }
@@ -1250,7 +1254,8 @@ class BrowserConnection implements Backend {
 
   private queueFull(why: string): RealtimeError {
     return new RealtimeError(
-      `outbound queue is full (${why}); wait for the connection to come back, or raise queue.maxMessages / queue.maxBytes`,
+      `outbound queue is full (${why}); wait for the connection to come back, or raise queue.maxMessages / ` +
+        'queue.maxBytes',
     )
   }
 
