@@ -84,7 +84,7 @@ export class RealtimeEventSource extends EventTarget {
     super.addEventListener(type, listener, options)
     if (type !== 'open' && type !== 'error' && !this.types.has(type)) {
       this.types.add(type)
-      // Outside Tauri the browser's EventSource relays only the event types it is told about.
+      // For a backend that must be told each event type (none today: both relay every type).
       this.conn?.watch(type)
     }
   }

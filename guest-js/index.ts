@@ -5,8 +5,9 @@
  * - {@link connect} gives a {@link Connection}: `on(kind | eventType, handler)`, a `state` store (Svelte
  *   contract), `send`, `close`, `reconnect`, `inspect`.
  * - {@link RealtimeWebSocket} and {@link RealtimeEventSource} are drop-ins for the browser's classes.
- * - Outside Tauri (a plain browser during `vite dev`) the same API runs on the browser's own WebSocket and
- *   EventSource, without headers, POST bodies or the plugin's reconnect, queue and fallback.
+ * - Outside Tauri (a plain browser during `vite dev`) the same API runs on the browser's own WebSocket and on
+ *   `fetch`, with the plugin's reconnect policy, queue, heartbeat and fallback; what a browser cannot do is
+ *   refused with a {@link RealtimeError} that names the option.
  *
  * @module
  */
