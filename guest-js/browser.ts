@@ -315,6 +315,9 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
     if (transport !== 'websocket' && (h.message !== undefined || h.reply !== undefined)) {
       throw invalid('`heartbeat.message` and `heartbeat.reply` are for WebSocket; SSE uses `heartbeat.idleTimeoutMs`')
     }
+    if (h.reply !== undefined && h.message === undefined) {
+      throw invalid('`heartbeat.reply` needs `heartbeat.message`: it is the answer to that message')
+    }
     if (transport === 'websocket' && h.message === undefined) {
       for (const field of ['pingIntervalMs', 'pongTimeoutMs'] as const) {
         if (h[field] !== undefined) {

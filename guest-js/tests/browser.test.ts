@@ -28,7 +28,8 @@ afterEach(async () => {
 })
 
 /** Waits until `check` returns a value other than undefined/false, for at most `ms`. */
-async function until<T>(what: string, check: () => T | undefined | false, ms = 5000): Promise<T> {
+// Within vitest's 5 s per test, so that a wait that fails says what it waited for.
+async function until<T>(what: string, check: () => T | undefined | false, ms = 4000): Promise<T> {
   const deadline = Date.now() + ms
   for (let i = 0; i < 10_000; i++) {
     const v = check()
@@ -292,6 +293,7 @@ describe('outside Tauri, what a browser cannot do is refused', () => {
       [{ url: sse, reconnect: { jitter: 2 } }, /`reconnect.jitter` must be between 0 and 1/],
       [{ url: sse, queue: { maxMessages: -1 } }, /`queue.maxMessages` must be a whole number/],
       [{ url: sse, heartbeat: { message: 'ping' } as HeartbeatOptions }, /`heartbeat.message` and `heartbeat.reply` are for WebSocket/],
+      [{ url: ws, heartbeat: { reply: 'pong' } as HeartbeatOptions }, /`heartbeat.reply` needs `heartbeat.message`/],
       [{ url: 'ftp://127.0.0.1/x' }, /unsupported url scheme `ftp:`/],
       // What fetch would reject with a TypeError, which a page cannot tell from a network error.
       [{ url: sse, headers: { 'X-Name': 'Zoë ✓' } }, /^header "X-Name" with characters past U\+00FF is not available outside Tauri/],
@@ -397,14 +399,19 @@ describe('outside Tauri, WebSocket', () => {
     })
     const { conn, frames } = await open({
       url: server.url,
-      reconnect: { initialDelayMs: 400, jitter: 0 },
+      // Long enough for the sends below to find the connection down.
+      reconnect: { initialDelayMs: 1000, jitter: 0 },
       queue: { maxMessages: 2, maxBytes: 1000 },
     })
     await until('reconnecting', () => lastState(frames)?.state === 'reconnecting')
     expect(frames.filter((f) => f.kind === 'close').map((f) => stripSeq([f])[0])).toEqual([
       { kind: 'close', code: 1012, reason: 'restart' },
     ])
-    expect(lastState(frames)).toMatchObject({ attempt: 1, delayMs: 400, reason: 'server closed the connection (1012 restart)' })
+    expect(lastState(frames)).toMatchObject({
+      attempt: 1,
+      delayMs: 1000,
+      reason: 'server closed the connection (1012 restart)',
+    })
     expect(await conn.send('a')).toEqual({ queued: true })
     expect(await conn.send('b')).toEqual({ queued: true })
     await expect(conn.send('c')).rejects.toThrow(
@@ -446,7 +453,8 @@ describe('outside Tauri, WebSocket', () => {
         if (String(data) === 'ping') socket.send('pong')
       })
     })
-    const heartbeat = { message: 'ping', reply: 'pong', pingIntervalMs: 100, pongTimeoutMs: 100 }
+    // A generous reply time: a loaded machine must not turn a late pong into a reconnect.
+    const heartbeat = { message: 'ping', reply: 'pong', pingIntervalMs: 100, pongTimeoutMs: 2000 }
     const { conn, frames } = await open({ url: server.url, reconnect: fast, heartbeat: heartbeat as HeartbeatOptions })
     await until('four heartbeats', () => (server.received[0]?.length ?? 0) >= 4)
     expect(server.sockets).toHaveLength(1)
@@ -755,7 +763,7 @@ describe('outside Tauri, the polling fallback over fetch', () => {
     const url = `ws://127.0.0.1:${await closedPort()}/feed`
     const { conn, frames } = await open({
       url,
-      reconnect: { initialDelayMs: 300, jitter: 0 },
+      reconnect: { initialDelayMs: 1000, jitter: 0 },
       fallback: { pollUrl: `${base}/poll`, sendUrl: `${base}/send`, afterFailures: 2, intervalMs: 100 },
     })
     await until('reconnecting', () => lastState(frames)?.state === 'reconnecting')
