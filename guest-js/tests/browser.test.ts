@@ -4,7 +4,7 @@
 // stands in for it where Node has none.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net'
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { WebSocket as WsClient, WebSocketServer, type WebSocket as ServerSocket } from 'ws'
@@ -149,6 +149,21 @@ async function closedPort(): Promise<number> {
   const port = (s.address() as AddressInfo).port
   await new Promise<void>((resolve) => s.close(() => resolve()))
   return port
+}
+
+/** A TCP server that accepts and never answers: no upgrade, no response headers. */
+async function silentServer(): Promise<number> {
+  const sockets: Socket[] = []
+  const server = createTcpServer((socket) => sockets.push(socket))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => resolve())
+      }),
+  )
+  return (server.address() as AddressInfo).port
 }
 
 // --- the policy ---------------------------------------------------------------------------------------------------
@@ -512,6 +527,17 @@ describe('outside Tauri, WebSocket', () => {
     expect(await inspect(waiting.conn.id)).toEqual([])
   })
 
+  it('gives up an attempt after connectTimeoutMs, WebSocket and SSE alike', async () => {
+    const port = await silentServer()
+    for (const url of [`ws://127.0.0.1:${port}/feed`, `http://127.0.0.1:${port}/stream`]) {
+      const { frames } = await open({ url, reconnect: fast, connectTimeoutMs: 100 })
+      await until(`${url}: reconnecting`, () => lastState(frames)?.state === 'reconnecting')
+      expect(lastState(frames)?.reason, url).toBe(
+        url.startsWith('ws:') ? 'no WebSocket handshake within 100 ms' : 'no response within 100 ms',
+      )
+    }
+  })
+
   it('fails at once without a reconnect policy', async () => {
     const url = `ws://127.0.0.1:${await closedPort()}/feed`
     const { frames } = await open({ url, reconnect: false })
@@ -786,6 +812,31 @@ describe('outside Tauri, the polling fallback over fetch', () => {
     ])
     await until('the snapshot', () => frames.some((f) => f.kind === 'message'))
     expect(await conn.inspect()).toMatchObject({ transport: 'poll', state: 'polling', framesOut: 3, queued: 0 })
+  })
+
+  it('reconnect() while polling probes the stream at once, and close() ends polling', async () => {
+    let streams = false
+    const server = await httpServer((req, res) => {
+      if (req.url === '/poll') res.writeHead(200, { 'content-type': 'text/plain' }).end('snapshot')
+      else if (streams) eventStream(res, 'data: live\n\n')
+      else res.writeHead(200, { 'content-type': 'text/html' }).end('<p>no</p>')
+    })
+    const pollUrl = server.url.replace('/stream', '/poll')
+    const { conn, frames } = await open({ url: server.url, fallback: { pollUrl, intervalMs: 100, probeIntervalMs: 600_000 } })
+    await until('the snapshot', () => frames.some((f) => f.kind === 'message'))
+    streams = true
+    await conn.reconnect()
+    await until('back on the stream', () => frames.some((f) => f.kind === 'message' && f.data === 'live'))
+    expect(states(frames).map((f) => f.state)).toEqual(['connecting', 'polling', 'connected'])
+
+    streams = false
+    const again = await open({ url: server.url, fallback: { pollUrl, intervalMs: 100 } })
+    await until('polling', () => again.frames.some((f) => f.kind === 'message'))
+    await again.conn.close()
+    const polls = server.requests.filter((r) => r.url === '/poll').length
+    // Past two poll intervals: no poll after close.
+    await sleep(300)
+    expect(server.requests.filter((r) => r.url === '/poll')).toHaveLength(polls)
   })
 
   it("transport: 'poll' polls the url itself; failed polls back off without leaving polling; 401 fails", async () => {
