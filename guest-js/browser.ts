@@ -119,6 +119,8 @@ class BrowserConnection implements Backend {
   private attempt = 0
   private lastError: string | null = null
   private lastEventId: string | null
+  /** The last event id already reported as one a header cannot carry. */
+  private unsendableId: string | undefined
   private readonly counters = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 }
   /** The backoff's base: `initialDelayMs`, replaced by an SSE `retry:`. */
   private baseMs: number
@@ -250,6 +252,24 @@ class BrowserConnection implements Backend {
     this.queuedBytes = 0
   }
 
+  /**
+   * Adds `Last-Event-ID` when there is one that a header can carry. `fetch` throws a `TypeError` for any other
+   * (past U+00FF, or a control character), which would look like a network error for ever: said once, and left out.
+   */
+  private resumeHeader(headers: Record<string, string>): void {
+    const id = this.lastEventId
+    if (!id) return
+    if (/^[\t\x20-\x7e\x80-\xff]*$/.test(id)) {
+      headers['Last-Event-ID'] = id
+    } else if (this.unsendableId !== id) {
+      this.unsendableId = id
+      this.report(
+        `the server's event id ${JSON.stringify(id)} has characters that an HTTP header cannot carry; reconnects ` +
+          'do not send it as Last-Event-ID',
+      )
+    }
+  }
+
   private counted(bytes: number): void {
     this.counters.framesOut++
     this.counters.bytesOut += bytes
@@ -357,7 +377,7 @@ class BrowserConnection implements Backend {
     if (p.etag) headers['If-None-Match'] = p.etag
     if (p.lastModified) headers['If-Modified-Since'] = p.lastModified
     const resume = this.lastEventId ?? ''
-    if (resume) headers['Last-Event-ID'] = resume
+    this.resumeHeader(headers)
     let timedOut = false
     const timeout = later(opts.connectTimeoutMs, () => {
       timedOut = true
@@ -625,7 +645,7 @@ class BrowserConnection implements Backend {
       headers[name] = value
     }
     // Sent on every attempt that has one (WHATWG), the first one included when `lastEventId` is given.
-    if (this.lastEventId) headers['Last-Event-ID'] = this.lastEventId
+    this.resumeHeader(headers)
     const init: RequestInit = { method: opts.method, headers, signal: abort.signal, cache: 'no-store' }
     if (opts.body !== undefined) init.body = opts.body
     fetch(opts.url.href, init).then(

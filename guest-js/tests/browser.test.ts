@@ -621,6 +621,25 @@ describe('outside Tauri, SSE over fetch', () => {
     )
   })
 
+  it('says once that an event id a header cannot carry is not sent back, and resumes without it', async () => {
+    const server = await httpServer((_req, res, i) => {
+      eventStream(res, i < 2 ? 'id: caf\u00e9 \u2713\ndata: a\n\n' : '')
+      if (i < 2) res.end()
+    })
+    const { frames } = await open({ url: server.url, reconnect: fast })
+    await until('a third request', () => server.requests.length === 3)
+    expect(server.requests.map((r) => r.headers['last-event-id'])).toEqual([undefined, undefined, undefined])
+    expect(frames.filter((f) => f.kind === 'error').map((f) => stripSeq([f])[0])).toEqual([
+      {
+        kind: 'error',
+        message:
+          'the server\'s event id "caf\u00e9 \u2713" has characters that an HTTP header cannot carry; reconnects do not ' +
+          'send it as Last-Event-ID',
+        fatal: false,
+      },
+    ])
+  })
+
   it('classifies answers as the engine does: 204 stops, 4xx and other content types fail, 5xx retries', async () => {
     const server = await httpServer((req, res) => {
       const path = req.url
