@@ -28,7 +28,8 @@ export async function connectInternal(options: ConnectOptions): Promise<Connecti
  * Registers with the page's receiver before Rust connects, so no frame is lost. Frames that arrive before
  * the first `on()` call are held (at most {@link MAX_HELD_FRAMES}) and handed out in order in a later task.
  * Rejects with a {@link RealtimeError} carrying the Rust side's message (invalid options, URL not allowed by
- * the scope, ...). Outside Tauri it uses the browser's own `WebSocket` / `EventSource` behind the same interface.
+ * the scope, ...). Outside Tauri it uses the browser's own `WebSocket` and `fetch` behind the same interface, and
+ * rejects options a browser cannot honour (see the README, "Running in a plain browser").
  */
 export async function connect(options: ConnectOptions): Promise<Connection> {
   return connectInternal(options)

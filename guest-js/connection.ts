@@ -40,7 +40,7 @@ export interface Backend {
   inspect(): Promise<ConnectionInfo>
   /** Stops delivery for good (leave the receiver, or close the browser socket). Never rejects. */
   detach(): Promise<void>
-  /** The browser's EventSource has no wildcard: outside Tauri it must be told each event type to relay. */
+  /** Told each SSE event type a handler asks for; no backend needs it now (outside Tauri SSE parses every type). */
   watch?(type: string): void
   /**
    * How many frames the handlers have processed in all, and the length of their data: the Tauri backend
@@ -287,7 +287,7 @@ export class ConnectionImpl implements Connection, FrameSink {
     }
   }
 
-  /** Outside Tauri, asks the browser's EventSource to relay this event type (no-op in Tauri). */
+  /** Tells the backend of an SSE event type a handler asks for (a no-op for both backends today). */
   watch(type: string): void {
     this.backend?.watch?.(type)
   }

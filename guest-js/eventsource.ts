@@ -10,7 +10,8 @@ import type { ConnectOptions, Frame } from './types.js'
 /**
  * The plugin's options for {@link RealtimeEventSource}: `headers`, `method`, `body`, `lastEventId` and the rest
  * of {@link ConnectOptions} besides the URL. `withCredentials` is accepted for source compatibility and ignored:
- * the Rust side keeps no cookie jar; send credentials with `headers`.
+ * the Rust side keeps no cookie jar; send credentials with `headers`. Outside Tauri likewise: `fetch` sends the
+ * page's cookies to its own origin only.
  */
 export interface RealtimeEventSourceInit extends Omit<ConnectOptions, 'url' | 'protocols'> {
   withCredentials?: boolean
@@ -84,7 +85,7 @@ export class RealtimeEventSource extends EventTarget {
     super.addEventListener(type, listener, options)
     if (type !== 'open' && type !== 'error' && !this.types.has(type)) {
       this.types.add(type)
-      // Outside Tauri the browser's EventSource relays only the event types it is told about.
+      // For a backend that must be told each event type (none today: both relay every type).
       this.conn?.watch(type)
     }
   }

@@ -7,8 +7,9 @@
  *   `reconnect`, `inspect`.
  * - `tauri-plugin-realtime-api/react` has the `useRealtime` hook.
  * - {@link RealtimeWebSocket} and {@link RealtimeEventSource} are drop-ins for the browser's classes.
- * - Outside Tauri (a plain browser during `vite dev`) the same API runs on the browser's own WebSocket and
- *   EventSource, without headers, POST bodies or the plugin's reconnect, queue and fallback.
+ * - Outside Tauri (a plain browser during `vite dev`) the same API runs on the browser's own WebSocket and on
+ *   `fetch`, with the plugin's reconnect policy, queue, heartbeat and fallback; what a browser cannot do is
+ *   refused with a {@link RealtimeError} that names the option.
  *
  * @module
  */

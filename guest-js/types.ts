@@ -135,8 +135,10 @@ export interface FallbackOptions {
 
 /**
  * What the app asks for. The Rust side refuses unknown fields, so a typo is an error rather than a silent
- * default. Outside Tauri (plain browser) only `url`, `transport` (`websocket` | `sse`) and `protocols` apply;
- * `headers`, `method`, `body` and `lastEventId` are refused there because the browser cannot send them.
+ * default. Outside Tauri (a plain browser) the same options apply as far as a browser can honour them (SSE over
+ * `fetch`, the reconnect policy, the queue, an application heartbeat, polling); what it cannot do (a `share`
+ * key, WebSocket `headers`, WebSocket pings without `heartbeat.message`) is refused with an error naming the
+ * option: see the README, "Running in a plain browser".
  */
 export interface ConnectOptions {
   /** `ws://`, `wss://`, `http://` or `https://`. */
