@@ -354,7 +354,8 @@ declare global {
   interface HTMLElementTagNameMap {
     'realtime-connection': RealtimeConnectionElement
   }
-  interface HTMLElementEventMap {
+  // Where elements, documents and windows look up their event types, so that a parent's listener is typed too.
+  interface GlobalEventHandlersEventMap {
     'realtime-state': RealtimeStateEvent
   }
 }
