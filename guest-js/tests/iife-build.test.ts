@@ -1,4 +1,5 @@
 // The committed `api-iife.js` (the Rust build reads it, and Tauri injects it) is what the sources build now.
+// `scripts/test` also checks that `npm run build`, which rewrites it, left it unchanged in git.
 // In Node, not jsdom: esbuild checks that it runs with Node's own typed arrays.
 
 import { expect, it } from 'vitest'
