@@ -18,5 +18,8 @@ struct ScopeEntry {
 fn main() {
     tauri_plugin::Builder::new(COMMANDS)
         .global_scope_schema(schemars::schema_for!(ScopeEntry))
+        // The bindings as `window.__TAURI__.realtime` for apps with `withGlobalTauri: true` (no bundler):
+        // `npm run build:iife` writes it, and it is committed so that this build needs no Node.
+        .global_api_script_path("./api-iife.js")
         .build();
 }
