@@ -95,17 +95,38 @@ export interface ReconnectOptions {
   onNormalClose?: boolean
 }
 
-/** Liveness: WebSocket ping/pong, and an idle timeout for SSE. */
+/**
+ * Liveness: WebSocket ping/pong or an application heartbeat, and an idle timeout for SSE. `message`, `reply`,
+ * `protocolPing` and `deliverReplies` are for WebSocket connections only (refused on SSE and polling).
+ */
 export interface HeartbeatOptions {
-  /** WebSocket ping interval, in ms; at least 100. Default: 30000. */
+  /** WebSocket ping interval (and application heartbeat interval), in ms; at least 100. Default: 30000. */
   pingIntervalMs?: number
   /**
-   * Time allowed for the pong, in ms; at least 100. Default: 10000. Also the write deadline: a message that
-   * takes longer to write means the server stopped reading, and the connection reconnects.
+   * Time allowed for the pong (or the heartbeat's reply), in ms; at least 100. Default: 10000. Also the write
+   * deadline: a message that takes longer to write means the server stopped reading, and the connection
+   * reconnects.
    */
   pongTimeoutMs?: number
   /** SSE: reconnect when no byte at all arrives for this long, in ms; at least 100. Default: 45000. */
   idleTimeoutMs?: number
+  /**
+   * WebSocket: a text message sent every `pingIntervalMs` as an application heartbeat (e.g.
+   * `'{"type":"ping"}'`), for servers that ignore protocol pings; 1 to 4096 bytes. It waits while a message is
+   * being written, is never queued while the connection is down, and is not counted as a send. A missing
+   * answer within `pongTimeoutMs` forces a reconnect. Default: none.
+   */
+  message?: string
+  /**
+   * WebSocket: the text that answers `message` (e.g. `'{"type":"pong"}'`). Set, only a message equal to it
+   * proves the link alive, and such messages are not relayed to the page (see `deliverReplies`); unset, any
+   * message from the server does. Default: none.
+   */
+  reply?: string
+  /** WebSocket: send protocol pings too (each must get its pong). Default: true without `message`, false with it. */
+  protocolPing?: boolean
+  /** WebSocket: relay messages equal to `reply` to the page as well. Default: false. */
+  deliverReplies?: boolean
 }
 
 /** Bounds of the outbound queue that holds sends while not connected. Overflow is an error to the caller. */
@@ -164,7 +185,7 @@ export interface ConnectOptions {
   reconnect?: boolean | ReconnectOptions
   /**
    * Liveness checks, or `false` for none. Default: on (`true`), with pingIntervalMs 30000, pongTimeoutMs 10000,
-   * idleTimeoutMs 45000.
+   * idleTimeoutMs 45000, protocol pings and no application heartbeat (`message`).
    */
   heartbeat?: boolean | HeartbeatOptions
   /** Outbound queue limits while not connected. Default: maxMessages 1000, maxBytes 1048576 (1 MiB). */

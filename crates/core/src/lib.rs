@@ -50,8 +50,8 @@ pub use frame::{Frame, State, Transport};
 pub use hub::{new_id, ConnectRequest, Connected, ConnectionInfo, Hub, HubConfig, SecretHeaders};
 pub use options::{
     ConnectOptions, FallbackOptions, HeartbeatOptions, Limits, QueueOptions, ReconnectOptions,
-    Share, Toggle, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_MESSAGE_SIZE, MAX_SHARE_KEY,
-    MIN_INTERVAL_MS,
+    Share, Toggle, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_MESSAGE_SIZE, MAX_HEARTBEAT_TEXT,
+    MAX_SHARE_KEY, MIN_INTERVAL_MS,
 };
 pub use queue::Outgoing;
 pub use sink::{
