@@ -293,6 +293,11 @@ pub struct Limits {
     /// and `probeIntervalMs`, `connectTimeoutMs`), in ms, so a page cannot turn a connection into a request
     /// storm. Default: 100.
     pub min_interval_ms: u64,
+    /// Messages an upstream re-sends after every open (`set_on_connect`), all subscribers together.
+    /// Default: 64.
+    pub max_on_connect_messages: usize,
+    /// Bytes of those messages together. Default: 256 KiB.
+    pub max_on_connect_bytes: usize,
 }
 
 impl Default for Limits {
@@ -304,6 +309,8 @@ impl Default for Limits {
             max_queue_messages: 100_000,
             max_queue_bytes: 64 << 20,
             min_interval_ms: MIN_INTERVAL_MS,
+            max_on_connect_messages: 64,
+            max_on_connect_bytes: 256 << 10,
         }
     }
 }
