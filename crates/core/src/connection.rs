@@ -431,6 +431,7 @@ impl Connection {
                 }
                 self.write_queued();
             }
+            Event::Writable => self.write_queued(),
             Event::Trouble(message) => self.report(message).await,
             Event::Ended(ended) => self.ended(ended).await,
         }

@@ -270,7 +270,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
                 written = std::future::poll_fn(|cx| poll_write(&mut self.sink, &mut self.pending, cx)), if self.writing.is_some() => {
                     self.write_deadline.as_mut().reset(deadline(NEVER));
                     match (self.writing.take(), written) {
-                        (Some(what @ (Writing::Ping | Writing::Beat)), Ok(())) => self.beat_written(what),
+                        (Some(what @ (Writing::Ping | Writing::Beat)), Ok(())) => {
+                            self.beat_written(what);
+                            if self.writing.is_none() {
+                                return Event::Writable;
+                            }
+                        }
                         (Some(Writing::App), Ok(())) => return Event::Written(Ok(())),
                         (Some(Writing::App), Err(e)) => {
                             let why = format!("the write failed ({e})");
@@ -659,13 +664,23 @@ mod tests {
         // The server never reads, so it never answers the ping.
         let (mut up, _server) = pair(1 << 16, Some(heartbeat)).await;
         let started = Instant::now();
-        match up.next().await {
+        match next_but_writable(&mut up).await {
             Event::Ended(Ended::Dropped { reason, .. }) => {
                 assert_eq!(reason, "no pong within 300 ms")
             }
             other => panic!("expected no pong, got {other:?}"),
         }
         assert_eq!(started.elapsed(), Duration::from_millis(1300));
+    }
+
+    /// The next event but the heartbeat's own `Writable`s.
+    async fn next_but_writable(up: &mut WsUpstream<DuplexStream>) -> Event {
+        loop {
+            match up.next().await {
+                Event::Writable => continue,
+                other => return other,
+            }
+        }
     }
 
     fn app_beat(reply: Option<&str>, protocol_ping: Option<bool>) -> HeartbeatOptions {
@@ -694,7 +709,7 @@ mod tests {
             server.send(Message::text("data")).await.unwrap();
             (got, server)
         });
-        match up.next().await {
+        match next_but_writable(&mut up).await {
             Event::Message(FrameBody::Message { data, .. }, _) => assert_eq!(data, "data"),
             other => panic!("expected only the data relayed, got {other:?}"),
         }
@@ -711,8 +726,11 @@ mod tests {
             server.send(Message::text("other")).await.unwrap();
             (m, server)
         });
-        assert!(matches!(up.next().await, Event::Message(..)));
-        match up.next().await {
+        assert!(matches!(
+            next_but_writable(&mut up).await,
+            Event::Message(..)
+        ));
+        match next_but_writable(&mut up).await {
             Event::Ended(Ended::Dropped { reason, .. }) => {
                 assert_eq!(reason, "no heartbeat reply \"ok\" within 300 ms")
             }
@@ -720,6 +738,17 @@ mod tests {
         }
         let (m, _server) = answer.await.unwrap();
         assert_eq!(m, Message::text("hb"));
+    }
+
+    /// The connection takes sends only while the upstream is writable: the end of a heartbeat's write is told,
+    /// or a send that came meanwhile would wait for the server's next message.
+    #[tokio::test(start_paused = true)]
+    async fn the_end_of_a_heartbeat_write_is_told() {
+        for heartbeat in [app_beat(None, None), HeartbeatOptions::default()] {
+            let (mut up, _server) = pair(1 << 16, Some(heartbeat)).await;
+            assert_eq!(up.next().await, Event::Writable);
+            assert_eq!(up.writable(), Writable::Now);
+        }
     }
 
     /// With `protocolPing: true` beside the message, both go out each interval, the message first.
@@ -733,7 +762,10 @@ mod tests {
             (a, b, server)
         });
         // Any message answers a heartbeat without `reply`, and is relayed.
-        assert!(matches!(up.next().await, Event::Message(..)));
+        assert!(matches!(
+            next_but_writable(&mut up).await,
+            Event::Message(..)
+        ));
         let (a, b, _server) = read.await.unwrap();
         assert_eq!(a, Message::text("hb"));
         assert!(matches!(b, Message::Ping(_)), "expected a ping, got {b:?}");
