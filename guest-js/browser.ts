@@ -63,6 +63,13 @@ export function connectBrowser(id: string, options: ConnectOptions, sink: FrameS
   let detached = false
   let socket: WebSocket | EventSource | undefined
   const types = new Set<string>(['message'])
+  // On-connect messages, in the order their keys were first set (a Map keeps it when a value is replaced).
+  const onConnect = new Map<string, string | Uint8Array>()
+  const write = (ws: WebSocket, payload: string | Uint8Array): void => {
+    ws.send(payload as string | ArrayBufferView<ArrayBuffer>)
+    counters.framesOut++
+    counters.bytesOut += typeof payload === 'string' ? payload.length : payload.byteLength
+  }
 
   const emit = (body: Body): void => {
     if (detached) return
@@ -86,7 +93,9 @@ export function connectBrowser(id: string, options: ConnectOptions, sink: FrameS
     socket = ws
     let errored = false
     ws.onopen = () => {
-      if (socket === ws) emit({ kind: 'state', state: 'connected', transport })
+      if (socket !== ws) return
+      emit({ kind: 'state', state: 'connected', transport })
+      for (const payload of onConnect.values()) write(ws, payload)
     }
     ws.onmessage = (e: MessageEvent) => {
       if (socket !== ws) return
@@ -158,10 +167,20 @@ export function connectBrowser(id: string, options: ConnectOptions, sink: FrameS
       if (!ws || ws.readyState !== 1) {
         throw new RealtimeError('not connected (outside Tauri, sends are not queued)')
       }
-      ws.send(payload as string | ArrayBufferView<ArrayBuffer>)
-      counters.framesOut++
-      counters.bytesOut += typeof payload === 'string' ? payload.length : payload.byteLength
+      write(ws, payload)
       return { queued: false }
+    },
+    async setOnConnect(key, payload) {
+      if (transport !== 'websocket') throw new RealtimeError('on-connect messages are for WebSocket connections')
+      onConnect.set(key, payload)
+      const ws = socket as WebSocket | undefined
+      if (!ws || ws.readyState !== 1) return { connected: false }
+      write(ws, payload)
+      return { connected: true }
+    },
+    async removeOnConnect(key) {
+      if (transport !== 'websocket') throw new RealtimeError('on-connect messages are for WebSocket connections')
+      return { removed: onConnect.delete(key) }
     },
     async close(code, reason) {
       shut(code, reason)

@@ -218,6 +218,33 @@ export interface ConnectResult {
   shared: boolean
 }
 
+/**
+ * What `setOnConnect()` accepts: a string (text), bytes (binary), or any other value, sent as its JSON text
+ * (`{ type: 'subscribe', topic: 'prices' }` becomes `'{"type":"subscribe","topic":"prices"}'`).
+ */
+export type OnConnectData =
+  | string
+  | ArrayBuffer
+  | ArrayBufferView
+  | Blob
+  | Record<string, unknown>
+  | unknown[]
+  | number
+  | boolean
+  | null
+
+/** What `setOnConnect()` (the `set_on_connect` command) gives. */
+export interface OnConnectResult {
+  /** True when the connection is open, so the message was also written now; false: it waits for the next open. */
+  connected: boolean
+}
+
+/** What `removeOnConnect()` (the `remove_on_connect` command) gives. */
+export interface RemovedResult {
+  /** False when this connection had no message under that key. */
+  removed: boolean
+}
+
 /** What the `send` command gives. */
 export interface SendResult {
   /** True when the message is held for delivery after a reconnect. */
@@ -329,6 +356,19 @@ export interface Connection {
    * the message is held for delivery after a reconnect; rejects when the queue is full.
    */
   send(data: string | ArrayBuffer | ArrayBufferView | Blob): Promise<SendResult>
+  /**
+   * Keeps a message that is written right after every open of the WebSocket, before the messages queued while
+   * it was down, so the server has its topic subscriptions (or an auth handshake) back before anything else
+   * arrives. `data`: a string (text), bytes (`ArrayBuffer`, typed array, `DataView`, `Blob`: binary), or any
+   * other value, sent as its JSON text. Setting a `key` again replaces its data and keeps its place; messages go
+   * in the order their keys were first set. When the connection is open, the message is written now as well
+   * (`connected: true`). Keys (1-256 bytes) are this connection's own, even on a shared upstream, and go when it
+   * closes. At most 64 messages and 256 KiB per upstream by default. WebSocket only: rejects on SSE and polling.
+   * Goes in call order with `send()`.
+   */
+  setOnConnect(key: string, data: OnConnectData): Promise<OnConnectResult>
+  /** Stops re-sending the message under `key` (nothing is sent for it: unsubscribing is the app's own message). */
+  removeOnConnect(key: string): Promise<RemovedResult>
   /**
    * Ends this subscription (the upstream closes when no subscriber is left), after sends already made.
    * No handler runs once it is called. Always stops delivery, sets `state` to `disconnected` and drops every
