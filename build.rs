@@ -1,4 +1,13 @@
-const COMMANDS: &[&str] = &["connect", "send", "close", "reconnect", "inspect", "ack"];
+const COMMANDS: &[&str] = &[
+    "connect",
+    "send",
+    "close",
+    "reconnect",
+    "inspect",
+    "ack",
+    "set_on_connect",
+    "remove_on_connect",
+];
 
 /// A URL the webview may reach with the realtime plugin: the connect URL, `fallback.pollUrl`,
 /// `fallback.sendUrl` and every redirect hop are checked. Deny entries win over allow entries.

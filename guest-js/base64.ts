@@ -1,6 +1,6 @@
 // Binary messages cross the IPC as base64 (standard alphabet, padded), the same as the `base64` crate's STANDARD.
 
-import type { MessageFrame } from './types.js'
+import type { MessageFrame, OnConnectData } from './types.js'
 
 interface Base64Native {
   fromBase64?: (s: string) => Uint8Array
@@ -37,6 +37,28 @@ export function decodeBinary(frame: Pick<MessageFrame, 'data' | 'binary'>): Uint
 
 /** What `send()` accepts. */
 export type SendData = string | ArrayBuffer | ArrayBufferView | Blob
+
+/** A string or bytes as `toPayload` makes them; any other value as its JSON text. */
+export async function toOnConnectPayload(data: OnConnectData): Promise<string | Uint8Array> {
+  if (
+    typeof data === 'string' ||
+    data instanceof ArrayBuffer ||
+    ArrayBuffer.isView(data) ||
+    (typeof Blob !== 'undefined' && data instanceof Blob)
+  ) {
+    return toPayload(data)
+  }
+  let json: string | undefined
+  try {
+    json = JSON.stringify(data)
+  } catch (e) {
+    throw new TypeError(`setOnConnect() could not turn the data into JSON: ${String(e)}`)
+  }
+  if (json === undefined) {
+    throw new TypeError('setOnConnect() takes a string, bytes, or a value JSON can express')
+  }
+  return json
+}
 
 /** A string stays text; everything else becomes bytes (a copy is not made where a view suffices). */
 export async function toPayload(data: SendData): Promise<string | Uint8Array> {

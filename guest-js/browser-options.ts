@@ -25,12 +25,6 @@ export interface Policy {
   onNormalClose: boolean
 }
 
-/**
- * `heartbeat.message` / `heartbeat.reply` (the application heartbeat) come to `HeartbeatOptions` with the engine's
- * support for them; until then they are read through this type.
- */
-type Heartbeat = HeartbeatOptions & { message?: string; reply?: string }
-
 /** What `connectBrowser` runs on: the options checked, with their defaults. */
 export interface BrowserOptions {
   url: URL
@@ -47,6 +41,7 @@ export interface BrowserOptions {
     idleTimeoutMs: number
     message: string | undefined
     reply: string | undefined
+    deliverReplies: boolean
   } | null
   queue: { maxMessages: number; maxBytes: number }
   /** The polling fallback: with a `pollUrl`, or for `transport: 'poll'` (which polls `url`). */
@@ -275,7 +270,7 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
     }
   }
 
-  const h = toggle<Heartbeat>('heartbeat', options.heartbeat, true)
+  const h = toggle<HeartbeatOptions>('heartbeat', options.heartbeat, true)
   let heartbeat: BrowserOptions['heartbeat'] = null
   if (h) {
     for (const field of ['message', 'reply'] as const) {
@@ -286,6 +281,15 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
     }
     if (h.reply !== undefined && h.message === undefined) {
       throw invalid('`heartbeat.reply` needs `heartbeat.message`: it is the answer to that message')
+    }
+    if (h.deliverReplies !== undefined && h.reply === undefined) {
+      throw invalid('`heartbeat.deliverReplies` needs `heartbeat.reply`: it says whether those replies reach the page')
+    }
+    if (h.protocolPing === true) {
+      throw refused(
+        '`heartbeat.protocolPing`',
+        'a browser cannot send WebSocket pings (it only answers the server\'s); use `heartbeat.message`',
+      )
     }
     if (transport === 'websocket' && h.message === undefined) {
       for (const field of ['pingIntervalMs', 'pongTimeoutMs'] as const) {
@@ -304,6 +308,7 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
       idleTimeoutMs: integer('heartbeat.idleTimeoutMs', h.idleTimeoutMs, 45_000, MIN_INTERVAL_MS),
       message: h.message,
       reply: h.reply,
+      deliverReplies: h.deliverReplies === true,
     }
   }
 

@@ -11,7 +11,15 @@ import { MAX_CLOSE_REASON, MAX_SERVER_DELAY_MS, resolveBrowserOptions, type Brow
 import { afterLastId, decide, parseRetryAfter, pollBackoff, type Ended, type Progress } from './browser-policy.js'
 import type { Backend, FrameSink } from './connection.js'
 import { RealtimeError } from './errors.js'
-import type { ConnectionInfo, ConnectOptions, Frame, SendResult, State } from './types.js'
+import type {
+  ConnectionInfo,
+  ConnectOptions,
+  Frame,
+  OnConnectResult,
+  RemovedResult,
+  SendResult,
+  State,
+} from './types.js'
 
 type Body = { [K in Frame['kind']]: Omit<Extract<Frame, { kind: K }>, 'seq'> }[Frame['kind']]
 
@@ -62,6 +70,11 @@ function describe(e: unknown): string {
 
 /** `setTimeout` fires at once past a signed 32-bit delay: longer waits are cut to this (about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** The engine's bounds of on-connect messages (`MAX_ON_CONNECT_KEY`, `Limits`' defaults). */
+const MAX_ON_CONNECT_KEY = 256
+const MAX_ON_CONNECT_MESSAGES = 64
+const MAX_ON_CONNECT_BYTES = 256 << 10
 
 const now = (): number => (typeof performance !== 'undefined' ? performance.now() : Date.now())
 
@@ -132,6 +145,8 @@ class BrowserConnection implements Backend {
   private wait: ReturnType<typeof setTimeout> | undefined
   private readonly queue: { payload: Payload; bytes: number }[] = []
   private queuedBytes = 0
+  /** On-connect messages, in the order their keys were first set (a Map keeps it when a value is replaced). */
+  private readonly onConnect = new Map<string, { payload: Payload; bytes: number }>()
   private detached = false
 
   constructor(
@@ -242,9 +257,14 @@ class BrowserConnection implements Backend {
     this.probing = false
     this.stopPolling('the connection left polling')
     this.emitState('connected', protocol ? { protocol } : {})
-    // Queued sends go out first, in order: the browser's send() is synchronous, so none can overtake them.
+    // On-connect messages first, then queued sends, in order: the browser's send() is synchronous, so none can
+    // overtake them.
     const write = this.current?.write
     if (!write) return
+    for (const { payload, bytes } of this.onConnect.values()) {
+      write(payload)
+      this.counted(bytes)
+    }
     for (const { payload, bytes } of this.queue.splice(0)) {
       write(payload)
       this.counted(bytes)
@@ -591,8 +611,8 @@ class BrowserConnection implements Backend {
       const isReply = hb !== null && hb.reply !== undefined && text === hb.reply
       if (hb && (hb.reply === undefined || isReply)) clearTimeout(pong)
       armIdle()
-      // The heartbeat's replies are the link's business, not the page's.
-      if (isReply) return
+      // The heartbeat's replies are the link's business, not the page's, unless it asks for them.
+      if (isReply && !hb.deliverReplies) return
       delivered = true
       this.counters.framesIn++
       this.counters.bytesIn += size
@@ -802,6 +822,54 @@ class BrowserConnection implements Backend {
     this.queue.push({ payload, bytes })
     this.queuedBytes += bytes
     return { queued: true }
+  }
+
+  async setOnConnect(key: string, payload: Payload): Promise<OnConnectResult> {
+    this.writesOnConnect()
+    if (key.length === 0 || utf8Length(key) > MAX_ON_CONNECT_KEY) {
+      throw new RealtimeError(
+        `invalid on-connect message: the key must be 1 to ${MAX_ON_CONNECT_KEY} bytes, got ${utf8Length(key)}`,
+      )
+    }
+    const bytes = typeof payload === 'string' ? utf8Length(payload) : payload.byteLength
+    if (bytes > this.opts.maxMessageSize) {
+      throw new RealtimeError(`message of ${bytes} bytes is larger than the limit of ${this.opts.maxMessageSize} bytes`)
+    }
+    const replaced = this.onConnect.get(key)?.bytes
+    let held = bytes - (replaced ?? 0)
+    for (const m of this.onConnect.values()) held += m.bytes
+    const full =
+      replaced === undefined && this.onConnect.size >= MAX_ON_CONNECT_MESSAGES
+        ? `${this.onConnect.size} messages are set, the limit is ${MAX_ON_CONNECT_MESSAGES}`
+        : held > MAX_ON_CONNECT_BYTES
+          ? `they would hold ${held} bytes, the limit is ${MAX_ON_CONNECT_BYTES}`
+          : undefined
+    if (full !== undefined) {
+      throw new RealtimeError(
+        `too many on-connect messages on this connection: ${full}; remove some with removeOnConnect()`,
+      )
+    }
+    this.onConnect.set(key, { payload, bytes })
+    const c = this.current
+    if (!c?.open || !c.write) return { connected: false }
+    c.write(payload)
+    this.counted(bytes)
+    return { connected: true }
+  }
+
+  async removeOnConnect(key: string): Promise<RemovedResult> {
+    this.writesOnConnect()
+    return { removed: this.onConnect.delete(key) }
+  }
+
+  /** As the engine says it: only a WebSocket writes after each open. */
+  private writesOnConnect(): void {
+    if (this.opts.transport === 'websocket') return
+    const what = this.opts.transport === 'sse' ? 'server-sent events' : 'by polling'
+    throw new RealtimeError(
+      `on-connect messages are for WebSocket connections; this one streams ${what}: send what the server needs ` +
+        'after each `connected` state instead',
+    )
   }
 
   private queueFull(why: string): RealtimeError {

@@ -2,7 +2,7 @@
 // `browser.ts`), it holds frames until the app attaches handlers, hands them out in `seq` order, reports gaps,
 // keeps sends in call order, and goes quiet on close.
 
-import { toPayload, type SendData } from './base64.js'
+import { toOnConnectPayload, toPayload, type SendData } from './base64.js'
 import { RealtimeError, toRealtimeError } from './errors.js'
 import { writable, type Writable } from './store.js'
 import { decodeBatch } from './wire.js'
@@ -16,7 +16,10 @@ import type {
   HandleOptions,
   MessageFrame,
   MessagesOptions,
+  OnConnectData,
+  OnConnectResult,
   Readable,
+  RemovedResult,
   SendResult,
   StateFrame,
   StateValue,
@@ -35,6 +38,8 @@ export const DEFAULT_LAST_MESSAGES = 100
 /** What a connection needs from whatever carries it: the Tauri IPC, or the browser's own sockets. */
 export interface Backend {
   send(payload: string | Uint8Array): Promise<SendResult>
+  setOnConnect(key: string, payload: string | Uint8Array): Promise<OnConnectResult>
+  removeOnConnect(key: string): Promise<RemovedResult>
   close(code?: number, reason?: string): Promise<void>
   reconnect(): Promise<void>
   inspect(): Promise<ConnectionInfo>
@@ -308,6 +313,35 @@ export class ConnectionImpl implements Connection, FrameSink {
     this.sendChain = result.catch(() => undefined)
     return result.catch((e: unknown) => {
       throw toRealtimeError(e)
+    })
+  }
+
+  setOnConnect(key: string, data: OnConnectData): Promise<OnConnectResult> {
+    if (typeof key !== 'string') return Promise.reject(new TypeError('setOnConnect() takes a string key'))
+    // In the sends' chain: a send made after it reaches the server after it.
+    return this.inOrder(async (backend) => backend.setOnConnect(key, await toOnConnectPayload(data)))
+  }
+
+  removeOnConnect(key: string): Promise<RemovedResult> {
+    if (typeof key !== 'string') return Promise.reject(new TypeError('removeOnConnect() takes a string key'))
+    return this.inOrder((backend) => backend.removeOnConnect(key))
+  }
+
+  /** Runs `op` after every earlier send and on-connect call, rejecting with a RealtimeError once closed. */
+  private inOrder<T>(op: (backend: Backend) => Promise<T>): Promise<T> {
+    if (this.closing || this.done) {
+      return Promise.reject(new RealtimeError(`connection ${this.id} is closed`))
+    }
+    let backend: Backend
+    try {
+      backend = this.requireBackend()
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const result = this.sendChain.then(() => op(backend))
+    this.sendChain = result.catch(() => undefined)
+    return result.catch((e: unknown) => {
+      throw e instanceof TypeError ? e : toRealtimeError(e)
     })
   }
 

@@ -8,7 +8,14 @@ import { encodeBase64 } from './base64.js'
 import type { Backend, ConnectionImpl } from './connection.js'
 import { RealtimeError, toRealtimeError } from './errors.js'
 import { receiver } from './receiver.js'
-import type { ConnectionInfo, ConnectOptions, ConnectResult, SendResult } from './types.js'
+import type {
+  ConnectionInfo,
+  ConnectOptions,
+  ConnectResult,
+  OnConnectResult,
+  RemovedResult,
+  SendResult,
+} from './types.js'
 
 /**
  * Flow control with the Rust side: at most this much is delivered to the webview and not yet processed by
@@ -37,6 +44,14 @@ function tauriBackend(id: string): Backend {
         'plugin:realtime|send',
         typeof payload === 'string' ? { id, data: payload } : { id, data: encodeBase64(payload), binary: true },
       ),
+    setOnConnect: (key, payload) =>
+      invoke<OnConnectResult>(
+        'plugin:realtime|set_on_connect',
+        typeof payload === 'string'
+          ? { id, key, data: payload }
+          : { id, key, data: encodeBase64(payload), binary: true },
+      ),
+    removeOnConnect: (key) => invoke<RemovedResult>('plugin:realtime|remove_on_connect', { id, key }),
     close: async (code, reason) => {
       await invoke('plugin:realtime|close', defined({ id, code, reason }))
     },

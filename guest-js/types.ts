@@ -95,17 +95,38 @@ export interface ReconnectOptions {
   onNormalClose?: boolean
 }
 
-/** Liveness: WebSocket ping/pong, and an idle timeout for SSE. */
+/**
+ * Liveness: WebSocket ping/pong or an application heartbeat, and an idle timeout for SSE. `message`, `reply`,
+ * `protocolPing` and `deliverReplies` are for WebSocket connections only (refused on SSE and polling).
+ */
 export interface HeartbeatOptions {
-  /** WebSocket ping interval, in ms; at least 100. Default: 30000. */
+  /** WebSocket ping interval (and application heartbeat interval), in ms; at least 100. Default: 30000. */
   pingIntervalMs?: number
   /**
-   * Time allowed for the pong, in ms; at least 100. Default: 10000. Also the write deadline: a message that
-   * takes longer to write means the server stopped reading, and the connection reconnects.
+   * Time allowed for the pong (or the heartbeat's reply), in ms; at least 100. Default: 10000. Also the write
+   * deadline: a message that takes longer to write means the server stopped reading, and the connection
+   * reconnects.
    */
   pongTimeoutMs?: number
   /** SSE: reconnect when no byte at all arrives for this long, in ms; at least 100. Default: 45000. */
   idleTimeoutMs?: number
+  /**
+   * WebSocket: a text message sent every `pingIntervalMs` as an application heartbeat (e.g.
+   * `'{"type":"ping"}'`), for servers that ignore protocol pings; 1 to 4096 bytes. It waits while a message is
+   * being written, is never queued while the connection is down, and is not counted as a send. A missing
+   * answer within `pongTimeoutMs` forces a reconnect. Default: none.
+   */
+  message?: string
+  /**
+   * WebSocket: the text that answers `message` (e.g. `'{"type":"pong"}'`). Set, only a message equal to it
+   * proves the link alive, and such messages are not relayed to the page (see `deliverReplies`); unset, any
+   * message from the server does. Default: none.
+   */
+  reply?: string
+  /** WebSocket: send protocol pings too (each must get its pong). Default: true without `message`, false with it. */
+  protocolPing?: boolean
+  /** WebSocket: relay messages equal to `reply` to the page as well. Default: false. */
+  deliverReplies?: boolean
 }
 
 /** Bounds of the outbound queue that holds sends while not connected. Overflow is an error to the caller. */
@@ -166,7 +187,7 @@ export interface ConnectOptions {
   reconnect?: boolean | ReconnectOptions
   /**
    * Liveness checks, or `false` for none. Default: on (`true`), with pingIntervalMs 30000, pongTimeoutMs 10000,
-   * idleTimeoutMs 45000.
+   * idleTimeoutMs 45000, protocol pings and no application heartbeat (`message`).
    */
   heartbeat?: boolean | HeartbeatOptions
   /** Outbound queue limits while not connected. Default: maxMessages 1000, maxBytes 1048576 (1 MiB). */
@@ -197,6 +218,33 @@ export interface ConnectResult {
   state: State
   /** True when this subscription joined an existing upstream. */
   shared: boolean
+}
+
+/**
+ * What `setOnConnect()` accepts: a string (text), bytes (binary), or any other value, sent as its JSON text
+ * (`{ type: 'subscribe', topic: 'prices' }` becomes `'{"type":"subscribe","topic":"prices"}'`).
+ */
+export type OnConnectData =
+  | string
+  | ArrayBuffer
+  | ArrayBufferView
+  | Blob
+  | Record<string, unknown>
+  | unknown[]
+  | number
+  | boolean
+  | null
+
+/** What `setOnConnect()` (the `set_on_connect` command) gives. */
+export interface OnConnectResult {
+  /** True when the connection is open, so the message was also written now; false: it waits for the next open. */
+  connected: boolean
+}
+
+/** What `removeOnConnect()` (the `remove_on_connect` command) gives. */
+export interface RemovedResult {
+  /** False when this connection had no message under that key. */
+  removed: boolean
 }
 
 /** What the `send` command gives. */
@@ -373,6 +421,19 @@ export interface Connection {
    * the message is held for delivery after a reconnect; rejects when the queue is full.
    */
   send(data: string | ArrayBuffer | ArrayBufferView | Blob): Promise<SendResult>
+  /**
+   * Keeps a message that is written right after every open of the WebSocket, before the messages queued while
+   * it was down, so the server has its topic subscriptions (or an auth handshake) back before anything else
+   * arrives. `data`: a string (text), bytes (`ArrayBuffer`, typed array, `DataView`, `Blob`: binary), or any
+   * other value, sent as its JSON text. Setting a `key` again replaces its data and keeps its place; messages go
+   * in the order their keys were first set. When the connection is open, the message is written now as well
+   * (`connected: true`). Keys (1-256 bytes) are this connection's own, even on a shared upstream, and go when it
+   * closes. At most 64 messages and 256 KiB per upstream by default. WebSocket only: rejects on SSE and polling.
+   * Goes in call order with `send()`.
+   */
+  setOnConnect(key: string, data: OnConnectData): Promise<OnConnectResult>
+  /** Stops re-sending the message under `key` (nothing is sent for it: unsubscribing is the app's own message). */
+  removeOnConnect(key: string): Promise<RemovedResult>
   /**
    * Ends this subscription (the upstream closes when no subscriber is left), after sends already made.
    * No handler runs once it is called. Always stops delivery, sets `state` to `disconnected` and drops every

@@ -120,6 +120,61 @@ pub(crate) async fn send<R: Runtime>(
     Ok(SendResult { queued })
 }
 
+/// The answer to `set_on_connect`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnConnectResult {
+    /// True when the connection is open, so the message was also written now; false: it waits for the open.
+    pub connected: bool,
+}
+
+/// The answer to `remove_on_connect`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedResult {
+    /// False when the subscription had no message under that key.
+    pub removed: bool,
+}
+
+/// A message the upstream writes right after every open, before queued sends (a topic subscription, an auth
+/// handshake), under this subscription's `key`. WebSocket only.
+#[command]
+pub(crate) async fn set_on_connect<R: Runtime>(
+    app: AppHandle<R>,
+    webview: Webview<R>,
+    id: String,
+    key: String,
+    data: String,
+    binary: Option<bool>,
+) -> Result<OnConnectResult> {
+    let msg = if binary.unwrap_or(false) {
+        Outgoing::from_base64(&data)?
+    } else {
+        Outgoing::Text(data)
+    };
+    let connected = app
+        .realtime()
+        .hub()
+        .set_on_connect(&id, webview.label(), &key, msg)
+        .await?;
+    Ok(OnConnectResult { connected })
+}
+
+#[command]
+pub(crate) async fn remove_on_connect<R: Runtime>(
+    app: AppHandle<R>,
+    webview: Webview<R>,
+    id: String,
+    key: String,
+) -> Result<RemovedResult> {
+    let removed = app
+        .realtime()
+        .hub()
+        .remove_on_connect(&id, webview.label(), &key)
+        .await?;
+    Ok(RemovedResult { removed })
+}
+
 #[command]
 pub(crate) async fn close<R: Runtime>(
     app: AppHandle<R>,

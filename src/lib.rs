@@ -202,7 +202,9 @@ impl Builder {
                 commands::close,
                 commands::reconnect,
                 commands::inspect,
-                commands::ack
+                commands::ack,
+                commands::set_on_connect,
+                commands::remove_on_connect
             ])
             .setup(move |app, _api| {
                 for pem in &pem_roots {

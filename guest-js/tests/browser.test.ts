@@ -441,6 +441,36 @@ describe('outside Tauri, WebSocket', () => {
     expect(await conn.inspect()).toMatchObject({ queued: 0, queuedBytes: 0, framesOut: 3 })
   })
 
+  it('writes on-connect messages after every open, in first-insertion order, before the queued sends', async () => {
+    const server = await wsServer((socket, i) => {
+      socket.on('message', (data) => {
+        if (i === 0 && String(data) === 'drop') socket.close(1012, 'restart')
+      })
+    })
+    const { conn, frames } = await open({ url: server.url, reconnect: { initialDelayMs: 1000, jitter: 0 } })
+    await until('connected', () => lastState(frames)?.state === 'connected')
+    expect(await conn.setOnConnect('auth', 'login')).toEqual({ connected: true })
+    expect(await conn.setOnConnect('topic', { topic: 'a' })).toEqual({ connected: true })
+    await conn.setOnConnect('gone', 'x')
+    expect(await conn.removeOnConnect('gone')).toEqual({ removed: true })
+    expect(await conn.removeOnConnect('gone')).toEqual({ removed: false })
+    await conn.send('drop')
+    await until('reconnecting', () => lastState(frames)?.state === 'reconnecting')
+    // Replaced in place while down: written on the next open only.
+    expect(await conn.setOnConnect('auth', 'login v2')).toEqual({ connected: false })
+    expect(await conn.send('queued')).toEqual({ queued: true })
+    await until('three messages on the second connection', () => server.received[1]?.length === 3)
+    expect(server.received).toEqual([
+      ['login', '{"topic":"a"}', 'x', 'drop'],
+      ['login v2', '{"topic":"a"}', 'queued'],
+    ])
+    const sse = await httpServer((_req, res) => eventStream(res))
+    const { conn: stream } = await open({ url: sse.url })
+    await expect(stream.setOnConnect('auth', 'login')).rejects.toThrow(
+      'on-connect messages are for WebSocket connections; this one streams server-sent events',
+    )
+  })
+
   it('bounds the queue by bytes too, and holds sends made before the first open', async () => {
     const server = await wsServer()
     const conn = await connect({ url: server.url, queue: { maxBytes: 4 } })

@@ -71,7 +71,9 @@ const TS_FIELDS = {
   ReconnectOptions: {
     initialDelayMs: 1, multiplier: 1, maxDelayMs: 1, jitter: 1, maxRetries: 1, stableAfterMs: 1, onNormalClose: 1,
   } satisfies Record<keyof ReconnectOptions, 1>,
-  HeartbeatOptions: { pingIntervalMs: 1, pongTimeoutMs: 1, idleTimeoutMs: 1 } satisfies Record<keyof HeartbeatOptions, 1>,
+  HeartbeatOptions: {
+    pingIntervalMs: 1, pongTimeoutMs: 1, idleTimeoutMs: 1, message: 1, reply: 1, protocolPing: 1, deliverReplies: 1,
+  } satisfies Record<keyof HeartbeatOptions, 1>,
   QueueOptions: { maxMessages: 1, maxBytes: 1 } satisfies Record<keyof QueueOptions, 1>,
   FallbackOptions: {
     pollUrl: 1, sendUrl: 1, intervalMs: 1, afterFailures: 1, probeIntervalMs: 1,

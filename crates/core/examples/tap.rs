@@ -6,14 +6,20 @@
 //! their `seq`. Diagnostics go to stderr.
 //!
 //! ```text
-//! cargo run --example tap -- <URL> [--transport websocket|sse|poll] [--header 'K: V']... [--method M]
-//!                            [--body STR] [--last-event-id ID] [--max-retries N] [--no-reconnect] [--echo]
-//!                            [--protocol P]... [--max-message-size BYTES]
+//! cargo run --example tap -- [URL] [--options JSON] [--transport websocket|sse|poll] [--header 'K: V']...
+//!                            [--method M] [--body STR] [--last-event-id ID] [--max-retries N] [--no-reconnect]
+//!                            [--echo] [--protocol P]... [--max-message-size BYTES]
 //!                            [--poll-url URL] [--send-url URL] [--poll-interval-ms N]
 //!                            [--probe-interval-ms N] [--after-failures N]
 //! ```
 //!
-//! - `URL`: `ws://`, `wss://`, `http://` or `https://`; the transport defaults from the scheme.
+//! - `URL`: `ws://`, `wss://`, `http://` or `https://`; the transport defaults from the scheme. It may come
+//!   from `--options` instead.
+//! - `--options JSON`: any `ConnectOptions`, as the same JSON object the bindings take (camelCase: `heartbeat`,
+//!   `queue`, `connectTimeoutMs`, ...), so every option can be tried from a terminal. The flags are merged
+//!   into it and win, field by field: `--header` replaces a header of the same name (in any case) and keeps
+//!   the others, `--max-retries` and the fallback flags set their field and keep the object's others,
+//!   `--protocol` replaces the list. `share` is always `false`: one tap, one upstream.
 //! - `--header 'K: V'`: a request header, sent on every attempt (repeat for more).
 //! - `--method`, `--body`, `--last-event-id`: the SSE request (e.g. a POST stream) and where to resume.
 //! - `--max-retries N`: give up (`failed`) after N reconnect attempts; default: unlimited.
@@ -32,8 +38,10 @@
 //! stdout. A flag that takes a value may be given once, but for `--header` (once per header name, in any
 //! case) and `--protocol`.
 //!
-//! For a WebSocket, each line of stdin is sent as a text message (while the connection is down it is
-//! queued and goes out after the reconnect; stderr says so). End of stdin does not close the connection.
+//! Each line of stdin is sent as a text message through the engine's `send`, whatever the transport: over a
+//! WebSocket (while the connection is down it is queued and goes out after the reconnect; stderr says so), or
+//! as a POST to `sendUrl` where the connection has one; where it cannot be sent, stderr says why. End of stdin
+//! does not close the connection.
 //!
 //! Exit status: 0 when the connection ends `disconnected` (e.g. the server closed it with 1000) or on
 //! SIGINT/SIGTERM (which close it gracefully first: WebSocket close 1000, printing the close's frames down to
@@ -79,13 +87,13 @@ use tokio::sync::mpsc;
 /// The synopsis, written out rather than generated: it reads like the README and the module doc, and every
 /// usage error repeats it.
 const SYNOPSIS: &str = "\
-tap <URL> [--transport websocket|sse|poll] [--header 'K: V']... [--method M] [--body STR]
-           [--last-event-id ID] [--max-retries N] [--no-reconnect] [--echo]
+tap [URL] [--options JSON] [--transport websocket|sse|poll] [--header 'K: V']... [--method M]
+           [--body STR] [--last-event-id ID] [--max-retries N] [--no-reconnect] [--echo]
            [--protocol P]... [--max-message-size BYTES]
            [--poll-url URL] [--send-url URL] [--poll-interval-ms N] [--probe-interval-ms N]
            [--after-failures N]";
 const ABOUT: &str = "\
-Prints every frame of the stream as one JSON line on stdout; WebSocket: sends each stdin line as text.";
+Prints every frame of the stream as one JSON line on stdout; sends each stdin line as text with send().";
 const EXIT_STATUS: &str = "\
 Exit status: 0 disconnected or interrupted, 1 failed, 2 bad arguments, 130 a second signal while closing.";
 
@@ -112,9 +120,13 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
     after_help = EXIT_STATUS
 )]
 struct Cli {
-    /// ws://, wss://, http:// or https://; the transport defaults from the scheme
+    /// ws://, wss://, http:// or https://; the transport defaults from the scheme [default: `url` of --options]
     #[arg(value_name = "URL")]
-    url: String,
+    url: Option<String>,
+    /// Any ConnectOptions as the JSON object the bindings take, e.g. '{"heartbeat":{"message":"ping"}}'; the
+    /// flags are merged into it and win
+    #[arg(long, value_name = "JSON", allow_hyphen_values = true)]
+    options: Option<String>,
     /// Instead of the transport the URL's scheme implies
     #[arg(long, value_enum, value_name = "TRANSPORT", allow_hyphen_values = true)]
     transport: Option<TransportArg>,
@@ -195,7 +207,6 @@ fn header(s: &str) -> Result<(String, String), String> {
 #[derive(Debug)]
 struct Args {
     options: ConnectOptions,
-    transport: Transport,
     echo: bool,
 }
 
@@ -241,69 +252,106 @@ fn usage_error(msg: &str) -> u8 {
     USAGE_ERROR
 }
 
+/// `--options`: a JSON object of `ConnectOptions`, its `url` from the command line when it has none.
+fn base_options(json: Option<&str>, url: Option<&str>) -> Result<ConnectOptions, String> {
+    let mut value = match json {
+        None => serde_json::Value::Object(Default::default()),
+        Some(text) => {
+            serde_json::from_str(text).map_err(|e| format!("--options is not valid JSON: {e}"))?
+        }
+    };
+    let Some(object) = value.as_object_mut() else {
+        return Err(
+            "--options must be a JSON object of connect options, e.g. '{\"url\":\"wss://...\"}'"
+                .into(),
+        );
+    };
+    match url {
+        Some(url) => {
+            object.insert("url".into(), url.into());
+        }
+        None if !object.contains_key("url") => {
+            return Err("a URL is needed: give it first, or as \"url\" in --options".into())
+        }
+        None => {}
+    }
+    serde_json::from_value(value).map_err(|e| format!("--options: {e}"))
+}
+
 impl Cli {
     /// The checks clap cannot express, then the engine's own validation, so that a bad URL or header is a
-    /// usage error (exit 2), not a failure.
+    /// usage error (exit 2), not a failure. The flags are laid over `--options`, field by field.
     fn into_args(self) -> Result<Args, String> {
-        let mut headers = BTreeMap::new();
+        let mut options = base_options(self.options.as_deref(), self.url.as_deref())?;
+        let mut given = BTreeMap::new();
         for (name, value) in self.headers {
             // Header names are case-insensitive: `A` and `a` would be the same header, one value lost.
-            if headers.insert(name.to_ascii_lowercase(), value).is_some() {
+            if given.insert(name.to_ascii_lowercase(), value).is_some() {
                 return Err(format!("--header {name} is given twice"));
             }
         }
+        for (name, value) in given {
+            options
+                .headers
+                .retain(|k, _| !k.eq_ignore_ascii_case(&name));
+            options.headers.insert(name, value);
+        }
         // clap has refused --no-reconnect with --max-retries.
-        let reconnect = if self.no_reconnect {
-            Some(Toggle::Enabled(false))
-        } else {
-            self.max_retries.map(|n| {
-                Toggle::With(ReconnectOptions {
-                    max_retries: Some(n),
-                    ..Default::default()
-                })
-            })
-        };
+        if self.no_reconnect {
+            options.reconnect = Some(Toggle::Enabled(false));
+        } else if let Some(n) = self.max_retries {
+            let mut r = match options.reconnect.take() {
+                Some(Toggle::With(r)) => r,
+                _ => ReconnectOptions::default(),
+            };
+            r.max_retries = Some(n);
+            options.reconnect = Some(Toggle::With(r));
+        }
         let fallback_given = self.poll_url.is_some()
             || self.send_url.is_some()
             || self.poll_interval_ms.is_some()
             || self.probe_interval_ms.is_some()
             || self.after_failures.is_some();
-        let mut fallback = FallbackOptions {
-            poll_url: self.poll_url,
-            send_url: self.send_url,
-            ..Default::default()
-        };
-        if let Some(ms) = self.poll_interval_ms {
-            fallback.interval_ms = ms;
+        if fallback_given {
+            let mut fallback = match options.fallback.take() {
+                Some(Toggle::With(f)) => f,
+                _ => FallbackOptions::default(),
+            };
+            if let Some(u) = self.poll_url {
+                fallback.poll_url = Some(u);
+            }
+            if let Some(u) = self.send_url {
+                fallback.send_url = Some(u);
+            }
+            if let Some(ms) = self.poll_interval_ms {
+                fallback.interval_ms = ms;
+            }
+            if let Some(ms) = self.probe_interval_ms {
+                fallback.probe_interval_ms = ms;
+            }
+            if let Some(n) = self.after_failures {
+                fallback.after_failures = n;
+            }
+            options.fallback = Some(Toggle::With(fallback));
         }
-        if let Some(ms) = self.probe_interval_ms {
-            fallback.probe_interval_ms = ms;
+        if let Some(t) = self.transport {
+            options.transport = Some(t.into());
         }
-        if let Some(n) = self.after_failures {
-            fallback.after_failures = n;
+        options.method = self.method.or(options.method);
+        options.body = self.body.or(options.body);
+        options.last_event_id = self.last_event_id.or(options.last_event_id);
+        if !self.protocols.is_empty() {
+            options.protocols = self.protocols;
         }
-        let options = ConnectOptions {
-            url: self.url,
-            transport: self.transport.map(Transport::from),
-            headers,
-            method: self.method,
-            body: self.body,
-            last_event_id: self.last_event_id,
-            reconnect,
-            protocols: self.protocols,
-            max_message_size: self.max_message_size,
-            fallback: fallback_given.then_some(Toggle::With(fallback)),
-            // One tap, one upstream: never join another subscription's.
-            share: Some(tauri_plugin_realtime_core::Share::Enabled(false)),
-            ..Default::default()
-        };
+        options.max_message_size = self.max_message_size.or(options.max_message_size);
+        // One tap, one upstream: never join another subscription's.
+        options.share = Some(tauri_plugin_realtime_core::Share::Enabled(false));
         let resolved = options.resolve(&limits()).map_err(|e| e.to_string())?;
         if self.echo && resolved.transport != Transport::Websocket {
             return Err("--echo needs a WebSocket (ws:// or wss://)".into());
         }
         Ok(Args {
             options,
-            transport: resolved.transport,
             echo: self.echo,
         })
     }
@@ -385,9 +433,8 @@ async fn run(args: Args) -> u8 {
         }
     };
 
-    if args.transport == Transport::Websocket {
-        spawn_stdin_sender(hub.clone(), id.clone());
-    }
+    // Whatever the transport: over SSE or polling, `send` POSTs to `sendUrl`, or says why it cannot.
+    spawn_stdin_sender(hub.clone(), id.clone());
     // One task sends the echoes, in the order the frames arrived.
     let echo = args.echo.then(|| spawn_echo(hub.clone(), id.clone()));
 
@@ -494,7 +541,7 @@ async fn run(args: Args) -> u8 {
     code
 }
 
-/// Sends each stdin line as a text message. Stdin is read on a plain thread: a blocking read there never
+/// Sends each stdin line as a text message through the hub's `send`. Stdin is read on a plain thread: a blocking read there never
 /// holds up the exit, as one on the runtime's blocking pool would.
 fn spawn_stdin_sender(hub: Hub, id: String) {
     let (tx, mut rx) = mpsc::channel::<String>(64);
@@ -618,7 +665,8 @@ mod tests {
     const WS: &str = "ws://127.0.0.1:1/";
     const HTTP: &str = "http://127.0.0.1:1/";
     /// Every flag that takes one value, with a value it accepts.
-    const SINGLE: [(&str, &str); 11] = [
+    const SINGLE: [(&str, &str); 12] = [
+        ("--options", "{}"),
         ("--transport", "websocket"),
         ("--method", "GET"),
         ("--body", "b"),
@@ -631,6 +679,10 @@ mod tests {
         ("--probe-interval-ms", "10"),
         ("--after-failures", "1"),
     ];
+
+    fn transport(a: &Args) -> Transport {
+        a.options.resolve(&limits()).expect("resolved").transport
+    }
 
     fn parse_args(args: &[&str]) -> Result<Parsed, String> {
         parse(std::iter::once("tap").chain(args.iter().copied()))
@@ -733,7 +785,7 @@ mod tests {
             ]
         );
         assert_eq!(a.options.reconnect, Some(Toggle::Enabled(false)));
-        assert_eq!(a.transport, Transport::Sse);
+        assert_eq!(transport(&a), Transport::Sse);
     }
 
     #[test]
@@ -758,7 +810,7 @@ mod tests {
         ]);
         assert_eq!(a.options.protocols, ["a", "b"]);
         assert!(a.echo);
-        assert_eq!(a.transport, Transport::Websocket);
+        assert_eq!(transport(&a), Transport::Websocket);
         assert_eq!(
             a.options.share,
             Some(tauri_plugin_realtime_core::Share::Enabled(false))
@@ -802,13 +854,99 @@ mod tests {
             "--transport",
             "poll",
         ]);
-        assert_eq!(a.transport, Transport::Poll);
+        assert_eq!(transport(&a), Transport::Poll);
+    }
+
+    /// `--options` takes any option as the bindings' JSON; the flags are laid over it and win, field by field.
+    #[test]
+    fn options_json_merged_with_the_flags_which_win() {
+        let json = r#"{
+            "url": "ws://127.0.0.1:1/from-json",
+            "headers": { "X-A": "json", "X-Keep": "json" },
+            "protocols": ["json"],
+            "reconnect": { "initialDelayMs": 250, "maxRetries": 9 },
+            "heartbeat": { "pingIntervalMs": 500, "message": "{\"type\":\"ping\"}", "reply": "{\"type\":\"pong\"}" },
+            "queue": { "maxMessages": 5 },
+            "share": "ignored",
+            "connectTimeoutMs": 1500
+        }"#;
+        let a = run(&["--options", json]);
+        assert_eq!(a.options.url, "ws://127.0.0.1:1/from-json");
+        assert_eq!(a.options.connect_timeout_ms, Some(1500));
+        match &a.options.heartbeat {
+            Some(Toggle::With(h)) => {
+                assert_eq!(h.message.as_deref(), Some(r#"{"type":"ping"}"#));
+                assert_eq!(h.ping_interval_ms, 500);
+            }
+            other => panic!("expected the heartbeat from the JSON, got {other:?}"),
+        }
+        assert_eq!(a.options.queue.as_ref().map(|q| q.max_messages), Some(5));
+        assert_eq!(
+            a.options.share,
+            Some(tauri_plugin_realtime_core::Share::Enabled(false))
+        );
+
+        let a = run(&[
+            WS,
+            "--options",
+            json,
+            "--header",
+            "x-a: flag",
+            "--protocol",
+            "flag",
+            "--max-retries",
+            "3",
+        ]);
+        assert_eq!(a.options.url, WS, "the positional URL wins");
+        let headers: Vec<_> = a
+            .options
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(headers, [("X-Keep", "json"), ("x-a", "flag")]);
+        assert_eq!(a.options.protocols, ["flag"]);
+        match &a.options.reconnect {
+            Some(Toggle::With(r)) => {
+                assert_eq!((r.max_retries, r.initial_delay_ms), (Some(3), 250))
+            }
+            other => panic!("expected the merged reconnect, got {other:?}"),
+        }
+        let a = run(&["--options", json, "--no-reconnect"]);
+        assert_eq!(a.options.reconnect, Some(Toggle::Enabled(false)));
+
+        // The fallback flags set their field and keep the object's others.
+        let a = run(&[
+            HTTP,
+            "--options",
+            r#"{"fallback":{"pollUrl":"http://127.0.0.1:1/p","intervalMs":700}}"#,
+            "--after-failures",
+            "1",
+        ]);
+        match &a.options.fallback {
+            Some(Toggle::With(f)) => assert_eq!(
+                (f.poll_url.as_deref(), f.interval_ms, f.after_failures),
+                (Some("http://127.0.0.1:1/p"), 700, 1)
+            ),
+            other => panic!("expected the merged fallback, got {other:?}"),
+        }
     }
 
     #[test]
     fn every_bad_command_line_is_refused_with_what_is_wrong() {
         for (args, what) in [
-            (&[][..], "<URL>"),
+            (&[][..], "a URL is needed"),
+            (&["--options", "{}"], "a URL is needed"),
+            (&["--options", "[1]"], "must be a JSON object"),
+            (&["--options", "{url"], "--options is not valid JSON"),
+            (
+                &[WS, "--options", r#"{"retries":3}"#],
+                "unknown field `retries`",
+            ),
+            (
+                &[WS, "--options", r#"{"heartbeat":{"message":""}}"#],
+                "`heartbeat.message` must be 1 to 4096 bytes",
+            ),
             (&[WS, "extra"], "'extra'"),
             (&[WS, "--bogus"], "'--bogus'"),
             (&[WS, "--transport", "carrier-pigeon"], "carrier-pigeon"),

@@ -20,7 +20,7 @@ use std::{
 use futures_util::FutureExt;
 use serde::Serialize;
 use tokio::{
-    sync::mpsc,
+    sync::{mpsc, oneshot},
     time::{sleep, Instant, Sleep},
 };
 use tokio_util::sync::CancellationToken;
@@ -30,9 +30,11 @@ use crate::{
     error::Error,
     fanout::{Fanout, Subscriber},
     frame::{FrameBody, State, Transport},
+    on_connect::{OnConnect, OnConnectLimits},
     options::Resolved,
     outbox::{Outbox, SendRequest, Wrote},
     policy::{decide, Ended, Step},
+    queue::Outgoing,
     time::millis,
     transport::{
         self, last_event_id_header, AttemptError, Env, Event, Notes, PollUpstream, Received,
@@ -49,8 +51,26 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 pub(crate) enum Control {
     Subscribe(Subscriber),
     Unsubscribe(Arc<str>),
-    Close { code: u16, reason: String },
+    Close {
+        code: u16,
+        reason: String,
+    },
     Reconnect,
+    /// Subscription `sub` sets its on-connect message `key`; the reply says whether the link is open (so it
+    /// goes now as well).
+    SetOnConnect {
+        sub: Arc<str>,
+        key: String,
+        msg: Outgoing,
+        limits: OnConnectLimits,
+        reply: oneshot::Sender<Result<bool, Error>>,
+    },
+    /// Subscription `sub` removes its on-connect message `key`; the reply says whether there was one.
+    RemoveOnConnect {
+        sub: Arc<str>,
+        key: String,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// What `inspect` reports, updated by the connection as it goes.
@@ -198,6 +218,8 @@ pub(crate) struct Connection {
     token: CancellationToken,
     fanout: Fanout,
     outbox: Outbox,
+    /// Written after every open of the stream, before the queue.
+    on_connect: OnConnect,
     backoff: Option<Backoff>,
     notes: Arc<Notes>,
     phase: Phase,
@@ -227,6 +249,7 @@ impl Connection {
         });
         Self {
             outbox: Outbox::new(opts.queue.clone()),
+            on_connect: OnConnect::default(),
             resume: opts.last_event_id.clone().unwrap_or_default(),
             opts,
             env,
@@ -328,6 +351,8 @@ impl Connection {
         self.phase = Phase::Streaming(upstream);
         self.emit_state(State::Connected, Some(0), None, None, protocol)
             .await;
+        // The server gets its subscriptions back before anything queued.
+        self.outbox.start_round(self.on_connect.messages());
         self.write_queued();
     }
 
@@ -402,10 +427,11 @@ impl Connection {
                 match self.outbox.written(result) {
                     Some(Wrote::Out(len)) => self.count_out(len),
                     Some(Wrote::Lost(message)) => self.report(message).await,
-                    Some(Wrote::Refused) | None => {}
+                    Some(Wrote::Refused | Wrote::Cut) | None => {}
                 }
                 self.write_queued();
             }
+            Event::Writable => self.write_queued(),
             Event::Trouble(message) => self.report(message).await,
             Event::Ended(ended) => self.ended(ended).await,
         }
@@ -514,6 +540,21 @@ impl Connection {
             }
             Some(Control::Unsubscribe(id)) => {
                 self.fanout.leave(&id);
+                self.on_connect.leave(&id);
+                false
+            }
+            Some(Control::SetOnConnect {
+                sub,
+                key,
+                msg,
+                limits,
+                reply,
+            }) => {
+                let _ = reply.send(self.set_on_connect(&sub, &key, msg, limits));
+                false
+            }
+            Some(Control::RemoveOnConnect { sub, key, reply }) => {
+                let _ = reply.send(self.on_connect.remove(&sub, &key));
                 false
             }
             Some(Control::Close { code, reason }) => {
@@ -525,6 +566,24 @@ impl Connection {
                 false
             }
         }
+    }
+
+    /// Keeps an on-connect message for every open; when the stream is open now, it goes now too (a topic
+    /// subscribed while connected must reach the server), after what is already being written.
+    fn set_on_connect(
+        &mut self,
+        sub: &Arc<str>,
+        key: &str,
+        msg: Outgoing,
+        limits: OnConnectLimits,
+    ) -> Result<bool, Error> {
+        self.on_connect.set(sub, key, msg.clone(), limits)?;
+        if !matches!(self.phase, Phase::Streaming(_)) {
+            return Ok(false);
+        }
+        self.outbox.add_to_round(msg);
+        self.write_queued();
+        Ok(true)
     }
 
     /// The app asked for a fresh attempt now: from `failed`, to skip a backoff wait, or to probe at once.
@@ -605,7 +664,7 @@ impl Connection {
             _ => return true,
         };
         match writable {
-            Writable::Now => self.outbox.idle() && self.outbox.queue_is_empty(),
+            Writable::Now => self.outbox.clear_to_send(),
             Writable::Busy => false,
             Writable::Never => true,
         }
@@ -664,8 +723,10 @@ impl Connection {
         self.sync_queue();
     }
 
-    /// A write in flight that will not finish: its sender is told it may not have arrived.
+    /// A write in flight that will not finish: its sender is told it may not have arrived. Called whenever
+    /// the stream is left, so the on-connect round ends here too (the next open starts a new one).
     async fn abandon_write(&mut self, why: &str) {
+        self.outbox.end_round();
         if let Some(Wrote::Lost(message)) = self.outbox.written(Err(why.to_owned())) {
             self.report(message).await;
         }
@@ -777,7 +838,11 @@ impl Connection {
             match c {
                 Control::Subscribe(sub) => self.fanout.push(sub),
                 Control::Unsubscribe(id) => self.fanout.leave(&id),
-                Control::Close { .. } | Control::Reconnect => {}
+                // Their replies are dropped: the caller hears that the connection closed.
+                Control::Close { .. }
+                | Control::Reconnect
+                | Control::SetOnConnect { .. }
+                | Control::RemoveOnConnect { .. } => {}
             }
         }
         self.note_error(&reason);

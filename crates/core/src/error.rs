@@ -27,6 +27,12 @@ pub enum Error {
     MessageTooLarge { size: usize, limit: usize },
     #[error("binary data is not valid base64: {0}")]
     InvalidBase64(String),
+    #[error("invalid on-connect message: {0}")]
+    InvalidOnConnect(String),
+    #[error("too many on-connect messages on this connection: {0}; remove some with removeOnConnect(), or raise Limits::max_on_connect_messages / max_on_connect_bytes in Rust")]
+    OnConnectFull(String),
+    #[error("on-connect messages are for WebSocket connections; this one streams {0}: send what the server needs after each `connected` state instead")]
+    OnConnectNotWritable(&'static str),
     #[error("invalid close: {0}")]
     InvalidClose(String),
     #[error("too many connections: {0}; close some first")]

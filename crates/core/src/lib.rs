@@ -34,6 +34,7 @@ mod error;
 mod fanout;
 mod frame;
 mod hub;
+mod on_connect;
 mod options;
 mod outbox;
 mod policy;
@@ -48,10 +49,11 @@ pub mod wire;
 pub use error::Error;
 pub use frame::{Frame, State, Transport};
 pub use hub::{new_id, ConnectRequest, Connected, ConnectionInfo, Hub, HubConfig, SecretHeaders};
+pub use on_connect::MAX_ON_CONNECT_KEY;
 pub use options::{
     ConnectOptions, FallbackOptions, HeartbeatOptions, Limits, QueueOptions, ReconnectOptions,
-    Share, Toggle, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_MESSAGE_SIZE, MAX_SHARE_KEY,
-    MIN_INTERVAL_MS,
+    Share, Toggle, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_MESSAGE_SIZE, MAX_HEARTBEAT_TEXT,
+    MAX_SHARE_KEY, MIN_INTERVAL_MS,
 };
 pub use queue::Outgoing;
 pub use sink::{

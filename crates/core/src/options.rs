@@ -136,16 +136,31 @@ impl Default for ReconnectOptions {
     }
 }
 
-/// Liveness: WebSocket ping/pong, and an idle timeout for SSE.
+/// Liveness: WebSocket ping/pong or an application heartbeat, and an idle timeout for SSE.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HeartbeatOptions {
-    /// WebSocket ping interval, in ms. Default: 30000.
+    /// WebSocket ping interval (and application heartbeat interval), in ms. Default: 30000.
     pub ping_interval_ms: u64,
-    /// Time allowed for the pong, in ms. Default: 10000.
+    /// Time allowed for the pong (or the heartbeat's reply), in ms. Default: 10000.
     pub pong_timeout_ms: u64,
     /// SSE: reconnect when no byte at all arrives for this long, in ms. Default: 45000.
     pub idle_timeout_ms: u64,
+    /// WebSocket: a text message sent every `pingIntervalMs` as an application heartbeat (e.g.
+    /// `{"type":"ping"}`), for servers that ignore protocol pings. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// WebSocket: the text that answers `message`. Set, only a message equal to it proves the link alive;
+    /// unset, any message from the server does. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    /// WebSocket: send protocol pings too (each must get its pong). Default: true without `message`, false
+    /// with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol_ping: Option<bool>,
+    /// WebSocket: relay messages equal to `reply` to the subscribers as well. Default: false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deliver_replies: bool,
 }
 
 impl Default for HeartbeatOptions {
@@ -154,9 +169,24 @@ impl Default for HeartbeatOptions {
             ping_interval_ms: 30_000,
             pong_timeout_ms: 10_000,
             idle_timeout_ms: 45_000,
+            message: None,
+            reply: None,
+            protocol_ping: None,
+            deliver_replies: false,
         }
     }
 }
+
+impl HeartbeatOptions {
+    /// Whether protocol pings go: asked for, or by default when there is no application heartbeat.
+    pub fn sends_protocol_ping(&self) -> bool {
+        self.protocol_ping.unwrap_or(self.message.is_none())
+    }
+}
+
+/// Longest application heartbeat `message` or `reply`, in bytes: a heartbeat is a small thing, and it is
+/// written on every interval.
+pub const MAX_HEARTBEAT_TEXT: usize = 4096;
 
 /// Bounds of the outbound queue that holds sends while not connected. Overflow is an error to the caller.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -263,6 +293,11 @@ pub struct Limits {
     /// and `probeIntervalMs`, `connectTimeoutMs`), in ms, so a page cannot turn a connection into a request
     /// storm. Default: 100.
     pub min_interval_ms: u64,
+    /// Messages an upstream re-sends after every open (`set_on_connect`), all subscribers together.
+    /// Default: 64.
+    pub max_on_connect_messages: usize,
+    /// Bytes of those messages together. Default: 256 KiB.
+    pub max_on_connect_bytes: usize,
 }
 
 impl Default for Limits {
@@ -274,6 +309,8 @@ impl Default for Limits {
             max_queue_messages: 100_000,
             max_queue_bytes: 64 << 20,
             min_interval_ms: MIN_INTERVAL_MS,
+            max_on_connect_messages: 64,
+            max_on_connect_bytes: 256 << 10,
         }
     }
 }
@@ -420,6 +457,7 @@ impl ConnectOptions {
             at_least("heartbeat.pingIntervalMs", h.ping_interval_ms, limits)?;
             at_least("heartbeat.pongTimeoutMs", h.pong_timeout_ms, limits)?;
             at_least("heartbeat.idleTimeoutMs", h.idle_timeout_ms, limits)?;
+            check_app_heartbeat(h, transport)?;
         }
         let queue = self.queue.clone().unwrap_or_default();
         if queue.max_messages > limits.max_queue_messages
@@ -498,6 +536,53 @@ impl ConnectOptions {
             fingerprint,
         })
     }
+}
+
+/// The application heartbeat's settings: WebSocket only (SSE has `idleTimeoutMs`), small texts, and nothing
+/// that would leave it meaningless.
+fn check_app_heartbeat(h: &HeartbeatOptions, transport: Transport) -> Result<(), Error> {
+    let app =
+        h.message.is_some() || h.reply.is_some() || h.protocol_ping.is_some() || h.deliver_replies;
+    if app && transport != Transport::Websocket {
+        return Err(Error::InvalidOptions(
+            "`heartbeat.message`, `reply`, `protocolPing` and `deliverReplies` are for WebSocket connections; \
+             an SSE or polled stream is checked by `heartbeat.idleTimeoutMs`"
+                .into(),
+        ));
+    }
+    for (field, text) in [
+        ("heartbeat.message", &h.message),
+        ("heartbeat.reply", &h.reply),
+    ] {
+        if let Some(t) = text {
+            if t.is_empty() || t.len() > MAX_HEARTBEAT_TEXT {
+                return Err(Error::InvalidOptions(format!(
+                    "`{field}` must be 1 to {MAX_HEARTBEAT_TEXT} bytes, got {}",
+                    t.len()
+                )));
+            }
+        }
+    }
+    if h.message.is_none() && (h.reply.is_some() || h.deliver_replies) {
+        return Err(Error::InvalidOptions(
+            "`heartbeat.reply` and `deliverReplies` answer `heartbeat.message`: set `message` too"
+                .into(),
+        ));
+    }
+    if h.reply.is_none() && h.deliver_replies {
+        return Err(Error::InvalidOptions(
+            "`heartbeat.deliverReplies` needs `heartbeat.reply`: without it nothing is held back"
+                .into(),
+        ));
+    }
+    if h.message.is_none() && h.protocol_ping == Some(false) {
+        return Err(Error::InvalidOptions(
+            "`heartbeat.protocolPing: false` without `heartbeat.message` leaves nothing to check the link; set \
+             `message`, or `heartbeat: false` for no heartbeat at all"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Default for [`Limits::min_interval_ms`].
@@ -780,6 +865,62 @@ mod tests {
         )
         .unwrap();
         assert!(at_floor.resolve(&l).is_ok());
+    }
+
+    #[test]
+    fn the_application_heartbeat_is_checked() {
+        let l = Limits::default();
+        let with = |url: &str, hb: &str| -> Result<Resolved, Error> {
+            let o: ConnectOptions =
+                serde_json::from_str(&format!(r#"{{"url":"{url}","heartbeat":{hb}}}"#)).unwrap();
+            o.resolve(&l)
+        };
+        let ok = with(
+            "ws://h/x",
+            r#"{"message":"{\"type\":\"ping\"}","reply":"{\"type\":\"pong\"}"}"#,
+        )
+        .unwrap();
+        let h = ok.heartbeat.unwrap();
+        assert_eq!(h.message.as_deref(), Some(r#"{"type":"ping"}"#));
+        assert!(!h.sends_protocol_ping(), "off by default beside a message");
+        assert!(HeartbeatOptions::default().sends_protocol_ping());
+        for (url, hb, want) in [
+            (
+                "https://h/x",
+                r#"{"message":"ping"}"#,
+                "for WebSocket connections",
+            ),
+            (
+                "https://h/x",
+                r#"{"protocolPing":true}"#,
+                "for WebSocket connections",
+            ),
+            (
+                "ws://h/x",
+                r#"{"message":""}"#,
+                "`heartbeat.message` must be 1 to 4096 bytes",
+            ),
+            ("ws://h/x", r#"{"reply":"pong"}"#, "set `message` too"),
+            (
+                "ws://h/x",
+                r#"{"message":"p","deliverReplies":true}"#,
+                "needs `heartbeat.reply`",
+            ),
+            (
+                "ws://h/x",
+                r#"{"protocolPing":false}"#,
+                "leaves nothing to check the link",
+            ),
+        ] {
+            match with(url, hb) {
+                Err(Error::InvalidOptions(m)) => {
+                    assert!(m.contains(want), "expected {want:?} for {hb}, got {m:?}")
+                }
+                other => panic!("expected {hb} on {url} to be refused, got {other:?}"),
+            }
+        }
+        let long = format!(r#"{{"message":"{}"}}"#, "p".repeat(MAX_HEARTBEAT_TEXT + 1));
+        assert!(with("ws://h/x", &long).is_err());
     }
 
     #[test]

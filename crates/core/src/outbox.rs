@@ -1,6 +1,9 @@
 //! What the app sends: the bounded queue of messages that wait for a connection, in order, and the one message
 //! being written. Messages are written at most once: one whose write did not finish is reported, never sent
-//! again (it may or may not have reached the server).
+//! again (it may or may not have reached the server). After an open, the on-connect messages (`on_connect.rs`)
+//! go first, before the queue: the round.
+
+use std::collections::VecDeque;
 
 use tokio::sync::oneshot;
 
@@ -25,10 +28,14 @@ enum Writing {
     },
     /// A message from the queue; its caller was told `queued: true`.
     Queued { len: usize },
+    /// An on-connect message: nobody waits for it, and it goes again after the next open.
+    OnConnect { len: usize },
 }
 
 pub(crate) struct Outbox {
     queue: OutQueue,
+    /// The on-connect messages still to write since the last open, before the queue.
+    round: VecDeque<Outgoing>,
     writing: Option<Writing>,
 }
 
@@ -40,12 +47,15 @@ pub(crate) enum Wrote {
     Lost(String),
     /// A send whose write did not finish: its caller has been told.
     Refused,
+    /// An on-connect message whose write did not finish: nobody to tell, it goes again after the next open.
+    Cut,
 }
 
 impl Outbox {
     pub(crate) fn new(limits: QueueOptions) -> Self {
         Self {
             queue: OutQueue::new(limits),
+            round: VecDeque::new(),
             writing: None,
         }
     }
@@ -70,8 +80,27 @@ impl Outbox {
         req.msg
     }
 
-    /// The oldest queued message, to write now.
+    /// The link opened: these on-connect messages go first, in order, replacing what an earlier open left.
+    pub(crate) fn start_round(&mut self, msgs: Vec<Outgoing>) {
+        self.round = msgs.into();
+    }
+
+    /// An on-connect message set while the link is open: it goes now too, after the round's others.
+    pub(crate) fn add_to_round(&mut self, msg: Outgoing) {
+        self.round.push_back(msg);
+    }
+
+    /// The link is gone: what the round did not write waits for the next open.
+    pub(crate) fn end_round(&mut self) {
+        self.round.clear();
+    }
+
+    /// The next on-connect message, else the oldest queued one, to write now.
     pub(crate) fn write_queued(&mut self) -> Option<Outgoing> {
+        if let Some(msg) = self.round.pop_front() {
+            self.writing = Some(Writing::OnConnect { len: msg.len() });
+            return Some(msg);
+        }
         let msg = self.queue.pop()?;
         self.writing = Some(Writing::Queued { len: msg.len() });
         Some(msg)
@@ -85,7 +114,8 @@ impl Outbox {
                 let _ = reply.send(Ok(false));
                 Wrote::Out(len)
             }
-            (Writing::Queued { len }, Ok(())) => Wrote::Out(len),
+            (Writing::Queued { len } | Writing::OnConnect { len }, Ok(())) => Wrote::Out(len),
+            (Writing::OnConnect { .. }, Err(_)) => Wrote::Cut,
             (Writing::Send { reply, .. }, Err(why)) => {
                 let _ = reply.send(Err(Error::SendFailed(format!(
                     "{why}; it may not have reached the server"
@@ -107,8 +137,9 @@ impl Outbox {
         (self.queue.len(), self.queue.bytes())
     }
 
-    pub(crate) fn queue_is_empty(&self) -> bool {
-        self.queue.is_empty()
+    /// Nothing is being written and nothing waits to be: a new send may go straight out.
+    pub(crate) fn clear_to_send(&self) -> bool {
+        self.idle() && self.queue.is_empty() && self.round.is_empty()
     }
 }
 
@@ -138,7 +169,7 @@ mod tests {
         assert!(
             matches!(ob.written(Err("dropped".into())), Some(Wrote::Lost(m)) if m.contains("dropped"))
         );
-        assert!(ob.queue_is_empty() && ob.idle());
+        assert!(ob.clear_to_send());
         // A send's caller hears the outcome itself.
         let (c, answer_c) = req("c");
         assert_eq!(ob.write(c), Outgoing::Text("c".into()));
@@ -152,5 +183,27 @@ mod tests {
             "got {e}"
         );
         assert!(ob.written(Ok(())).is_none(), "nothing in flight");
+    }
+
+    #[tokio::test]
+    async fn the_round_goes_before_the_queue_and_a_cut_one_is_not_reported() {
+        let mut ob = Outbox::new(QueueOptions::default());
+        let (a, _) = req("queued");
+        ob.hold(a);
+        ob.start_round(vec![Outgoing::Text("sub 1".into())]);
+        ob.add_to_round(Outgoing::Text("sub 2".into()));
+        assert!(!ob.clear_to_send());
+        assert_eq!(ob.write_queued(), Some(Outgoing::Text("sub 1".into())));
+        assert!(matches!(ob.written(Ok(())), Some(Wrote::Out(5))));
+        assert_eq!(ob.write_queued(), Some(Outgoing::Text("sub 2".into())));
+        assert!(matches!(
+            ob.written(Err("dropped".into())),
+            Some(Wrote::Cut)
+        ));
+        ob.start_round(vec![Outgoing::Text("sub 1".into())]);
+        ob.end_round();
+        assert_eq!(ob.write_queued(), Some(Outgoing::Text("queued".into())));
+        assert!(matches!(ob.written(Ok(())), Some(Wrote::Out(6))));
+        assert!(ob.clear_to_send());
     }
 }

@@ -579,6 +579,7 @@ fn opts() -> impl Strategy<Value = Opts> {
                 ping_interval_ms: ping,
                 pong_timeout_ms: pong,
                 idle_timeout_ms: idle,
+                ..Default::default()
             }))
         }),
     ];

@@ -622,6 +622,7 @@ fn limits() -> impl Strategy<Value = Limits> {
                 max_queue_messages,
                 max_queue_bytes,
                 min_interval_ms,
+                ..Default::default()
             }
         ),
     ]

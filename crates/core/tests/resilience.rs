@@ -793,6 +793,58 @@ async fn tap_prints_every_frame_as_json_and_exits_0_when_the_server_closes() {
     server.kill().await;
 }
 
+/// `--options` carries any option as the bindings' JSON, here an application heartbeat: the server gets it,
+/// and its replies are not printed.
+#[tokio::test]
+async fn tap_options_json_sets_an_application_heartbeat() {
+    let listener = bind(0).await;
+    let port = listener.local_addr().unwrap().port();
+    let server = RawServer::start(listener, |socket, _| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
+            return;
+        };
+        let _ = ws.send(Message::text("hello")).await;
+        let mut answered = 0;
+        while let Some(Ok(msg)) = ws.next().await {
+            if matches!(&msg, Message::Text(t) if t.as_str() == "ping") {
+                let _ = ws.send(Message::text("pong")).await;
+                answered += 1;
+                if answered == 3 {
+                    break;
+                }
+            }
+        }
+        let _ = ws
+            .send(Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "three beats".into(),
+            })))
+            .await;
+        let _ = timeout(WAIT, async { while ws.next().await.is_some() {} }).await;
+    });
+
+    let options = r#"{"heartbeat":{"pingIntervalMs":50,"message":"ping","reply":"pong"}}"#;
+    let child = tap(&[&format!("ws://127.0.0.1:{port}/"), "--options", options])
+        .spawn()
+        .expect("spawn tap");
+    let run = finish(child).await;
+    let got = summary(&run.frames);
+    let want = [
+        "state:connecting",
+        "state:connected",
+        "message:hello",
+        "close:1000 three beats",
+        "state:disconnected",
+    ];
+    assert_eq!(
+        got, want,
+        "expected {want:?}, got {got:?} (stderr: {})",
+        run.stderr
+    );
+    run.assert_exit(0, "");
+    server.kill().await;
+}
+
 #[tokio::test]
 async fn tap_echo_sends_back_text_and_binary_in_order() {
     let listener = bind(0).await;

@@ -25,6 +25,7 @@ use super::{
     error::Error,
     fanout::Subscriber,
     frame::{State, Transport},
+    on_connect::{check_key, OnConnectLimits},
     options::{ConnectOptions, Limits, Resolved, Sharing},
     outbox::SendRequest,
     queue::Outgoing,
@@ -383,6 +384,67 @@ impl Hub {
         answer.await.map_err(|_| Error::Closed(id.to_owned()))?
     }
 
+    /// Sets a message that the upstream writes right after every open, before anything queued (a topic
+    /// subscription, an auth handshake), under `key`: setting the key again replaces its data and keeps its
+    /// place, in the order keys were first set. Keys are this subscription's own, and go when it leaves. When
+    /// the stream is open, the message is written now as well; `Ok(true)` says so. WebSocket only.
+    pub async fn set_on_connect(
+        &self,
+        id: &str,
+        owner: &str,
+        key: &str,
+        msg: Outgoing,
+    ) -> Result<bool, Error> {
+        check_key(key)?;
+        let limits = &self.inner.config.limits;
+        let limits = OnConnectLimits {
+            messages: limits.max_on_connect_messages,
+            bytes: limits.max_on_connect_bytes,
+        };
+        let (reply, answer) = oneshot::channel();
+        {
+            let reg = self.inner.lock();
+            let up = owned_upstream(&reg, id, owner)?;
+            writes_on_connect(up.transport)?;
+            if msg.len() > up.max_message_size {
+                return Err(Error::MessageTooLarge {
+                    size: msg.len(),
+                    limit: up.max_message_size,
+                });
+            }
+            up.ctl
+                .send(Control::SetOnConnect {
+                    sub: id.into(),
+                    key: key.to_owned(),
+                    msg,
+                    limits,
+                    reply,
+                })
+                .map_err(|_| Error::Closed(id.to_owned()))?;
+        }
+        answer.await.map_err(|_| Error::Closed(id.to_owned()))?
+    }
+
+    /// Removes this subscription's on-connect message `key`; `Ok(false)` when it had none. Nothing is sent
+    /// for it: undoing a subscription on the server is the app's own message.
+    pub async fn remove_on_connect(&self, id: &str, owner: &str, key: &str) -> Result<bool, Error> {
+        check_key(key)?;
+        let (reply, answer) = oneshot::channel();
+        {
+            let reg = self.inner.lock();
+            let up = owned_upstream(&reg, id, owner)?;
+            writes_on_connect(up.transport)?;
+            up.ctl
+                .send(Control::RemoveOnConnect {
+                    sub: id.into(),
+                    key: key.to_owned(),
+                    reply,
+                })
+                .map_err(|_| Error::Closed(id.to_owned()))?;
+        }
+        answer.await.map_err(|_| Error::Closed(id.to_owned()))
+    }
+
     /// The subscriber has processed `frames` frames in all: with an ack window, delivery may go on.
     pub fn ack(&self, id: &str, owner: &str, frames: u64) -> Result<(), Error> {
         let reg = self.inner.lock();
@@ -701,6 +763,15 @@ fn release(weak: &Weak<Inner>, id: &str, leave: Leave<'_>) {
 fn forget_upstream(weak: &Weak<Inner>, uid: u64) {
     if let Some(inner) = weak.upgrade() {
         drop_upstream(&mut inner.lock(), uid);
+    }
+}
+
+/// On-connect messages are written on the WebSocket; SSE and polling have no socket to write them on.
+fn writes_on_connect(transport: Transport) -> Result<(), Error> {
+    match transport {
+        Transport::Websocket => Ok(()),
+        Transport::Sse => Err(Error::OnConnectNotWritable("server-sent events")),
+        Transport::Poll => Err(Error::OnConnectNotWritable("by polling")),
     }
 }
 

@@ -82,6 +82,9 @@ pub(crate) enum Event {
     /// The message given to [`Upstream::write`] was written (`Ok`), or was not and may not have arrived (`Err`,
     /// saying why). Either way the upstream can take the next one.
     Written(Result<(), String>),
+    /// A heartbeat's own write finished: the upstream can take a message again. Sends held back while it was
+    /// being written go now, rather than after whatever the server sends next (a held-back reply is nothing).
+    Writable,
     /// Something went wrong that the upstream got over by itself (a failed poll): worth a non-fatal `error`.
     Trouble(String),
     /// The upstream has ended; it reports nothing more.

@@ -1,5 +1,6 @@
 //! The WebSocket upstream (tokio-tungstenite over rustls): the opening handshake, then reading, writing one
-//! message at a time with a deadline, the ping/pong heartbeat and the close handshake.
+//! message at a time with a deadline, the heartbeat (protocol ping/pong, an application message and its reply,
+//! or both) and the close handshake.
 //!
 //! Everything it has in flight lives in [`WsUpstream`], so [`WsUpstream::next`] can be dropped and called
 //! again at any point: the connection polls it beside its controls, and a server that stops reading or
@@ -69,6 +70,16 @@ enum Writing {
     App,
     /// The heartbeat's ping.
     Ping,
+    /// The application heartbeat's message: never queued, never counted as a send.
+    Beat,
+}
+
+/// The application heartbeat: a text sent every interval, and what proves the link alive after it.
+struct AppBeat {
+    message: String,
+    /// Only this text proves the link alive (and it is not relayed unless `deliver`); `None`: any message.
+    reply: Option<String>,
+    deliver: bool,
 }
 
 /// An open WebSocket.
@@ -78,9 +89,18 @@ pub(crate) struct WsUpstream<S> {
     protocol: Option<String>,
     /// Ping every `ping_every` while nothing is written; a pong must come within `pong_within`.
     heartbeat: Option<(Duration, Duration)>,
+    /// Whether the heartbeat sends protocol pings.
+    protocol_ping: bool,
+    /// The application heartbeat, when the options set a `message`.
+    beat: Option<AppBeat>,
+    /// The protocol ping is due after the application message being written (both are on).
+    ping_after: bool,
     ping: Pin<Box<Sleep>>,
     pong: Pin<Box<Sleep>>,
     awaiting_pong: bool,
+    /// A reply to the application heartbeat must come by this.
+    reply: Pin<Box<Sleep>>,
+    awaiting_reply: bool,
     /// The message being written: `pending` until the socket takes it, then flushed.
     pending: Option<Message>,
     writing: Option<Writing>,
@@ -96,12 +116,24 @@ pub(crate) struct WsUpstream<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
     /// Wraps a socket whose handshake is done. The heartbeat, when on, pings every `pingIntervalMs` and
     /// expects a pong within `pongTimeoutMs`, which is also the write deadline (without a heartbeat, the
-    /// write deadline is `connectTimeoutMs`).
+    /// write deadline is `connectTimeoutMs`). With a `message`, it sends that text instead (or before the ping,
+    /// with `protocolPing`) and expects a reply within the same time.
     pub(crate) fn new(ws: WebSocketStream<S>, protocol: Option<String>, opts: &Resolved) -> Self {
         let heartbeat = opts
             .heartbeat
             .as_ref()
             .map(|h| (millis(h.ping_interval_ms), millis(h.pong_timeout_ms)));
+        let protocol_ping = opts
+            .heartbeat
+            .as_ref()
+            .is_some_and(|h| h.sends_protocol_ping());
+        let beat = opts.heartbeat.as_ref().and_then(|h| {
+            h.message.clone().map(|message| AppBeat {
+                message,
+                reply: h.reply.clone(),
+                deliver: h.deliver_replies,
+            })
+        });
         let write_within = heartbeat.map_or(opts.connect_timeout, |(_, pong)| pong);
         let (sink, stream) = ws.split();
         Self {
@@ -111,7 +143,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
             ping: Box::pin(sleep(heartbeat.map_or(NEVER, |(ping, _)| ping))),
             pong: Box::pin(sleep(NEVER)),
             heartbeat,
+            protocol_ping,
+            beat,
+            ping_after: false,
             awaiting_pong: false,
+            reply: Box::pin(sleep(NEVER)),
+            awaiting_reply: false,
             pending: None,
             writing: None,
             write_within,
@@ -152,6 +189,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
             .reset(deadline(self.write_within));
     }
 
+    /// The heartbeat's next write: the application message (then the ping, when both are on), or the ping.
+    fn beat(&mut self) {
+        match &self.beat {
+            Some(beat) => {
+                self.ping_after = self.protocol_ping;
+                let text = Message::text(beat.message.clone());
+                self.start(Writing::Beat, text);
+            }
+            None => self.start(Writing::Ping, Message::Ping(Default::default())),
+        }
+    }
+
+    /// A heartbeat write went out: wait for its answer (an earlier wait keeps its deadline), then the ping
+    /// that was due after it, if any.
+    fn beat_written(&mut self, what: Writing) {
+        let within = self.heartbeat.map_or(NEVER, |(_, p)| p);
+        if what == Writing::Ping && !self.awaiting_pong {
+            self.awaiting_pong = true;
+            self.pong.as_mut().reset(deadline(within));
+        }
+        if what == Writing::Beat && !self.awaiting_reply {
+            self.awaiting_reply = true;
+            self.reply.as_mut().reset(deadline(within));
+        }
+        if std::mem::take(&mut self.ping_after) {
+            self.start(Writing::Ping, Message::Ping(Default::default()));
+        }
+    }
+
+    /// A text or binary message arrived: whether it answers the application heartbeat, and whether it is
+    /// only that answer (not to be relayed).
+    fn heard(&mut self, text: Option<&str>) -> bool {
+        let Some(beat) = &self.beat else { return false };
+        let (answers, hold) = match (&beat.reply, text) {
+            (None, _) => (true, false),
+            (Some(reply), Some(t)) if t == reply => (true, !beat.deliver),
+            (Some(_), _) => (false, false),
+        };
+        if answers {
+            self.awaiting_reply = false;
+            self.reply.as_mut().reset(deadline(NEVER));
+        }
+        hold
+    }
+
     fn progress(&self) -> Progress {
         Progress {
             uptime: self.since.elapsed(),
@@ -188,10 +270,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
                 written = std::future::poll_fn(|cx| poll_write(&mut self.sink, &mut self.pending, cx)), if self.writing.is_some() => {
                     self.write_deadline.as_mut().reset(deadline(NEVER));
                     match (self.writing.take(), written) {
-                        (Some(Writing::Ping), Ok(())) => {
-                            if !self.awaiting_pong {
-                                self.awaiting_pong = true;
-                                self.pong.as_mut().reset(deadline(self.heartbeat.map_or(NEVER, |(_, p)| p)));
+                        (Some(what @ (Writing::Ping | Writing::Beat)), Ok(())) => {
+                            self.beat_written(what);
+                            if self.writing.is_none() {
+                                return Event::Writable;
                             }
                         }
                         (Some(Writing::App), Ok(())) => return Event::Written(Ok(())),
@@ -213,6 +295,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
                 }
                 m = self.stream.next() => match m {
                     Some(Ok(Message::Text(text))) => {
+                        if self.heard(Some(text.as_str())) {
+                            continue;
+                        }
                         self.delivered = true;
                         let len = text.len();
                         return Event::Message(FrameBody::Message {
@@ -225,6 +310,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
                     }
                     Some(Ok(Message::Binary(bytes))) => {
                         use base64::Engine as _;
+                        self.heard(None);
                         self.delivered = true;
                         return Event::Message(FrameBody::Message {
                             transport: Transport::Websocket,
@@ -263,11 +349,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
                 _ = &mut self.ping, if self.heartbeat.is_some() && self.writing.is_none() => {
                     let every = self.heartbeat.map_or(NEVER, |(ping, _)| ping);
                     self.ping.as_mut().reset(deadline(every));
-                    self.start(Writing::Ping, Message::Ping(Default::default()));
+                    self.beat();
                 }
                 _ = &mut self.pong, if self.awaiting_pong => {
                     let within = self.heartbeat.map_or(NEVER, |(_, p)| p);
                     let reason = format!("no pong within {} ms", within.as_millis());
+                    return self.end(Ended::Dropped { reason, progress: self.progress() });
+                }
+                _ = &mut self.reply, if self.awaiting_reply => {
+                    let within = self.heartbeat.map_or(NEVER, |(_, p)| p).as_millis();
+                    let reason = match self.beat.as_ref().and_then(|b| b.reply.as_deref()) {
+                        Some(reply) => format!("no heartbeat reply {reply:?} within {within} ms"),
+                        None => format!("no message after the heartbeat within {within} ms"),
+                    };
                     return self.end(Ended::Dropped { reason, progress: self.progress() });
                 }
             }
@@ -308,6 +402,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
     ) -> Option<(u16, String)> {
         self.pending = None;
         self.writing = None;
+        self.ping_after = false;
         let frame = CloseFrame {
             code: CloseCode::from(code),
             reason: reason.to_owned().into(),
@@ -569,13 +664,111 @@ mod tests {
         // The server never reads, so it never answers the ping.
         let (mut up, _server) = pair(1 << 16, Some(heartbeat)).await;
         let started = Instant::now();
-        match up.next().await {
+        match next_but_writable(&mut up).await {
             Event::Ended(Ended::Dropped { reason, .. }) => {
                 assert_eq!(reason, "no pong within 300 ms")
             }
             other => panic!("expected no pong, got {other:?}"),
         }
         assert_eq!(started.elapsed(), Duration::from_millis(1300));
+    }
+
+    /// The next event but the heartbeat's own `Writable`s.
+    async fn next_but_writable(up: &mut WsUpstream<DuplexStream>) -> Event {
+        loop {
+            match up.next().await {
+                Event::Writable => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn app_beat(reply: Option<&str>, protocol_ping: Option<bool>) -> HeartbeatOptions {
+        HeartbeatOptions {
+            ping_interval_ms: 1000,
+            pong_timeout_ms: 300,
+            message: Some("hb".into()),
+            reply: reply.map(str::to_owned),
+            protocol_ping,
+            ..Default::default()
+        }
+    }
+
+    /// The application heartbeat goes out as text every interval (no protocol ping unless asked for), its
+    /// reply keeps the link and is held back, other messages are relayed.
+    #[tokio::test(start_paused = true)]
+    async fn an_application_heartbeat_and_its_reply() {
+        let (mut up, mut server) = pair(1 << 16, Some(app_beat(Some("ok"), None))).await;
+        let answer = tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                let m = server.next().await.unwrap().unwrap();
+                got.push(m.clone());
+                server.send(Message::text("ok")).await.unwrap();
+            }
+            server.send(Message::text("data")).await.unwrap();
+            (got, server)
+        });
+        match next_but_writable(&mut up).await {
+            Event::Message(FrameBody::Message { data, .. }, _) => assert_eq!(data, "data"),
+            other => panic!("expected only the data relayed, got {other:?}"),
+        }
+        let (got, _server) = answer.await.unwrap();
+        assert_eq!(got, vec![Message::text("hb"); 3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_heartbeat_without_its_reply_ends_the_upstream() {
+        let (mut up, mut server) = pair(1 << 16, Some(app_beat(Some("ok"), None))).await;
+        // The server answers with something else: it does not prove the link.
+        let answer = tokio::spawn(async move {
+            let m = server.next().await.unwrap().unwrap();
+            server.send(Message::text("other")).await.unwrap();
+            (m, server)
+        });
+        assert!(matches!(
+            next_but_writable(&mut up).await,
+            Event::Message(..)
+        ));
+        match next_but_writable(&mut up).await {
+            Event::Ended(Ended::Dropped { reason, .. }) => {
+                assert_eq!(reason, "no heartbeat reply \"ok\" within 300 ms")
+            }
+            other => panic!("expected no reply, got {other:?}"),
+        }
+        let (m, _server) = answer.await.unwrap();
+        assert_eq!(m, Message::text("hb"));
+    }
+
+    /// The connection takes sends only while the upstream is writable: the end of a heartbeat's write is told,
+    /// or a send that came meanwhile would wait for the server's next message.
+    #[tokio::test(start_paused = true)]
+    async fn the_end_of_a_heartbeat_write_is_told() {
+        for heartbeat in [app_beat(None, None), HeartbeatOptions::default()] {
+            let (mut up, _server) = pair(1 << 16, Some(heartbeat)).await;
+            assert_eq!(up.next().await, Event::Writable);
+            assert_eq!(up.writable(), Writable::Now);
+        }
+    }
+
+    /// With `protocolPing: true` beside the message, both go out each interval, the message first.
+    #[tokio::test(start_paused = true)]
+    async fn a_heartbeat_message_and_a_protocol_ping() {
+        let (mut up, mut server) = pair(1 << 16, Some(app_beat(None, Some(true)))).await;
+        let read = tokio::spawn(async move {
+            let a = server.next().await.unwrap().unwrap();
+            let b = server.next().await.unwrap().unwrap();
+            server.send(Message::text("anything")).await.unwrap();
+            (a, b, server)
+        });
+        // Any message answers a heartbeat without `reply`, and is relayed.
+        assert!(matches!(
+            next_but_writable(&mut up).await,
+            Event::Message(..)
+        ));
+        let (a, b, _server) = read.await.unwrap();
+        assert_eq!(a, Message::text("hb"));
+        assert!(matches!(b, Message::Ping(_)), "expected a ping, got {b:?}");
     }
 
     #[tokio::test]

@@ -66,6 +66,26 @@ fn granted_commands_work_end_to_end() {
         "got {info}"
     );
 
+    // An on-connect message set while connected goes at once too (the demo's chat echoes it back).
+    let set = invoke(
+        &main,
+        "set_on_connect",
+        json!({ "id": "chat-1", "key": "topic", "data": "sub" }),
+    )
+    .unwrap();
+    assert_eq!(set, json!({ "connected": true }), "got {set}");
+    wait_for("the on-connect message's echo", || {
+        invoke(&main, "inspect", json!({ "id": "chat-1" })).unwrap()[0]["framesIn"].as_u64()
+            >= Some(4)
+    });
+    let removed = invoke(
+        &main,
+        "remove_on_connect",
+        json!({ "id": "chat-1", "key": "topic" }),
+    )
+    .unwrap();
+    assert_eq!(removed, json!({ "removed": true }), "got {removed}");
+
     // A second identical subscription shares the upstream.
     let got = invoke(
         &main,
@@ -155,6 +175,11 @@ fn bad_input_is_refused_with_a_message() {
         ("reconnect", json!({ "id": "missing" })),
         ("inspect", json!({ "id": "missing" })),
         ("ack", json!({ "id": "missing", "frames": 1 })),
+        (
+            "set_on_connect",
+            json!({ "id": "missing", "key": "k", "data": "x" }),
+        ),
+        ("remove_on_connect", json!({ "id": "missing", "key": "k" })),
     ] {
         let e = invoke(&main, cmd, args).expect_err("expected an error");
         assert!(
@@ -277,6 +302,14 @@ fn the_scope_limits_and_ownership_hold_through_the_ipc() {
         ("reconnect", json!({ "id": "main-chat" })),
         ("inspect", json!({ "id": "main-chat" })),
         ("ack", json!({ "id": "main-chat", "frames": 1 })),
+        (
+            "set_on_connect",
+            json!({ "id": "main-chat", "key": "k", "data": "x" }),
+        ),
+        (
+            "remove_on_connect",
+            json!({ "id": "main-chat", "key": "k" }),
+        ),
     ] {
         let e = invoke(&second, cmd, args).expect_err("expected an error");
         assert!(
