@@ -15,6 +15,7 @@ mod ws;
 use std::{sync::Arc, time::Duration};
 
 pub(crate) use self::poll::PollUpstream;
+pub(crate) use self::post::{PostFailed, Poster};
 pub(crate) use self::request::{last_event_id_header, Env, Notes};
 pub(crate) use self::ws::check_close;
 use crate::{
@@ -82,6 +83,8 @@ pub(crate) enum Event {
     /// The message given to [`Upstream::write`] was written (`Ok`), or was not and may not have arrived (`Err`,
     /// saying why). Either way the upstream can take the next one.
     Written(Result<(), String>),
+    /// The message given to [`PollUpstream::write`] was POSTed (`Ok`), or was not, saying which and why.
+    Posted(Result<(), PostFailed>),
     /// Something went wrong that the upstream got over by itself (a failed poll): worth a non-fatal `error`.
     Trouble(String),
     /// The upstream has ended; it reports nothing more.
