@@ -188,7 +188,9 @@ impl Default for QueueOptions {
 pub struct FallbackOptions {
     /// URL to GET while degraded. Without it there is no fallback. Default: none.
     pub poll_url: Option<String>,
-    /// URL to POST sends to while a WebSocket connection is polling. Default: none (sends are queued).
+    /// URL to POST sends to while a WebSocket connection is polling (it wins over the top-level `sendUrl`
+    /// there); on SSE and poll connections it stands in for a missing top-level `sendUrl`. Default: none (sends
+    /// are queued).
     pub send_url: Option<String>,
     /// Time between the end of one poll and the next, in ms. Default: 2000.
     pub interval_ms: u64,

@@ -106,10 +106,17 @@ async fn send(AxState(chat): AxState<Chat>, headers: HeaderMap, body: String) ->
     r
 }
 
+/// Takes the message and answers with a body that never ends.
+async fn endless(AxState(chat): AxState<Chat>, body: String) -> Response {
+    chat.taken.push(body);
+    events().await
+}
+
 async fn chat() -> (std::net::SocketAddr, Chat) {
     let chat = Chat::default();
     let app = Router::new()
         .route("/events", get(events))
+        .route("/endless", post(endless))
         .route("/send", post(send))
         .with_state(chat.clone());
     (serve(app).await, chat)
@@ -635,4 +642,22 @@ async fn close_during_a_post_tells_its_sender_and_the_one_behind_it() {
     );
     assert_eq!(seen.all(), ["first"]);
     all_tasks_end(&hub).await;
+}
+
+#[tokio::test]
+async fn a_taken_send_whose_answer_never_ends_is_not_held_or_sent_again() {
+    let (addr, chat) = chat().await;
+    let hub = hub();
+    let o = ConnectOptions {
+        send_url: Some(format!("http://{addr}/endless")),
+        // Were the engine to wait for the body, the send would time out and be sent again.
+        connect_timeout_ms: Some(200),
+        ..sse_with_sends(addr)
+    };
+    let (id, mut frames) = connect(&hub, o);
+    frames.message("hello").await;
+    for m in ["a", "b"] {
+        assert!(matches!(hub.send(&id, OWNER, text(m)).await, Ok(false)));
+    }
+    assert_eq!(chat.taken.all(), ["a", "b"]);
 }

@@ -20,8 +20,8 @@ use super::{
 use crate::{backoff::Backoff, options::Resolved, queue::Outgoing};
 
 /// Bytes of a POST's answer read (and dropped) so that its connection can be kept alive; a longer answer
-/// closes the connection instead of filling memory.
-const ANSWER_READ: usize = 64 << 10;
+/// closes the connection instead of filling memory or waiting on an endless body.
+const ANSWER_READ: u64 = 64 << 10;
 /// Characters of a text message quoted in the error that says which send failed.
 const QUOTED: usize = 24;
 
@@ -182,7 +182,7 @@ async fn post_once(
     }
     let limit = opts.connect_timeout;
     let answered = async {
-        let mut r = post
+        let r = post
             .send()
             .await
             .map_err(|e| request_failed("POST failed", &e))?;
@@ -190,24 +190,22 @@ async fn post_once(
         if !status.is_success() {
             return Err(classify_status(status, retry_after(r.headers())));
         }
-        // Read a short answer to its end, so the connection can carry the next message.
-        let mut read = 0;
-        while let Ok(Some(chunk)) = r.chunk().await {
-            read += chunk.len();
-            if read > ANSWER_READ {
-                break;
-            }
-        }
-        Ok(())
+        Ok(r)
     };
-    tokio::time::timeout(limit, answered)
+    let r = tokio::time::timeout(limit, answered)
         .await
         .unwrap_or_else(|_| {
             Err(AttemptError::Retry {
                 reason: format!("no answer within {} ms", limit.as_millis()),
                 retry_after: None,
             })
-        })
+        })?;
+    // Taken. A short answer is read to its end, so that the connection can carry the next message; a long or
+    // endless one is dropped with its connection. Either way the outcome stands.
+    if r.content_length().is_some_and(|n| n <= ANSWER_READ) {
+        let _ = tokio::time::timeout(limit, r.bytes()).await;
+    }
+    Ok(())
 }
 
 /// The URL without its query, fragment or credentials: errors name where a send went, not its secrets.
