@@ -141,6 +141,32 @@ export function connectBrowser(id: string, options: ConnectOptions, sink: FrameS
     for (const type of types) es.addEventListener(type, onSseMessage as EventListener)
   }
 
+  // Beside an event stream, a send is the browser's own POST to `sendUrl` (CORS applies; no retries here).
+  const post = async (payload: string | Uint8Array, contentType?: string) => {
+    const sendUrl = options.sendUrl ?? (typeof options.fallback === 'object' ? options.fallback.sendUrl : undefined)
+    if (sendUrl === undefined) {
+      throw new RealtimeError(
+        'send() on a connection that streams server-sent events needs `sendUrl`: set it to the http(s) URL that ' +
+          'takes each message as a POST',
+      )
+    }
+    const type = contentType ?? (typeof payload === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream')
+    let res: Response
+    try {
+      res = await fetch(sendUrl, {
+        method: 'POST',
+        headers: { 'content-type': type },
+        body: payload as BodyInit,
+      })
+    } catch (e) {
+      throw new RealtimeError(`send failed: POST to ${sendUrl} failed (${String(e)}); it may not have reached the server`)
+    }
+    if (!res.ok) throw new RealtimeError(`send failed: ${sendUrl} answered HTTP ${res.status}; the message was not delivered`)
+    counters.framesOut++
+    counters.bytesOut += typeof payload === 'string' ? payload.length : payload.byteLength
+    return { queued: false }
+  }
+
   const open = transport === 'websocket' ? openWebSocket : openEventSource
   const shut = (code?: number, reason?: string): void => {
     const s = socket
@@ -152,8 +178,8 @@ export function connectBrowser(id: string, options: ConnectOptions, sink: FrameS
   }
 
   const backend: Backend = {
-    async send(payload) {
-      if (transport !== 'websocket') throw new RealtimeError('send() is for WebSocket connections')
+    async send(payload, contentType) {
+      if (transport !== 'websocket') return post(payload, contentType)
       const ws = socket as WebSocket | undefined
       if (!ws || ws.readyState !== 1) {
         throw new RealtimeError('not connected (outside Tauri, sends are not queued)')

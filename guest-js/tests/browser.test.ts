@@ -1,6 +1,8 @@
 // Outside Tauri (no `__TAURI_INTERNALS__`): the bindings run on the browser's own WebSocket and EventSource.
 // Here those are small fakes that the test drives as the network would.
 
+import { createServer } from 'node:http'
+
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { connect, inspect, RealtimeError, RealtimeEventSource, RealtimeWebSocket } from '../index.js'
@@ -174,9 +176,40 @@ describe('outside Tauri', () => {
     expect(summary).toEqual(['sum'])
     expect(all).toEqual(['message:plain:1', 'summary:sum:2'])
     expect(conn.state.get()).toEqual({ state: 'connected', transport: 'sse' })
-    await expect(conn.send('x')).rejects.toThrow(/only for WebSocket|is for WebSocket/)
+    await expect(conn.send('x')).rejects.toThrow(/needs `sendUrl`/)
     await conn.close()
     expect(es.closed).toBe(true)
+  })
+
+  it('POSTs sends beside a browser EventSource to sendUrl, with fetch, to a real server', async () => {
+    const got: string[] = []
+    const server = createServer((req, res) => {
+      let body = ''
+      const text = new TextDecoder()
+      req.on('data', (c) => (body += text.decode(c, { stream: true })))
+      req.on('end', () => {
+        got.push(`${req.method} ${req.url} ${req.headers['content-type']} ${body}`)
+        res.statusCode = body.includes('bad') ? 400 : 204
+        res.end()
+      })
+    })
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok))
+    try {
+      const { port } = server.address() as { port: number }
+      const sendUrl = `http://127.0.0.1:${port}/send`
+      const conn = await connect({ url: 'https://example.test/stream', sendUrl })
+      await expect(conn.send({ text: 'hi' })).resolves.toEqual({ queued: false })
+      await conn.send('plain')
+      await expect(conn.send({ text: 'bad' })).rejects.toThrow(`${sendUrl} answered HTTP 400`)
+      expect(got).toEqual([
+        'POST /send application/json {"text":"hi"}',
+        'POST /send text/plain; charset=utf-8 plain',
+        'POST /send application/json {"text":"bad"}',
+      ])
+      await conn.close()
+    } finally {
+      await new Promise<void>((ok) => server.close(ok))
+    }
   })
 
   it('runs RealtimeWebSocket on the browser WebSocket', async () => {
