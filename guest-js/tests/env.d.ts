@@ -25,3 +25,9 @@ declare module 'node:http' {
   }
   export function createServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Server
 }
+
+// The README, read by the test that type-checks its snippets.
+declare module '*.md?raw' {
+  const text: string
+  export default text
+}
