@@ -18,9 +18,11 @@
 //! - `--method`, `--body`, `--last-event-id`: the SSE request (e.g. a POST stream) and where to resume.
 //! - `--max-retries N`: give up (`failed`) after N reconnect attempts; default: unlimited.
 //! - `--no-reconnect`: no reconnect at all.
-//! - `--poll-url`, `--send-url`, `--poll-interval-ms`, `--probe-interval-ms`, `--after-failures`: the polling
-//!   fallback (`fallback` in the options), to watch a connection degrade to polling and come back;
-//!   `--transport poll` polls the URL itself from the start.
+//! - `--send-url URL`: `sendUrl`, where sends are POSTed: each stdin line on an SSE or poll connection, a
+//!   WebSocket's while it polls.
+//! - `--poll-url`, `--poll-interval-ms`, `--probe-interval-ms`, `--after-failures`: the polling fallback
+//!   (`fallback` in the options), to watch a connection degrade to polling and come back; `--transport poll`
+//!   polls the URL itself from the start.
 //! - `--protocol P`: a WebSocket subprotocol to offer (repeat for more).
 //! - `--max-message-size BYTES`: the largest message accepted from the server; default 16 MiB.
 //! - `--echo` (WebSocket): send every received message back unchanged, text as text and binary as binary,
@@ -85,7 +87,8 @@ tap <URL> [--transport websocket|sse|poll] [--header 'K: V']... [--method M] [--
            [--poll-url URL] [--send-url URL] [--poll-interval-ms N] [--probe-interval-ms N]
            [--after-failures N]";
 const ABOUT: &str = "\
-Prints every frame of the stream as one JSON line on stdout; WebSocket: sends each stdin line as text.";
+Prints every frame of the stream as one JSON line on stdout; WebSocket, or with --send-url: sends each stdin
+line as text.";
 const EXIT_STATUS: &str = "\
 Exit status: 0 disconnected or interrupted, 1 failed, 2 bad arguments, 130 a second signal while closing.";
 
@@ -149,7 +152,7 @@ struct Cli {
     /// Fallback: the URL to poll when the stream cannot be had
     #[arg(long, value_name = "URL", allow_hyphen_values = true)]
     poll_url: Option<String>,
-    /// Fallback: where a WebSocket's sends are POSTed while polling
+    /// Where sends are POSTed: beside an SSE or poll stream, or while a WebSocket polls
     #[arg(long, value_name = "URL", allow_hyphen_values = true)]
     send_url: Option<String>,
     /// Fallback: ms between polls [default: 2000]
@@ -264,13 +267,11 @@ impl Cli {
             })
         };
         let fallback_given = self.poll_url.is_some()
-            || self.send_url.is_some()
             || self.poll_interval_ms.is_some()
             || self.probe_interval_ms.is_some()
             || self.after_failures.is_some();
         let mut fallback = FallbackOptions {
             poll_url: self.poll_url,
-            send_url: self.send_url,
             ..Default::default()
         };
         if let Some(ms) = self.poll_interval_ms {
@@ -289,6 +290,7 @@ impl Cli {
             method: self.method,
             body: self.body,
             last_event_id: self.last_event_id,
+            send_url: self.send_url,
             reconnect,
             protocols: self.protocols,
             max_message_size: self.max_message_size,
@@ -367,6 +369,7 @@ async fn run(args: Args) -> u8 {
             return FAILED;
         }
     };
+    let sends = args.transport == Transport::Websocket || args.options.send_url.is_some();
     let (frames_tx, mut frames) = mpsc::unbounded_channel();
     let connected = hub.connect(ConnectRequest {
         id: None,
@@ -385,7 +388,7 @@ async fn run(args: Args) -> u8 {
         }
     };
 
-    if args.transport == Transport::Websocket {
+    if sends {
         spawn_stdin_sender(hub.clone(), id.clone());
     }
     // One task sends the echoes, in the order the frames arrived.
@@ -789,12 +792,16 @@ mod tests {
         ]);
         let want = FallbackOptions {
             poll_url: Some("http://127.0.0.1:1/poll".into()),
-            send_url: Some("http://127.0.0.1:1/send".into()),
+            send_url: None,
             interval_ms: 10,
             after_failures: 1,
             probe_interval_ms: 20,
         };
         assert_eq!(a.options.fallback, Some(Toggle::With(want)));
+        assert_eq!(
+            a.options.send_url.as_deref(),
+            Some("http://127.0.0.1:1/send")
+        );
         let a = run(&[
             HTTP,
             "--poll-url",
