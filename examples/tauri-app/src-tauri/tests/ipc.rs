@@ -236,6 +236,8 @@ fn the_scope_limits_and_ownership_hold_through_the_ipc() {
             "fallback": { "pollUrl": format!("http://127.0.0.1:{port}/admin/poll") } } }),
         json!({ "options": { "url": format!("ws://127.0.0.1:{port}/chat"),
             "fallback": { "pollUrl": format!("http://127.0.0.1:{port}/feed"), "sendUrl": "https://example.com/send" } } }),
+        json!({ "options": { "url": format!("http://127.0.0.1:{port}/feed/stream"),
+            "sendUrl": format!("http://127.0.0.1:{port}/admin/send") } }),
     ];
     for args in denied {
         let e = invoke(&main, "connect", args.clone()).expect_err("expected a scope error");
