@@ -661,3 +661,34 @@ async fn a_taken_send_whose_answer_never_ends_is_not_held_or_sent_again() {
     }
     assert_eq!(chat.taken.all(), ["a", "b"]);
 }
+
+#[tokio::test]
+async fn a_send_waiting_out_its_backoff_goes_as_soon_as_the_stream_is_back() {
+    let (addr, chat) = chat().await;
+    chat.script(&[503]);
+    let hub = hub();
+    let o = ConnectOptions {
+        // Far longer than any wait of the test kit: only the stream's return can bring the retry in time.
+        reconnect: Some(Toggle::With(ReconnectOptions {
+            initial_delay_ms: 600_000,
+            jitter: 0.0,
+            ..Default::default()
+        })),
+        ..sse_with_sends(addr)
+    };
+    let (id, mut frames) = connect(&hub, o);
+    frames.message("hello").await;
+    let sending = {
+        let (hub, id) = (hub.clone(), id.clone());
+        tokio::spawn(async move { hub.send(&id, OWNER, text("a")).await })
+    };
+    chat.tries.wait_for("the first try", |b| b == "a").await;
+    // The stream opens again (as after a server restart): the waiting send is tried at once.
+    hub.reconnect(&id, OWNER).unwrap();
+    let sent = tokio::time::timeout(WAIT, sending).await;
+    assert!(
+        matches!(sent, Ok(Ok(Ok(false)))),
+        "expected the send taken once the stream was back, got {sent:?}"
+    );
+    assert_eq!(chat.bodies(), ["a"]);
+}

@@ -47,7 +47,8 @@ pub(crate) struct Poster {
     count: u64,
     /// What every `Idempotency-Key` of this poster starts with.
     key: String,
-    /// Cuts a retry's wait short (the stream came back: the server is likely up again).
+    /// Cuts the POST in flight's next wait short (the stream came back: the server is likely up again). One
+    /// per POST, so a nudge never shortens a later message's wait.
     wake: Arc<Notify>,
     in_flight: Option<Posting>,
 }
@@ -96,6 +97,7 @@ impl Poster {
             self.notes.clone(),
             self.url.clone(),
         );
+        self.wake = Arc::default();
         let (backoff, wake) = (self.backoff.clone(), self.wake.clone());
         self.in_flight = Some(Box::pin(async move {
             let shown = shown(&url);
@@ -149,9 +151,12 @@ impl Poster {
         result
     }
 
-    /// A message waiting to be tried again is tried now.
+    /// The message in flight, if it waits to be tried again, is tried now (or skips its next wait, if a try
+    /// is under way).
     pub(crate) fn nudge(&self) {
-        self.wake.notify_waiters();
+        if self.busy() {
+            self.wake.notify_one();
+        }
     }
 
     /// Drops the POST in flight, if any; true when there was one (its sender must be told).
