@@ -136,7 +136,8 @@ export interface FallbackOptions {
 
 /**
  * What the app asks for. The Rust side refuses unknown fields, so a typo is an error rather than a silent
- * default. Outside Tauri (plain browser) only `url`, `transport` (`websocket` | `sse`) and `protocols` apply;
+ * default. Outside Tauri (plain browser) only `url`, `transport` (`websocket` | `sse`), `protocols` and `sendUrl` (the
+ * browser's own `fetch`, without retries) apply;
  * `headers`, `method`, `body` and `lastEventId` are refused there because the browser cannot send them.
  */
 export interface ConnectOptions {
