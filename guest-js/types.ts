@@ -165,7 +165,7 @@ export interface ConnectOptions {
    * on a WebSocket while it polls (`fallback.sendUrl` wins there). A POST that fails for a network error, a
    * timeout, 408, 429 or 5xx is retried with the `reconnect` backoff (or a longer `Retry-After`) before any later
    * send, up to `reconnect.maxRetries`; any other status fails that send alone. Every try of one send carries the
-   * same `Idempotency-Key` header. Default: none (`send()` on SSE and poll connections is refused).
+   * same `Idempotency-Key` header (unless `headers` sets one). Default: none (`send()` on SSE and poll connections is refused).
    */
   sendUrl?: string
   /**
@@ -224,9 +224,10 @@ export type JsonBody = { [key: string]: unknown } | readonly unknown[]
 export interface SendOptions {
   /**
    * The `Content-Type` of the POST when the message goes to `sendUrl` (ignored by a WebSocket frame). Default:
-   * `application/json` for a plain object or array, the Blob's own type for a typed Blob,
-   * `text/plain; charset=utf-8` for other text and `application/octet-stream` for other bytes. A value HTTP
-   * cannot carry (line breaks, non-ASCII, over 256 characters) is refused.
+   * `application/json` for a plain object or array, the Blob's own type for a typed Blob; otherwise a
+   * `Content-Type` in the connection's `headers`, else `text/plain; charset=utf-8` for text and
+   * `application/octet-stream` for bytes. A value HTTP cannot carry (line breaks, non-ASCII, over 256
+   * characters) is refused.
    */
   contentType?: string
 }

@@ -79,12 +79,18 @@ async fn send(AxState(chat): AxState<Chat>, headers: HeaderMap, body: String) ->
     tokio::time::sleep(Duration::from_millis(2)).await;
     chat.now.fetch_sub(1, Ordering::SeqCst);
     chat.tries.push(body.clone());
+    // Every value of a header, so that one sent twice shows.
     let h = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
-            .to_owned()
+        let all: Vec<&str> = headers
+            .get_all(n)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if all.is_empty() {
+            "-".to_owned()
+        } else {
+            all.join(",")
+        }
     };
     if chat.bad.lock().unwrap().contains(&body) {
         return (StatusCode::BAD_REQUEST, "bad message").into_response();
@@ -691,4 +697,39 @@ async fn a_send_waiting_out_its_backoff_goes_as_soon_as_the_stream_is_back() {
         "expected the send taken once the stream was back, got {sent:?}"
     );
     assert_eq!(chat.bodies(), ["a"]);
+}
+
+#[tokio::test]
+async fn the_connections_own_content_type_and_idempotency_key_stand_unless_a_send_gives_its_type() {
+    let (addr, chat) = chat().await;
+    let hub = hub();
+    let o = ConnectOptions {
+        headers: [
+            ("Content-Type".to_string(), "application/json".to_string()),
+            ("Idempotency-Key".to_string(), "the-apps".to_string()),
+        ]
+        .into(),
+        ..sse_with_sends(addr)
+    };
+    let (id, mut frames) = connect(&hub, o);
+    frames.message("hello").await;
+    hub.send(&id, OWNER, text("{}")).await.unwrap();
+    hub.send_as(&id, OWNER, text("a,b"), Some("text/csv"))
+        .await
+        .unwrap();
+    let got: Vec<(String, String)> = chat
+        .taken
+        .all()
+        .iter()
+        .map(|r| {
+            let f: Vec<&str> = r.split('|').collect();
+            (f[1].to_owned(), f[2].to_owned())
+        })
+        .collect();
+    let want = [("application/json", "the-apps"), ("text/csv", "the-apps")];
+    assert_eq!(
+        got,
+        want.map(|(t, k)| (t.to_owned(), k.to_owned())),
+        "expected one content type and one key per POST"
+    );
 }

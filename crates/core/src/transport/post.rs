@@ -72,22 +72,40 @@ impl Poster {
         self.in_flight.is_some()
     }
 
-    /// Starts POSTing `msg` (as `content_type`, or text or bytes by its kind); [`Poster::done`] tells how it
-    /// ended.
+    /// Starts POSTing `msg`; [`Poster::done`] tells how it ended. Its `Content-Type`: `content_type` when
+    /// the send gave one, else one among the connection's headers, else text or bytes by its kind.
     pub(crate) fn start(&mut self, msg: Outgoing, content_type: Option<HeaderValue>) {
         self.count = self.count.saturating_add(1);
         let n = self.count;
-        let (body, content_type) = match msg {
+        let (body, by_kind) = match msg {
             Outgoing::Text(t) => (
                 Bytes::from(t),
-                content_type.unwrap_or(HeaderValue::from_static("text/plain; charset=utf-8")),
+                HeaderValue::from_static("text/plain; charset=utf-8"),
             ),
             Outgoing::Binary(b) => (
                 Bytes::from(b),
-                content_type.unwrap_or(HeaderValue::from_static("application/octet-stream")),
+                HeaderValue::from_static("application/octet-stream"),
             ),
         };
-        let what = describe(n, &body, &content_type);
+        let own = self
+            .opts
+            .headers
+            .iter()
+            .find(|(name, _)| name == http::header::CONTENT_TYPE)
+            .map(|(_, v)| v.clone());
+        let content_type = Typed {
+            given: content_type,
+            by_kind,
+        };
+        let what = describe(
+            n,
+            &body,
+            content_type
+                .given
+                .as_ref()
+                .or(own.as_ref())
+                .unwrap_or(&content_type.by_kind),
+        );
         // Hex digits and a number: always a valid header value.
         let key = HeaderValue::from_str(&format!("{}-{n}", self.key))
             .unwrap_or(HeaderValue::from_static("0"));
@@ -172,17 +190,31 @@ async fn post_once(
     notes: &Notes,
     url: &Url,
     body: &Bytes,
-    content_type: &HeaderValue,
+    content_type: &Typed,
     key: &HeaderValue,
 ) -> Result<(), AttemptError> {
     // Secret headers are asked for on every try: a token the app refreshed meanwhile is the one sent.
-    let mut post = env
-        .http
-        .post(url.clone())
-        .header(http::header::CONTENT_TYPE, content_type.clone())
-        .header("idempotency-key", key.clone())
-        .body(body.clone());
-    for (n, v) in env.headers_for(&opts.headers, url, notes) {
+    let mut headers = env.headers_for(&opts.headers, url, notes);
+    let has = |headers: &[(http::HeaderName, HeaderValue)], name: &str| {
+        headers.iter().any(|(n, _)| n.as_str() == name)
+    };
+    match &content_type.given {
+        Some(given) => {
+            headers.retain(|(n, _)| n != http::header::CONTENT_TYPE);
+            headers.push((http::header::CONTENT_TYPE, given.clone()));
+        }
+        None if has(&headers, "content-type") => {}
+        None => headers.push((http::header::CONTENT_TYPE, content_type.by_kind.clone())),
+    }
+    // An app that sets its own key keeps it.
+    if !has(&headers, "idempotency-key") {
+        headers.push((
+            http::HeaderName::from_static("idempotency-key"),
+            key.clone(),
+        ));
+    }
+    let mut post = env.http.post(url.clone()).body(body.clone());
+    for (n, v) in headers {
         post = post.header(n, v);
     }
     let limit = opts.connect_timeout;
@@ -211,6 +243,13 @@ async fn post_once(
         let _ = tokio::time::timeout(limit, r.bytes()).await;
     }
     Ok(())
+}
+
+/// A POST's `Content-Type`: the one its send gave, or, failing one among the connection's headers, the one
+/// its kind implies.
+struct Typed {
+    given: Option<HeaderValue>,
+    by_kind: HeaderValue,
 }
 
 /// The URL without its query, fragment or credentials: errors name where a send went, not its secrets.
