@@ -349,7 +349,7 @@ async fn retries_end_at_max_retries_and_at_once_without_reconnect() {
         (
             Some(Toggle::Enabled(false)),
             1,
-            "gave up after 1 tries (reconnect is off)",
+            "gave up after 1 try (reconnect is off)",
         ),
     ] {
         let (addr, chat) = chat().await;
@@ -732,4 +732,35 @@ async fn the_connections_own_content_type_and_idempotency_key_stand_unless_a_sen
         want.map(|(t, k)| (t.to_owned(), k.to_owned())),
         "expected one content type and one key per POST"
     );
+}
+
+#[tokio::test]
+async fn a_send_that_cannot_reach_its_url_names_it_without_its_query() {
+    let (addr, _chat) = chat().await;
+    let hub = hub();
+    let down = closed_port().await;
+    let o = ConnectOptions {
+        send_url: Some(format!("http://127.0.0.1:{down}/send?token=s3cret")),
+        reconnect: Some(Toggle::Enabled(false)),
+        ..sse_with_sends(addr)
+    };
+    let (id, mut frames) = connect(&hub, o);
+    frames.message("hello").await;
+    let e = hub
+        .send(&id, OWNER, text("x"))
+        .await
+        .unwrap_err()
+        .to_string();
+    frames
+        .until("the error frame", |f| matches!(f, Frame::Error { .. }))
+        .await;
+    let frame = frames.errors().remove(0).0;
+    for m in [&e, &frame] {
+        assert!(
+            m.contains(&format!("http://127.0.0.1:{down}/send: POST failed"))
+                && m.contains("gave up after 1 try")
+                && !m.contains("s3cret"),
+            "expected the URL without its query, got {m}"
+        );
+    }
 }

@@ -17,7 +17,7 @@ use super::{
     request::{classify_status, request_failed, retry_after},
     AttemptError, Env, Notes,
 };
-use crate::{backoff::Backoff, options::Resolved, queue::Outgoing};
+use crate::{backoff::Backoff, options::Resolved, queue::Outgoing, time::deadline};
 
 /// Bytes of a POST's answer read (and dropped) so that its connection can be kept alive; a longer answer
 /// closes the connection instead of filling memory or waiting on an endless body.
@@ -129,10 +129,17 @@ impl Poster {
                             reason,
                             retry_after,
                         }) => (reason, retry_after),
-                        Err(e) => {
+                        // A status (`HTTP 400 Bad Request`) the server answered, or a certificate refused.
+                        Err(e) if e.reason().starts_with("HTTP ") => {
                             return Err(PostFailed {
                                 what,
                                 why: format!("{shown} answered {}", e.reason()),
+                            })
+                        }
+                        Err(e) => {
+                            return Err(PostFailed {
+                                what,
+                                why: format!("{shown}: {}", e.reason()),
                             })
                         }
                     };
@@ -142,17 +149,22 @@ impl Poster {
                         Some(_) => "reconnect.maxRetries",
                         None => "reconnect is off",
                     };
+                    let tries = if tries == 1 {
+                        "1 try".to_owned()
+                    } else {
+                        format!("{tries} tries")
+                    };
                     return Err(PostFailed {
                         what,
                         why: format!(
-                            "{shown}: {reason}; gave up after {tries} tries ({policy}), it may not have \
-                             reached the server"
+                            "{shown}: {reason}; gave up after {tries} ({policy}), it may not have reached \
+                             the server"
                         ),
                     });
                 };
                 let wait = b.with_retry_after(b.delay(tries, fastrand::f64()), retry_after);
                 tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
+                    _ = tokio::time::sleep_until(deadline(wait)) => {}
                     _ = wake.notified() => {}
                 }
             }
@@ -222,7 +234,8 @@ async fn post_once(
         let r = post
             .send()
             .await
-            .map_err(|e| request_failed("POST failed", &e))?;
+            // Without the URL, which reqwest would print whole, query and all.
+            .map_err(|e| request_failed("POST failed", &e.without_url()))?;
         let status = r.status();
         if !status.is_success() {
             return Err(classify_status(status, retry_after(r.headers())));
