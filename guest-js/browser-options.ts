@@ -52,6 +52,11 @@ export interface BrowserOptions {
     afterFailures: number
     probeIntervalMs: number
   } | null
+  /**
+   * Where sends are POSTed (the engine's `post_url`): for SSE and polling the top-level `sendUrl`, else the
+   * fallback's; for a WebSocket, only while it polls, the fallback's, else the top-level one.
+   */
+  postUrl: URL | undefined
   maxMessageSize: number
   connectTimeoutMs: number
 }
@@ -150,18 +155,19 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
   const f = toggle<FallbackOptions>('fallback', options.fallback, false) ?? (transport === 'poll' ? {} : null)
   let fallback: BrowserOptions['fallback'] = null
   // Forced polling keeps the fallback's settings even without a poll URL: it polls `url`.
-  if (f && (f.pollUrl !== undefined || transport === 'poll')) {
-    const httpUrl = (field: string, raw: string | undefined): URL | undefined => {
-      if (raw === undefined) return undefined
-      let u: URL
-      try {
-        u = new URL(raw)
-      } catch {
-        throw invalid(`\`${field}\` is not a valid URL: ${JSON.stringify(raw)}`)
-      }
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalid(`\`${field}\` must be an http or https URL`)
-      return u
+  const httpUrl = (field: string, raw: string | undefined): URL | undefined => {
+    if (raw === undefined) return undefined
+    let u: URL
+    try {
+      u = new URL(raw)
+    } catch {
+      throw invalid(`\`${field}\` is not a valid URL: ${JSON.stringify(raw)}`)
     }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalid(`\`${field}\` must be an http or https URL`)
+    return u
+  }
+  const sendUrl = httpUrl('sendUrl', options.sendUrl)
+  if (f && (f.pollUrl !== undefined || transport === 'poll')) {
     fallback = {
       pollUrl: httpUrl('fallback.pollUrl', f.pollUrl) ?? url,
       sendUrl: httpUrl('fallback.sendUrl', f.sendUrl),
@@ -221,7 +227,9 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
     }
     if (options.lastEventId !== undefined) throw invalid('`lastEventId` is only for SSE connections')
   }
-  for (const u of [url, fallback?.pollUrl, fallback?.sendUrl]) {
+  const postUrl =
+    transport === 'websocket' ? (fallback?.sendUrl ?? sendUrl) : (sendUrl ?? fallback?.sendUrl)
+  for (const u of [url, fallback?.pollUrl, fallback?.sendUrl, sendUrl]) {
     if (u && (u.protocol === 'http:' || u.protocol === 'https:') && (u.username || u.password)) {
       throw refused(
         'a URL with a user name or password',
@@ -340,6 +348,7 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
     heartbeat,
     queue,
     fallback,
+    postUrl,
     maxMessageSize,
     connectTimeoutMs,
   }

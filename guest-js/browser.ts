@@ -8,7 +8,15 @@ import { createParser, type EventSourceMessage, type ParseError } from 'eventsou
 
 import { encodeBase64 } from './base64.js'
 import { MAX_CLOSE_REASON, MAX_SERVER_DELAY_MS, resolveBrowserOptions, type BrowserOptions } from './browser-options.js'
-import { afterLastId, decide, parseRetryAfter, pollBackoff, type Ended, type Progress } from './browser-policy.js'
+import {
+  afterLastId,
+  backoffDelay,
+  decide,
+  parseRetryAfter,
+  pollBackoff,
+  type Ended,
+  type Progress,
+} from './browser-policy.js'
 import type { Backend, FrameSink } from './connection.js'
 import { RealtimeError } from './errors.js'
 import type {
@@ -147,6 +155,10 @@ class BrowserConnection implements Backend {
   private queuedBytes = 0
   /** On-connect messages, in the order their keys were first set (a Map keeps it when a value is replaced). */
   private readonly onConnect = new Map<string, { payload: Payload; bytes: number }>()
+  /** Sends POSTed beside the stream so far (their number names a failed one), and how to stop the one going. */
+  private posts = 0
+  private readonly postKey = Math.random().toString(16).slice(2)
+  private beside: AbortController | undefined
   private detached = false
 
   constructor(
@@ -491,7 +503,7 @@ class BrowserConnection implements Backend {
     })
     const contentType = typeof payload === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream'
     try {
-      const response = await fetch(opts.fallback!.sendUrl!.href, {
+      const response = await fetch(opts.postUrl!.href, {
         method: 'POST',
         headers: { ...opts.headers, 'Content-Type': contentType },
         body: payload as BodyInit,
@@ -515,7 +527,7 @@ class BrowserConnection implements Backend {
 
   /** Writes the oldest queued message to `sendUrl`, when polling with one and no POST is in flight. */
   private postQueued(p: Polling): void {
-    if (p.stopped || p.posting || this.opts.transport !== 'websocket' || !this.opts.fallback?.sendUrl) return
+    if (p.stopped || p.posting || this.opts.transport !== 'websocket' || !this.opts.postUrl) return
     const next = this.queue.shift()
     if (!next) return
     this.queuedBytes -= next.bytes
@@ -783,11 +795,7 @@ class BrowserConnection implements Backend {
 
   // --- Backend ----------------------------------------------------------------------------------------------------
 
-  async send(payload: Payload): Promise<SendResult> {
-    if (this.opts.transport !== 'websocket') {
-      const what = this.opts.transport === 'sse' ? 'server-sent events' : 'polling'
-      throw new RealtimeError(`send() is for WebSocket connections; this one streams ${what} and cannot send`)
-    }
+  async send(payload: Payload, contentType?: string): Promise<SendResult> {
     if (this.detached || this.state === 'disconnected') {
       throw new RealtimeError(`connection ${JSON.stringify(this.id)} is closed; connect again`)
     }
@@ -795,6 +803,7 @@ class BrowserConnection implements Backend {
     if (bytes > this.opts.maxMessageSize) {
       throw new RealtimeError(`message of ${bytes} bytes is larger than the limit of ${this.opts.maxMessageSize} bytes`)
     }
+    if (this.opts.transport !== 'websocket') return this.postBeside(payload, bytes, contentType)
     const c = this.current
     if (c?.open && c.write && this.queue.length === 0) {
       c.write(payload)
@@ -802,7 +811,7 @@ class BrowserConnection implements Backend {
       return { queued: false }
     }
     const p = this.polling
-    if (p && this.opts.fallback?.sendUrl && !p.posting && this.queue.length === 0) {
+    if (p && this.opts.postUrl && !p.posting && this.queue.length === 0) {
       const why = await this.post(p, payload, bytes)
       if (why !== undefined) {
         throw new RealtimeError(
@@ -822,6 +831,89 @@ class BrowserConnection implements Backend {
     this.queue.push({ payload, bytes })
     this.queuedBytes += bytes
     return { queued: true }
+  }
+
+  /**
+   * A send beside an event stream: POSTed to `sendUrl` as the engine does it (the connection keeps sends in
+   * call order), whatever the stream is doing; retried by the reconnect policy with one `Idempotency-Key` for
+   * all its tries, any other status failing this send alone with an `error` frame that says which.
+   */
+  private async postBeside(payload: Payload, bytes: number, contentType: string | undefined): Promise<SendResult> {
+    const url = this.opts.postUrl
+    if (!url) {
+      const what = this.opts.transport === 'sse' ? 'server-sent events' : 'by polling'
+      throw new RealtimeError(
+        `send() on a connection that streams ${what} needs \`sendUrl\`: set it to the http(s) URL that takes ` +
+          'each message as a POST',
+      )
+    }
+    const n = ++this.posts
+    const ownType = Object.entries(this.opts.headers).find(([k]) => k.toLowerCase() === 'content-type')?.[1]
+    const type =
+      contentType ?? ownType ?? (typeof payload === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream')
+    const what = `send #${n} (${bytes} bytes of ${type.split(';')[0]})`
+    const shown = `${url.origin}${url.pathname}`
+    const headers: Record<string, string> = { 'Idempotency-Key': `${this.postKey}-${n}`, ...this.opts.headers }
+    for (const k of Object.keys(headers)) if (k.toLowerCase() === 'content-type') delete headers[k]
+    headers['Content-Type'] = type
+    const policy = this.opts.reconnect
+    for (let tries = 1; ; tries++) {
+      const abort = new AbortController()
+      this.beside = abort
+      let timedOut = false
+      const timeout = later(this.opts.connectTimeoutMs, () => {
+        timedOut = true
+        abort.abort()
+      })
+      let retry: { reason: string; retryAfterMs: number | undefined } | undefined
+      try {
+        const response = await fetch(url.href, {
+          method: 'POST',
+          headers,
+          body: payload as BodyInit,
+          signal: abort.signal,
+          cache: 'no-store',
+        })
+        void response.body?.cancel().catch(() => undefined)
+        if (response.ok) {
+          this.counted(bytes)
+          return { queued: false }
+        }
+        const status = `HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`
+        if (!retryableStatus(response.status)) this.failBeside(what, `${shown} answered ${status}`)
+        retry = { reason: status, retryAfterMs: parseRetryAfter(response.headers.get('retry-after')) }
+      } catch (e) {
+        if (e instanceof RealtimeError) throw e
+        if (this.detached || abort.signal.aborted && !timedOut) this.failBeside(what, `${shown}: the connection closed`)
+        retry = { reason: timedOut ? 'no answer in time' : `network error: ${describe(e)}`, retryAfterMs: undefined }
+      } finally {
+        clearTimeout(timeout)
+        if (this.beside === abort) this.beside = undefined
+      }
+      if (!policy || (policy.maxRetries !== null && tries > policy.maxRetries)) {
+        const gaveUp = `gave up after ${tries === 1 ? '1 try' : `${tries} tries`} (${policy ? 'reconnect.maxRetries' : 'reconnect is off'})`
+        this.failBeside(what, `${shown}: ${retry.reason}; ${gaveUp}, it may not have reached the server`)
+      }
+      const backoff = backoffDelay(policy, this.baseMs, tries, Math.random())
+      const wait = Math.max(backoff, retry.retryAfterMs ?? 0)
+      const abortWait = new AbortController()
+      this.beside = abortWait
+      await new Promise<void>((resolve) => {
+        const t = later(wait, resolve)
+        abortWait.signal.addEventListener('abort', () => {
+          clearTimeout(t)
+          resolve()
+        })
+      })
+      if (this.detached || abortWait.signal.aborted) this.failBeside(what, `${shown}: the connection closed`)
+      if (this.beside === abortWait) this.beside = undefined
+    }
+  }
+
+  /** A send beside the stream failed for good: said to the page as an `error` frame, and to its caller. */
+  private failBeside(what: string, why: string): never {
+    if (!this.detached) this.report(`${what} failed: ${why}; later sends go on`)
+    throw new RealtimeError(`send failed: ${why}; the message was not delivered`)
   }
 
   async setOnConnect(key: string, payload: Payload): Promise<OnConnectResult> {
@@ -889,6 +981,8 @@ class BrowserConnection implements Backend {
       )
     }
     this.halt(code, reason)
+    // A send beside the stream ends with the connection; its caller is told.
+    this.beside?.abort()
     const dropped = this.queue.splice(0).length
     this.queuedBytes = 0
     if (this.state === 'disconnected' || this.state === 'failed') return
@@ -936,6 +1030,7 @@ class BrowserConnection implements Backend {
 
   async detach(): Promise<void> {
     this.detached = true
+    this.beside?.abort()
     live.delete(this)
     try {
       this.halt()

@@ -14,12 +14,14 @@ import type {
   Frame,
   GapInfo,
   HandleOptions,
+  JsonBody,
   MessageFrame,
   MessagesOptions,
   OnConnectData,
   OnConnectResult,
   Readable,
   RemovedResult,
+  SendOptions,
   SendResult,
   StateFrame,
   StateValue,
@@ -37,7 +39,8 @@ export const DEFAULT_LAST_MESSAGES = 100
 
 /** What a connection needs from whatever carries it: the Tauri IPC, or the browser's own sockets. */
 export interface Backend {
-  send(payload: string | Uint8Array): Promise<SendResult>
+  /** `contentType`: for a POST to `sendUrl`; undefined for the default of the payload's kind. */
+  send(payload: string | Uint8Array, contentType?: string): Promise<SendResult>
   setOnConnect(key: string, payload: string | Uint8Array): Promise<OnConnectResult>
   removeOnConnect(key: string): Promise<RemovedResult>
   close(code?: number, reason?: string): Promise<void>
@@ -93,13 +96,36 @@ function stateValueOf(f: StateFrame): StateValue {
   return v
 }
 
-function checkSendData(data: unknown): void {
+function isJsonBody(data: unknown): data is JsonBody {
+  if (Array.isArray(data)) return true
+  if (data === null || typeof data !== 'object') return false
+  const proto: unknown = Object.getPrototypeOf(data)
+  return proto === Object.prototype || proto === null
+}
+
+/** What goes to the backend for `data`: a plain object or array as its JSON text, typed as JSON. */
+function toSendData(data: unknown, options: SendOptions | undefined): [SendData, string | undefined] {
+  let contentType = options?.contentType
+  if (contentType !== undefined && typeof contentType !== 'string') {
+    throw new TypeError('send() options: `contentType` must be a string')
+  }
+  if (isJsonBody(data)) {
+    const text = JSON.stringify(data) as string | undefined
+    if (text === undefined) throw new TypeError('send() could not turn this object into JSON')
+    return [text, contentType ?? 'application/json']
+  }
   const ok =
     typeof data === 'string' ||
     data instanceof ArrayBuffer ||
     ArrayBuffer.isView(data) ||
     (typeof Blob !== 'undefined' && data instanceof Blob)
-  if (!ok) throw new TypeError('send() takes a string, ArrayBuffer, typed array, DataView or Blob')
+  if (!ok) {
+    throw new TypeError('send() takes a string, ArrayBuffer, typed array, DataView, Blob, plain object or array')
+  }
+  if (contentType === undefined && typeof Blob !== 'undefined' && data instanceof Blob && data.type !== '') {
+    contentType = data.type
+  }
+  return [data as SendData, contentType]
 }
 
 /** The Connection handle. Not exported from the package: apps get it from `connect()`. */
@@ -297,19 +323,21 @@ export class ConnectionImpl implements Connection, FrameSink {
     this.backend?.watch?.(type)
   }
 
-  send(data: SendData): Promise<SendResult> {
+  send(data: SendData | JsonBody, options?: SendOptions): Promise<SendResult> {
     if (this.closing || this.done) {
       return Promise.reject(new RealtimeError(`connection ${this.id} is closed`))
     }
+    let body: SendData
+    let contentType: string | undefined
     try {
-      checkSendData(data)
+      ;[body, contentType] = toSendData(data, options)
     } catch (e) {
       return Promise.reject(e)
     }
     const backend = this.requireBackend()
     // One send in flight at a time: Tauri may run async commands concurrently, and a Blob needs an await
     // to read, so chaining is what keeps messages in call order.
-    const result = this.sendChain.then(async () => backend.send(await toPayload(data)))
+    const result = this.sendChain.then(async () => backend.send(await toPayload(body), contentType))
     this.sendChain = result.catch(() => undefined)
     return result.catch((e: unknown) => {
       throw toRealtimeError(e)

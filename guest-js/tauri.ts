@@ -39,10 +39,14 @@ function tauriBackend(id: string): Backend {
   let ackedFrames = 0
   let ackedBytes = 0
   return {
-    send: (payload) =>
+    send: (payload, contentType) =>
       invoke<SendResult>(
         'plugin:realtime|send',
-        typeof payload === 'string' ? { id, data: payload } : { id, data: encodeBase64(payload), binary: true },
+        defined(
+          typeof payload === 'string'
+            ? { id, data: payload, contentType }
+            : { id, data: encodeBase64(payload), binary: true, contentType },
+        ),
       ),
     setOnConnect: (key, payload) =>
       invoke<OnConnectResult>(

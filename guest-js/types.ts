@@ -142,8 +142,9 @@ export interface FallbackOptions {
   /** URL to GET while degraded. Without it there is no fallback. Default: none. */
   pollUrl?: string
   /**
-   * URL to POST sends to while a WebSocket connection is polling, one at a time, the queued ones first.
-   * Default: none (sends are queued).
+   * URL to POST sends to while a WebSocket connection is polling, one at a time, the queued ones first; it wins
+   * over the top-level `sendUrl` there. On SSE and poll connections it stands in for a missing top-level
+   * `sendUrl`. Default: none (sends are queued).
    */
   sendUrl?: string
   /** Time between the end of one poll and the next, in ms; at least 100. Default: 2000. */
@@ -157,7 +158,7 @@ export interface FallbackOptions {
 /**
  * What the app asks for. The Rust side refuses unknown fields, so a typo is an error rather than a silent
  * default. Outside Tauri (a plain browser) the same options apply as far as a browser can honour them (SSE over
- * `fetch`, the reconnect policy, the queue, an application heartbeat, polling); what it cannot do (a `share`
+ * `fetch`, POSTs to `sendUrl`, the reconnect policy, the queue, an application heartbeat, polling); what it cannot do (a `share`
  * key, WebSocket `headers`, WebSocket pings without `heartbeat.message`) is refused with an error naming the
  * option: see the README, "Running in a plain browser".
  */
@@ -180,6 +181,15 @@ export interface ConnectOptions {
   body?: string
   /** SSE `Last-Event-ID` for the first request. Default: none. */
   lastEventId?: string
+  /**
+   * URL (http or https, in the scope like `url`) that `send()` POSTs each message to, one at a time and in order,
+   * with `headers` and the app's secret headers: on SSE and poll connections always, whatever the stream's state;
+   * on a WebSocket while it polls (`fallback.sendUrl` wins there). A POST that fails for a network error, a
+   * timeout, 408, 429 or 5xx is retried with the `reconnect` backoff (or a longer `Retry-After`) before any later
+   * send, up to `reconnect.maxRetries`; any other status fails that send alone. Every try of one send carries the
+   * same `Idempotency-Key` header (unless `headers` sets one). Default: none (`send()` on SSE and poll connections is refused).
+   */
+  sendUrl?: string
   /**
    * Reconnect policy, or `false` for none. Default: on (`true`), with initialDelayMs 1000, multiplier 2,
    * maxDelayMs 30000, jitter 0.2, maxRetries unlimited, stableAfterMs 5000, onNormalClose false.
@@ -249,8 +259,26 @@ export interface RemovedResult {
 
 /** What the `send` command gives. */
 export interface SendResult {
-  /** True when the message is held for delivery after a reconnect. */
+  /**
+   * True when the message is held for delivery after a reconnect (WebSocket). A POSTed send resolves once the
+   * server took it (2xx), always with `false`.
+   */
   queued: boolean
+}
+
+/** A plain object or an array: `send()` POSTs it as JSON (`JSON.stringify`), `application/json`. */
+export type JsonBody = { [key: string]: unknown } | readonly unknown[]
+
+/** Options of one `send()`. */
+export interface SendOptions {
+  /**
+   * The `Content-Type` of the POST when the message goes to `sendUrl` (ignored by a WebSocket frame). Default:
+   * `application/json` for a plain object or array, the Blob's own type for a typed Blob; otherwise a
+   * `Content-Type` in the connection's `headers`, else `text/plain; charset=utf-8` for text and
+   * `application/octet-stream` for bytes. A value HTTP cannot carry (line breaks, non-ASCII, over 256
+   * characters) is refused.
+   */
+  contentType?: string
 }
 
 /**
@@ -416,11 +444,15 @@ export interface Connection {
   on(eventType: string, handler: (frame: MessageFrame) => void): Unsubscribe
 
   /**
-   * Sends a message (WebSocket). Strings go as text; `ArrayBuffer`, typed arrays, `DataView` and `Blob`
-   * go as binary (base64 on the wire). Sends go out in call order. Resolves with `queued: true` when
-   * the message is held for delivery after a reconnect; rejects when the queue is full.
+   * Sends a message: a WebSocket frame, or, on SSE and poll connections (and a WebSocket while it polls), a
+   * POST to `sendUrl`. Strings go as text; `ArrayBuffer`, typed arrays, `DataView` and `Blob` go as binary
+   * (base64 on the wire); a plain object or array goes as its JSON text, `application/json` when POSTed. Sends
+   * go out in call order. Resolves with `queued: true` when the message is held for delivery after a reconnect
+   * (WebSocket); a POST resolves once the server took it. Rejects when the queue is full, when the server
+   * refused the POST (the message names the status and the URL, and an `error` frame says which send), or when
+   * its retries ran out.
    */
-  send(data: string | ArrayBuffer | ArrayBufferView | Blob): Promise<SendResult>
+  send(data: string | ArrayBuffer | ArrayBufferView | Blob | JsonBody, options?: SendOptions): Promise<SendResult>
   /**
    * Keeps a message that is written right after every open of the WebSocket, before the messages queued while
    * it was down, so the server has its topic subscriptions (or an auth handshake) back before anything else

@@ -110,13 +110,20 @@ pub(crate) async fn send<R: Runtime>(
     id: String,
     data: String,
     binary: Option<bool>,
+    // The `Content-Type` of the POST when the message is POSTed to `sendUrl`; by default
+    // `text/plain; charset=utf-8` for text and `application/octet-stream` for bytes.
+    content_type: Option<String>,
 ) -> Result<SendResult> {
     let msg = if binary.unwrap_or(false) {
         Outgoing::from_base64(&data)?
     } else {
         Outgoing::Text(data)
     };
-    let queued = app.realtime().hub().send(&id, webview.label(), msg).await?;
+    let queued = app
+        .realtime()
+        .hub()
+        .send_as(&id, webview.label(), msg, content_type.as_deref())
+        .await?;
     Ok(SendResult { queued })
 }
 

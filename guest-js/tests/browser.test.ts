@@ -647,7 +647,7 @@ describe('outside Tauri, SSE over fetch', () => {
     expect(server.requests[0]!.headers.accept).toBe('text/event-stream')
     expect(await conn.inspect()).toMatchObject({ transport: 'sse', state: 'connected', lastEventId: '2', framesIn: 3 })
     await expect(conn.send('x')).rejects.toThrow(
-      'send() is for WebSocket connections; this one streams server-sent events and cannot send',
+      'send() on a connection that streams server-sent events needs `sendUrl`',
     )
   })
 
@@ -725,6 +725,49 @@ describe('outside Tauri, SSE over fetch', () => {
       )
       expect(frames.filter((f) => f.kind === 'message').map((f) => (f as { data: string }).data)).toEqual(['ok'])
     }
+  })
+
+  it('POSTs sends to sendUrl in order, retrying 503 with one Idempotency-Key, failing a 400 alone', async () => {
+    const posts = await httpServer((req, res, i) => {
+      if (i === 0) res.writeHead(503, 'Service Unavailable').end()
+      else if (req.body === 'bad') res.writeHead(400, 'Bad Request').end()
+      else res.writeHead(204).end()
+    })
+    const sse = await httpServer((_req, res) => eventStream(res))
+    const { conn, frames } = await open({
+      url: sse.url,
+      sendUrl: posts.url.replace('/stream', '/send'),
+      headers: { Authorization: 'Bearer t' },
+      reconnect: fast,
+    })
+    await until('connected', () => lastState(frames)?.state === 'connected')
+    const first = conn.send('a')
+    const json = conn.send({ type: 'NEW_MESSAGE', text: 'hi' })
+    await expect(conn.send('bad')).rejects.toThrow(
+      /^send failed: http:\/\/127\.0\.0\.1:\d+\/send answered HTTP 400 Bad Request; the message was not delivered$/,
+    )
+    expect(await first).toEqual({ queued: false })
+    expect(await json).toEqual({ queued: false })
+    expect(await conn.send('c', { contentType: 'text/x-chat' })).toEqual({ queued: false })
+    expect(posts.requests.map((r) => r.body)).toEqual(['a', 'a', '{"type":"NEW_MESSAGE","text":"hi"}', 'bad', 'c'])
+    const keys = posts.requests.map((r) => r.headers['idempotency-key'])
+    expect(keys[0]).toBe(keys[1])
+    expect(new Set(keys).size).toBe(4)
+    expect(posts.requests.map((r) => r.headers['content-type'])).toEqual([
+      'text/plain; charset=utf-8',
+      'text/plain; charset=utf-8',
+      'application/json',
+      'text/plain; charset=utf-8',
+      'text/x-chat',
+    ])
+    expect(posts.requests.every((r) => r.headers.authorization === 'Bearer t')).toBe(true)
+    expect(frames.filter((f) => f.kind === 'error').map((f) => stripSeq([f])[0])).toEqual([
+      expect.objectContaining({ fatal: false, message: expect.stringMatching(/^send #3 \(3 bytes of text\/plain\) failed: .* answered HTTP 400 Bad Request; later sends go on$/) }),
+    ])
+    const bare = await open({ url: sse.url })
+    await expect(bare.conn.send('x')).rejects.toThrow(
+      'send() on a connection that streams server-sent events needs `sendUrl`',
+    )
   })
 
   it('close() ends the request and every timer; nothing follows', async () => {
@@ -850,6 +893,8 @@ describe('outside Tauri, the polling fallback over fetch', () => {
     expect(states(frames).map((f) => f.state)).toEqual(['connecting', 'reconnecting', 'connecting', 'polling'])
     expect(lastState(frames)?.reason).toMatch(/^2 failed attempts: network error/)
     await until('the queued sends posted', () => posted.length === 2)
+    // The server has the second POST before the page has its answer: wait for the page to count it.
+    for (let i = 0; i < 400 && (await conn.inspect()).framesOut < 2; i++) await sleep(5)
     expect(await conn.send('now')).toEqual({ queued: false })
     await expect(conn.send('refuse')).rejects.toThrow(
       'send failed: sendUrl answered HTTP 500; it may not have reached the server; the message was not delivered',
@@ -909,7 +954,7 @@ describe('outside Tauri, the polling fallback over fetch', () => {
       { kind: 'state', state: 'failed', reason: 'HTTP 401 Unauthorized' },
     ])
     await expect((await connect({ url: server.url, transport: 'poll' })).send('x')).rejects.toThrow(
-      'send() is for WebSocket connections; this one streams polling and cannot send',
+      'send() on a connection that streams by polling needs `sendUrl`',
     )
   })
 })

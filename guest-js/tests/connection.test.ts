@@ -342,6 +342,52 @@ describe('send', () => {
     ])
   })
 
+  it('sends a plain object or array as JSON typed application/json, and a content type the caller gives', async () => {
+    const conn = await connect({ url: 'https://example.test/events', sendUrl: 'https://example.test/api/messages/send' })
+    await conn.send({ type: 'NEW_MESSAGE', text: 'hi' })
+    await conn.send([1, 'two'])
+    await conn.send(Object.assign(Object.create(null) as object, { bare: true }))
+    await conn.send('plain')
+    await conn.send('<m/>', { contentType: 'application/xml' })
+    await conn.send({ a: 1 }, { contentType: 'application/merge-patch+json' })
+    await conn.send(new Blob(['{}'], { type: 'application/json' }))
+    await conn.send(new Uint8Array([1]), { contentType: 'application/cbor' })
+
+    expect(rust.commands('send')).toEqual([
+      { id: conn.id, data: '{"type":"NEW_MESSAGE","text":"hi"}', contentType: 'application/json' },
+      { id: conn.id, data: '[1,"two"]', contentType: 'application/json' },
+      { id: conn.id, data: '{"bare":true}', contentType: 'application/json' },
+      { id: conn.id, data: 'plain' },
+      { id: conn.id, data: '<m/>', contentType: 'application/xml' },
+      { id: conn.id, data: '{"a":1}', contentType: 'application/merge-patch+json' },
+      { id: conn.id, data: 'e30=', binary: true, contentType: 'application/json' },
+      { id: conn.id, data: 'AQ==', binary: true, contentType: 'application/cbor' },
+    ])
+  })
+
+  it('refuses objects that are not plain or not JSON, and a content type that is not a string', async () => {
+    const conn = await connect({ url: 'https://example.test/events', sendUrl: 'https://example.test/send' })
+    await expect(conn.send(new Date() as never)).rejects.toThrow(TypeError)
+    await expect(conn.send(new Map() as never)).rejects.toThrow(TypeError)
+    await expect(conn.send({ n: 1n })).rejects.toThrow(TypeError)
+    await expect(conn.send('x', { contentType: 1 as never })).rejects.toThrow(/contentType/)
+    expect(rust.commands('send')).toEqual([])
+  })
+
+  it('rejects with the Rust message when the server refused a POST, and the next send still goes', async () => {
+    const refusal = 'send failed: https://example.test/send answered HTTP 400 Bad Request; the message was not delivered'
+    rust.handlers.send = (a) => {
+      if (a.data === '{"bad":true}') throw refusal
+      return { queued: false }
+    }
+    const conn = await connect({ url: 'https://example.test/events', sendUrl: 'https://example.test/send' })
+    const bad = conn.send({ bad: true })
+    const good = conn.send({ good: true })
+    await expect(bad).rejects.toThrow(RealtimeError)
+    await expect(bad).rejects.toThrow(refusal)
+    await expect(good).resolves.toEqual({ queued: false })
+  })
+
   it('returns what Rust answers (queued while reconnecting)', async () => {
     rust.handlers.send = () => ({ queued: true })
     const conn = await connect({ url: 'wss://example.test/feed' })

@@ -65,8 +65,8 @@ function stated(doc: string): string | undefined {
 // Compile-time: each list must name every field of the TypeScript type and nothing else.
 const TS_FIELDS = {
   ConnectOptions: {
-    url: 1, transport: 1, headers: 1, protocols: 1, method: 1, body: 1, lastEventId: 1, reconnect: 1,
-    heartbeat: 1, queue: 1, fallback: 1, share: 1, maxMessageSize: 1, connectTimeoutMs: 1,
+    url: 1, transport: 1, headers: 1, protocols: 1, method: 1, body: 1, lastEventId: 1, sendUrl: 1,
+    reconnect: 1, heartbeat: 1, queue: 1, fallback: 1, share: 1, maxMessageSize: 1, connectTimeoutMs: 1,
   } satisfies Record<keyof ConnectOptions, 1>,
   ReconnectOptions: {
     initialDelayMs: 1, multiplier: 1, maxDelayMs: 1, jitter: 1, maxRetries: 1, stableAfterMs: 1, onNormalClose: 1,

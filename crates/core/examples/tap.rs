@@ -24,9 +24,11 @@
 //! - `--method`, `--body`, `--last-event-id`: the SSE request (e.g. a POST stream) and where to resume.
 //! - `--max-retries N`: give up (`failed`) after N reconnect attempts; default: unlimited.
 //! - `--no-reconnect`: no reconnect at all.
-//! - `--poll-url`, `--send-url`, `--poll-interval-ms`, `--probe-interval-ms`, `--after-failures`: the polling
-//!   fallback (`fallback` in the options), to watch a connection degrade to polling and come back;
-//!   `--transport poll` polls the URL itself from the start.
+//! - `--send-url URL`: `sendUrl`, where sends are POSTed: each stdin line on an SSE or poll connection, a
+//!   WebSocket's while it polls.
+//! - `--poll-url`, `--poll-interval-ms`, `--probe-interval-ms`, `--after-failures`: the polling fallback
+//!   (`fallback` in the options), to watch a connection degrade to polling and come back; `--transport poll`
+//!   polls the URL itself from the start.
 //! - `--protocol P`: a WebSocket subprotocol to offer (repeat for more).
 //! - `--max-message-size BYTES`: the largest message accepted from the server; default 16 MiB.
 //! - `--echo` (WebSocket): send every received message back unchanged, text as text and binary as binary,
@@ -93,7 +95,8 @@ tap [URL] [--options JSON] [--transport websocket|sse|poll] [--header 'K: V']...
            [--poll-url URL] [--send-url URL] [--poll-interval-ms N] [--probe-interval-ms N]
            [--after-failures N]";
 const ABOUT: &str = "\
-Prints every frame of the stream as one JSON line on stdout; sends each stdin line as text with send().";
+Prints every frame of the stream as one JSON line on stdout; sends each stdin line as text with send() (a POST
+to sendUrl beside SSE and polling).";
 const EXIT_STATUS: &str = "\
 Exit status: 0 disconnected or interrupted, 1 failed, 2 bad arguments, 130 a second signal while closing.";
 
@@ -161,7 +164,7 @@ struct Cli {
     /// Fallback: the URL to poll when the stream cannot be had
     #[arg(long, value_name = "URL", allow_hyphen_values = true)]
     poll_url: Option<String>,
-    /// Fallback: where a WebSocket's sends are POSTed while polling
+    /// Where sends are POSTed: beside an SSE or poll stream, or while a WebSocket polls
     #[arg(long, value_name = "URL", allow_hyphen_values = true)]
     send_url: Option<String>,
     /// Fallback: ms between polls [default: 2000]
@@ -308,7 +311,6 @@ impl Cli {
             options.reconnect = Some(Toggle::With(r));
         }
         let fallback_given = self.poll_url.is_some()
-            || self.send_url.is_some()
             || self.poll_interval_ms.is_some()
             || self.probe_interval_ms.is_some()
             || self.after_failures.is_some();
@@ -319,9 +321,6 @@ impl Cli {
             };
             if let Some(u) = self.poll_url {
                 fallback.poll_url = Some(u);
-            }
-            if let Some(u) = self.send_url {
-                fallback.send_url = Some(u);
             }
             if let Some(ms) = self.poll_interval_ms {
                 fallback.interval_ms = ms;
@@ -343,6 +342,7 @@ impl Cli {
         if !self.protocols.is_empty() {
             options.protocols = self.protocols;
         }
+        options.send_url = self.send_url.or(options.send_url);
         options.max_message_size = self.max_message_size.or(options.max_message_size);
         // One tap, one upstream: never join another subscription's.
         options.share = Some(tauri_plugin_realtime_core::Share::Enabled(false));
@@ -841,12 +841,16 @@ mod tests {
         ]);
         let want = FallbackOptions {
             poll_url: Some("http://127.0.0.1:1/poll".into()),
-            send_url: Some("http://127.0.0.1:1/send".into()),
+            send_url: None,
             interval_ms: 10,
             after_failures: 1,
             probe_interval_ms: 20,
         };
         assert_eq!(a.options.fallback, Some(Toggle::With(want)));
+        assert_eq!(
+            a.options.send_url.as_deref(),
+            Some("http://127.0.0.1:1/send")
+        );
         let a = run(&[
             HTTP,
             "--poll-url",

@@ -37,8 +37,8 @@ use crate::{
     queue::Outgoing,
     time::millis,
     transport::{
-        self, last_event_id_header, AttemptError, Env, Event, Notes, PollUpstream, Received,
-        Upstream, UrlGuard, Writable,
+        self, last_event_id_header, AttemptError, Env, Event, Notes, PollUpstream, PostFailed,
+        Poster, Received, Upstream, UrlGuard, Writable,
     },
 };
 
@@ -205,6 +205,7 @@ enum Input {
     Exit,
     Control(Option<Control>),
     Send(SendRequest),
+    Posted(Result<(), PostFailed>),
     Phase(Happened),
 }
 
@@ -228,6 +229,8 @@ pub(crate) struct Connection {
     attempt: u32,
     /// The SSE last event id: sent as `Last-Event-ID` on the next open or poll.
     resume: String,
+    /// SSE and poll connections with a send URL: sends are POSTed there beside the stream, in every phase.
+    lane: Option<Poster>,
 }
 
 impl Connection {
@@ -247,6 +250,11 @@ impl Connection {
         let backoff = opts.reconnect.clone().map(|r| {
             Backoff::new(r).with_fallback_after(opts.fallback.as_ref().map(|f| f.after_failures))
         });
+        let notes: Arc<Notes> = Arc::default();
+        let lane = opts
+            .post_url()
+            .filter(|_| opts.transport != Transport::Websocket)
+            .map(|u| Poster::new(opts.clone(), env.clone(), notes.clone(), u));
         Self {
             outbox: Outbox::new(opts.queue.clone()),
             on_connect: OnConnect::default(),
@@ -260,10 +268,11 @@ impl Connection {
             token,
             fanout: Fanout::new(first),
             backoff,
-            notes: Arc::default(),
+            notes,
             phase: Phase::Ended,
             state: State::Connecting,
             attempt: 0,
+            lane,
         }
     }
 
@@ -298,6 +307,7 @@ impl Connection {
                 biased;
                 _ = self.token.cancelled() => Input::Exit,
                 c = self.ctl.recv() => Input::Control(c),
+                posted = posted(&mut self.lane), if self.lane.as_ref().is_some_and(Poster::busy) => Input::Posted(posted),
                 Some(req) = self.sends.recv(), if self.takes_sends() => Input::Send(req),
                 happened = self.phase.next() => Input::Phase(happened),
             };
@@ -309,6 +319,10 @@ impl Connection {
                 Input::Control(c) => self.on_control(c).await,
                 Input::Send(req) => {
                     self.on_send(req);
+                    false
+                }
+                Input::Posted(result) => {
+                    self.posted(result).await;
                     false
                 }
                 Input::Phase(happened) => {
@@ -381,6 +395,10 @@ impl Connection {
     async fn on_phase(&mut self, happened: Happened) {
         match happened {
             Happened::Opened(Ok(upstream)) | Happened::Probed(Ok(upstream)) => {
+                if let Some(lane) = &self.lane {
+                    // The server is likely up again: a send waiting out its backoff goes now.
+                    lane.nudge();
+                }
                 self.abandon_write("the connection left polling").await;
                 self.connected(upstream).await;
             }
@@ -426,12 +444,15 @@ impl Connection {
             Event::Written(result) => {
                 match self.outbox.written(result) {
                     Some(Wrote::Out(len)) => self.count_out(len),
-                    Some(Wrote::Lost(message)) => self.report(message).await,
+                    Some(Wrote::Lost(message) | Wrote::Failed(message)) => {
+                        self.report(message).await
+                    }
                     Some(Wrote::Refused | Wrote::Cut) | None => {}
                 }
                 self.write_queued();
             }
             Event::Writable => self.write_queued(),
+            Event::Posted(result) => self.posted(result).await,
             Event::Trouble(message) => self.report(message).await,
             Event::Ended(ended) => self.ended(ended).await,
         }
@@ -636,6 +657,10 @@ impl Connection {
     /// The last frames of a connection that ends: what the queue still held, and `disconnected`, unless it
     /// already reported its end (`failed` or `disconnected`).
     async fn finish(&mut self, reason: &str) {
+        if self.lane.as_mut().is_some_and(Poster::cancel) {
+            self.outbox
+                .written(Err(format!("{reason} while it was being POSTed")));
+        }
         let dropped = self.outbox.clear();
         self.sync_queue();
         if matches!(self.phase, Phase::Ended) {
@@ -658,6 +683,9 @@ impl Connection {
     /// Whether the select should take the next send now: not while a write is in flight (it waits in the
     /// channel, in order), or while queued messages are still going out.
     fn takes_sends(&self) -> bool {
+        if let Some(lane) = &self.lane {
+            return !lane.busy();
+        }
         let writable = match &self.phase {
             Phase::Streaming(upstream) => upstream.writable(),
             Phase::Polling { poll, .. } => poll.writable(),
@@ -670,13 +698,24 @@ impl Connection {
         }
     }
 
-    fn on_send(&mut self, req: SendRequest) {
+    fn on_send(&mut self, mut req: SendRequest) {
+        let content_type = req.content_type.take();
+        if let Some(lane) = &mut self.lane {
+            if self.state == State::Disconnected {
+                let _ = req
+                    .reply
+                    .send(Err(Error::Closed(self.opts.url.to_string())));
+            } else {
+                lane.start(self.outbox.write(req), content_type);
+            }
+            return;
+        }
         match &mut self.phase {
             Phase::Streaming(upstream) if upstream.writable() == Writable::Now => {
                 upstream.write(self.outbox.write(req));
             }
             Phase::Polling { poll, .. } if poll.writable() == Writable::Now => {
-                poll.write(self.outbox.write(req));
+                poll.write(self.outbox.write(req), content_type);
             }
             Phase::Streaming(_) if self.opts.transport != Transport::Websocket => {
                 let _ = req.reply.send(Err(not_writable(self.opts.transport)));
@@ -716,17 +755,32 @@ impl Connection {
         if let Some(msg) = self.outbox.write_queued() {
             match &mut self.phase {
                 Phase::Streaming(upstream) => upstream.write(msg),
-                Phase::Polling { poll, .. } => poll.write(msg),
+                // A message queued for the WebSocket goes as text or bytes.
+                Phase::Polling { poll, .. } => poll.write(msg, None),
                 _ => {}
             }
         }
         self.sync_queue();
     }
 
+    /// A POST beside the stream ended: counted, or its failure reported.
+    async fn posted(&mut self, result: Result<(), PostFailed>) {
+        match self.outbox.posted(result) {
+            Some(Wrote::Out(len)) => self.count_out(len),
+            Some(Wrote::Lost(message) | Wrote::Failed(message)) => self.report(message).await,
+            Some(Wrote::Refused | Wrote::Cut) | None => {}
+        }
+        self.write_queued();
+    }
+
     /// A write in flight that will not finish: its sender is told it may not have arrived. Called whenever
-    /// the stream is left, so the on-connect round ends here too (the next open starts a new one).
+    /// the stream is left, so the on-connect round ends here too (the next open starts a new one). A POST
+    /// beside the stream is not the stream's: it goes on whatever the stream does, until the connection ends.
     async fn abandon_write(&mut self, why: &str) {
         self.outbox.end_round();
+        if self.lane.is_some() {
+            return;
+        }
         if let Some(Wrote::Lost(message)) = self.outbox.written(Err(why.to_owned())) {
             self.report(message).await;
         }
@@ -868,6 +922,14 @@ impl Connection {
             _ = token.cancelled() => {}
             _ = tell => {}
         }
+    }
+}
+
+/// How the POST in flight beside the stream ends; never, without one.
+async fn posted(lane: &mut Option<Poster>) -> Result<(), PostFailed> {
+    match lane {
+        Some(p) => p.done().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -19,12 +19,14 @@ pub enum Error {
     Failed { id: String, reason: String },
     #[error("outbound queue is full ({0}); wait for the connection to come back, or raise queue.maxMessages / queue.maxBytes")]
     QueueFull(String),
-    #[error("send() is for WebSocket connections; this one streams {0} and cannot send")]
+    #[error("send() on a connection that streams {0} needs `sendUrl`: set it to the http(s) URL that takes each message as a POST")]
     NotWritable(&'static str),
     #[error("send failed: {0}; the message was not delivered")]
     SendFailed(String),
     #[error("message of {size} bytes is larger than the limit of {limit} bytes")]
     MessageTooLarge { size: usize, limit: usize },
+    #[error("invalid content type {0:?}: give a media type such as application/json, at most 256 characters, without line breaks or control characters")]
+    InvalidContentType(String),
     #[error("binary data is not valid base64: {0}")]
     InvalidBase64(String),
     #[error("invalid on-connect message: {0}")]

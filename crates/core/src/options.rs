@@ -33,6 +33,11 @@ pub struct ConnectOptions {
     /// SSE `Last-Event-ID` for the first request. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event_id: Option<String>,
+    /// URL (http or https) that `send()` POSTs each message to, one at a time, in order, with the connection's
+    /// headers: on SSE and poll connections always, on a WebSocket while it polls (`fallback.sendUrl` wins
+    /// there when both are set). Default: none (`send()` on SSE and poll connections is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_url: Option<String>,
     /// Reconnect policy, or `false` for none. Default: on, see [`ReconnectOptions`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconnect: Option<Toggle<ReconnectOptions>>,
@@ -213,7 +218,9 @@ impl Default for QueueOptions {
 pub struct FallbackOptions {
     /// URL to GET while degraded. Without it there is no fallback. Default: none.
     pub poll_url: Option<String>,
-    /// URL to POST sends to while a WebSocket connection is polling. Default: none (sends are queued).
+    /// URL to POST sends to while a WebSocket connection is polling (it wins over the top-level `sendUrl`
+    /// there); on SSE and poll connections it stands in for a missing top-level `sendUrl`. Default: none (sends
+    /// are queued).
     pub send_url: Option<String>,
     /// Time between the end of one poll and the next, in ms. Default: 2000.
     pub interval_ms: u64,
@@ -250,6 +257,8 @@ pub struct Resolved {
     pub method: http::Method,
     pub body: Option<String>,
     pub last_event_id: Option<String>,
+    /// Where sends are POSTed (see [`ConnectOptions::send_url`]).
+    pub send_url: Option<Url>,
     pub reconnect: Option<ReconnectOptions>,
     pub heartbeat: Option<HeartbeatOptions>,
     pub queue: QueueOptions,
@@ -260,6 +269,23 @@ pub struct Resolved {
     pub sharing: Sharing,
     /// The options in a canonical form, without `share`: what a joiner's options must equal.
     pub fingerprint: String,
+}
+
+impl Resolved {
+    /// Where `send()` POSTs: on SSE and poll connections `sendUrl` (else `fallback.sendUrl`), in every
+    /// state; on a WebSocket only while it polls, `fallback.sendUrl` (else `sendUrl`).
+    pub fn post_url(&self) -> Option<Url> {
+        let fallback = self
+            .fallback
+            .as_ref()
+            .and_then(|f| f.send_url.as_deref())
+            .and_then(|u| Url::parse(u).ok());
+        if self.transport == Transport::Websocket {
+            fallback.or_else(|| self.send_url.clone())
+        } else {
+            self.send_url.clone().or(fallback)
+        }
+    }
 }
 
 /// Who may join an upstream.
@@ -489,6 +515,11 @@ impl ConnectOptions {
             }
         }
 
+        let send_url = match &self.send_url {
+            Some(u) => Some(http_url(u, "sendUrl")?),
+            None => None,
+        };
+
         let max_message_size = self.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE);
         if max_message_size == 0 || max_message_size > limits.max_message_size {
             return Err(Error::InvalidOptions(format!(
@@ -526,6 +557,7 @@ impl ConnectOptions {
             method,
             body: self.body.clone(),
             last_event_id: self.last_event_id.clone(),
+            send_url,
             reconnect,
             heartbeat,
             queue,
@@ -642,6 +674,17 @@ fn is_forbidden_method(method: &str) -> bool {
     matches!(method, "CONNECT" | "TRACE" | "TRACK")
 }
 
+/// A URL that must be http or https (`sendUrl`, which is POSTed to).
+fn http_url(raw: &str, field: &str) -> Result<Url, Error> {
+    let url = parse_url(raw, field)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::InvalidOptions(format!(
+            "`{field}` must be an http or https URL"
+        )));
+    }
+    Ok(url)
+}
+
 fn parse_url(raw: &str, field: &str) -> Result<Url, Error> {
     let url = Url::parse(raw).map_err(|e| {
         Error::InvalidOptions(format!("`{field}` is not a valid URL ({e}): {raw:?}; give an absolute URL such as wss://host/path"))
@@ -750,6 +793,20 @@ mod tests {
                 },
                 "method TRACE is not allowed",
             ),
+            (
+                ConnectOptions {
+                    send_url: Some("ws://h/send".into()),
+                    ..opts("http://h/x")
+                },
+                "`sendUrl` must be an http or https URL",
+            ),
+            (
+                ConnectOptions {
+                    send_url: Some("/api/messages/send".into()),
+                    ..opts("http://h/x")
+                },
+                "`sendUrl` is not a valid URL",
+            ),
         ];
         for (o, want) in cases {
             match o.resolve(&l) {
@@ -758,6 +815,41 @@ mod tests {
                 }
                 other => panic!("expected InvalidOptions containing {want:?}, got {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn sends_are_posted_to_the_top_level_send_url_or_the_fallbacks() {
+        let l = Limits::default();
+        let top = "http://h/top";
+        let fb = || {
+            Some(Toggle::With(FallbackOptions {
+                poll_url: Some("http://h/poll".into()),
+                send_url: Some("http://h/fallback".into()),
+                ..Default::default()
+            }))
+        };
+        let cases = [
+            ("http://h/s", Some(top), None, Some(top)),
+            ("http://h/s", Some(top), fb(), Some(top)),
+            ("http://h/s", None, fb(), Some("http://h/fallback")),
+            ("http://h/s", None, None, None),
+            // A WebSocket posts only while it polls, where the fallback's own URL wins.
+            ("ws://h/s", Some(top), fb(), Some("http://h/fallback")),
+            ("ws://h/s", Some(top), None, Some(top)),
+        ];
+        for (url, send_url, fallback, want) in cases {
+            let o = ConnectOptions {
+                send_url: send_url.map(str::to_owned),
+                fallback: fallback.clone(),
+                ..opts(url)
+            };
+            let got = o.resolve(&l).unwrap().post_url();
+            assert_eq!(
+                got.as_ref().map(Url::as_str),
+                want,
+                "{url} with sendUrl {send_url:?} and fallback {fallback:?}"
+            );
         }
     }
 

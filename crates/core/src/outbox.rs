@@ -11,11 +11,14 @@ use crate::{
     error::Error,
     options::QueueOptions,
     queue::{OutQueue, Outgoing},
+    transport::PostFailed,
 };
 
 /// A message from the app; the reply says whether it was queued (`true`) or written (`false`).
 pub(crate) struct SendRequest {
     pub msg: Outgoing,
+    /// The `Content-Type` of its POST, when it is POSTed; by its kind when `None`.
+    pub content_type: Option<http::HeaderValue>,
     pub reply: oneshot::Sender<Result<bool, Error>>,
 }
 
@@ -49,6 +52,8 @@ pub(crate) enum Wrote {
     Refused,
     /// An on-connect message whose write did not finish: nobody to tell, it goes again after the next open.
     Cut,
+    /// A send the send URL did not take: its caller has been told, and this says which, for an `error` frame.
+    Failed(String),
 }
 
 impl Outbox {
@@ -128,6 +133,24 @@ impl Outbox {
         })
     }
 
+    /// The POST in flight ended: taken (`Ok`), or not, saying which message and why.
+    pub(crate) fn posted(&mut self, result: Result<(), PostFailed>) -> Option<Wrote> {
+        let PostFailed { what, why } = match result {
+            Ok(()) => return self.written(Ok(())),
+            Err(failed) => failed,
+        };
+        let frame = format!("{what} failed: {why}; later sends go on");
+        Some(match self.writing.take()? {
+            Writing::Send { reply, .. } => {
+                let _ = reply.send(Err(Error::SendFailed(why)));
+                Wrote::Failed(frame)
+            }
+            Writing::Queued { .. } => Wrote::Lost(frame),
+            // Never POSTed (on-connect messages are for the WebSocket), and gone again after the next open.
+            Writing::OnConnect { .. } => Wrote::Cut,
+        })
+    }
+
     /// Empties the queue, returning how many messages were dropped (so the app can be told).
     pub(crate) fn clear(&mut self) -> usize {
         self.queue.clear()
@@ -150,7 +173,15 @@ mod tests {
     fn req(text: &str) -> (SendRequest, oneshot::Receiver<Result<bool, Error>>) {
         let (reply, answer) = oneshot::channel();
         let msg = Outgoing::Text(text.into());
-        (SendRequest { msg, reply }, answer)
+        let content_type = None;
+        (
+            SendRequest {
+                msg,
+                content_type,
+                reply,
+            },
+            answer,
+        )
     }
 
     #[tokio::test]
@@ -205,5 +236,38 @@ mod tests {
         assert_eq!(ob.write_queued(), Some(Outgoing::Text("queued".into())));
         assert!(matches!(ob.written(Ok(())), Some(Wrote::Out(6))));
         assert!(ob.clear_to_send());
+    }
+
+    #[tokio::test]
+    async fn a_refused_post_fails_its_send_alone_and_says_which() {
+        let mut ob = Outbox::new(QueueOptions::default());
+        let (a, answer_a) = req("a");
+        ob.write(a);
+        let failed = PostFailed {
+            what: "send #1 (1 bytes of text/plain)".into(),
+            why: "http://h/send answered HTTP 400 Bad Request".into(),
+        };
+        match ob.posted(Err(failed.clone())) {
+            Some(Wrote::Failed(m)) => assert!(
+                m.starts_with("send #1 (1 bytes")
+                    && m.contains("HTTP 400")
+                    && m.contains("later sends go on"),
+                "got {m}"
+            ),
+            _ => panic!("expected a failed send"),
+        }
+        let e = answer_a.await.unwrap().unwrap_err().to_string();
+        assert!(
+            e.contains("http://h/send answered HTTP 400 Bad Request"),
+            "got {e}"
+        );
+        // A queued message that fails is reported as lost: nobody waits for it.
+        ob.hold(req("b").0);
+        ob.write_queued();
+        assert!(matches!(ob.posted(Err(failed)), Some(Wrote::Lost(m)) if m.contains("send #1")));
+        let (c, answer_c) = req("c");
+        ob.write(c);
+        assert!(matches!(ob.posted(Ok(())), Some(Wrote::Out(1))));
+        assert!(!answer_c.await.unwrap().unwrap(), "posted, not queued");
     }
 }

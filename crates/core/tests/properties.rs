@@ -325,6 +325,7 @@ const FIELDS: &[&str] = &[
     "method",
     "body",
     "lastEventId",
+    "sendUrl",
     "reconnect",
     "heartbeat",
     "queue",
@@ -500,7 +501,7 @@ fn field_value(field: &'static str) -> BoxedStrategy<Value> {
             })
     };
     let plausible: BoxedStrategy<Value> = match field {
-        "url" => url_string().prop_map(Value::String).boxed(),
+        "url" | "sendUrl" => url_string().prop_map(Value::String).boxed(),
         "transport" => prop_oneof![Just("websocket"), Just("sse"), Just("poll"), Just("SSE")]
             .prop_map(|s| json!(s))
             .boxed(),
@@ -678,6 +679,10 @@ fn check_resolved(o: &ConnectOptions, limits: &Limits) -> Result<(), TestCaseErr
     }
     if let Some(f) = &r.fallback {
         prop_assert!(f.interval_ms.min(f.probe_interval_ms) >= floor);
+    }
+    // Sends are only ever POSTed over HTTP.
+    if let Some(u) = r.post_url() {
+        prop_assert!(matches!(u.scheme(), "http" | "https"), "sendUrl {u}");
     }
     // No header the Fetch standard forbids to pages, and subprotocols within the header budget.
     for (n, v) in &r.headers {

@@ -365,6 +365,21 @@ impl Hub {
 
     /// Sends a message; `Ok(true)` when it was queued for delivery after reconnect.
     pub async fn send(&self, id: &str, owner: &str, msg: Outgoing) -> Result<bool, Error> {
+        self.send_as(id, owner, msg, None).await
+    }
+
+    /// Sends a message, POSTed (on SSE and poll connections, or a WebSocket that polls) with this
+    /// `Content-Type` instead of the one its kind implies (text or bytes). A WebSocket frame has no content
+    /// type: there it is ignored. On a POST connection the answer comes once the server took the message
+    /// (`Ok(false)`), or failed it.
+    pub async fn send_as(
+        &self,
+        id: &str,
+        owner: &str,
+        msg: Outgoing,
+        content_type: Option<&str>,
+    ) -> Result<bool, Error> {
+        let content_type = content_type.map(parse_content_type).transpose()?;
         let (sends, limit) = {
             let reg = self.inner.lock();
             let up = owned_upstream(&reg, id, owner)?;
@@ -378,7 +393,11 @@ impl Hub {
         }
         let (reply, answer) = oneshot::channel();
         sends
-            .send(SendRequest { msg, reply })
+            .send(SendRequest {
+                msg,
+                content_type,
+                reply,
+            })
             .await
             .map_err(|_| Error::Closed(id.to_owned()))?;
         answer.await.map_err(|_| Error::Closed(id.to_owned()))?
@@ -634,6 +653,19 @@ impl Inner {
     }
 }
 
+/// Longest `Content-Type` a send may give.
+const MAX_CONTENT_TYPE: usize = 256;
+
+/// A send's `Content-Type`, when HTTP can carry it: visible ASCII and spaces, nothing else.
+fn parse_content_type(ct: &str) -> Result<http::HeaderValue, Error> {
+    let fits = !ct.trim().is_empty()
+        && ct.len() <= MAX_CONTENT_TYPE
+        && ct.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    fits.then(|| http::HeaderValue::from_str(ct).ok())
+        .flatten()
+        .ok_or_else(|| Error::InvalidContentType(ct.chars().take(MAX_CONTENT_TYPE).collect()))
+}
+
 /// Checks a connect before anything is registered: its id, its options, and the scope of every URL it may
 /// reach. Nothing here touches the registry.
 fn authorise(req: &ConnectRequest, config: &HubConfig) -> Result<Authorised, Error> {
@@ -644,6 +676,7 @@ fn authorise(req: &ConnectRequest, config: &HubConfig) -> Result<Authorised, Err
     };
     let resolved = req.options.resolve(&config.limits)?;
     let mut reaches = vec![resolved.url.clone()];
+    reaches.extend(resolved.send_url.clone());
     if let Some(f) = &resolved.fallback {
         for u in [&f.poll_url, &f.send_url].into_iter().flatten() {
             reaches.push(url::Url::parse(u).map_err(|e| Error::InvalidOptions(e.to_string()))?);

@@ -15,6 +15,7 @@ mod ws;
 use std::{sync::Arc, time::Duration};
 
 pub(crate) use self::poll::PollUpstream;
+pub(crate) use self::post::{PostFailed, Poster};
 pub(crate) use self::request::{last_event_id_header, Env, Notes};
 pub(crate) use self::ws::check_close;
 use crate::{
@@ -85,6 +86,8 @@ pub(crate) enum Event {
     /// A heartbeat's own write finished: the upstream can take a message again. Sends held back while it was
     /// being written go now, rather than after whatever the server sends next (a held-back reply is nothing).
     Writable,
+    /// The message given to [`PollUpstream::write`] was POSTed (`Ok`), or was not, saying which and why.
+    Posted(Result<(), PostFailed>),
     /// Something went wrong that the upstream got over by itself (a failed poll): worth a non-fatal `error`.
     Trouble(String),
     /// The upstream has ended; it reports nothing more.

@@ -56,7 +56,8 @@ pub(crate) struct PollUpstream {
 
 impl PollUpstream {
     /// Polls `fallback.pollUrl` (or `url` itself, for `transport: "poll"`) with the connection's headers,
-    /// resuming after `resume`; POSTs sends to `sendUrl` when `posts` says so (a WebSocket that polls).
+    /// resuming after `resume`; POSTs sends to the send URL when `posts` says so (a WebSocket that polls:
+    /// other connections POST beside the stream, whatever its phase).
     pub(crate) fn new(
         opts: Arc<Resolved>,
         env: Arc<Env>,
@@ -70,11 +71,9 @@ impl PollUpstream {
             .as_deref()
             .and_then(|u| Url::parse(u).ok())
             .unwrap_or_else(|| opts.url.clone());
-        let poster = fallback
-            .send_url
-            .as_deref()
+        let poster = opts
+            .post_url()
             .filter(|_| posts)
-            .and_then(|u| Url::parse(u).ok())
             .map(|u| Poster::new(opts.clone(), env.clone(), notes.clone(), u));
         let fetch: Fetch = Box::new(move |mut poller: Poller, resume: &str| {
             let (env, opts, url) = (env.clone(), opts.clone(), url.clone());
@@ -125,16 +124,16 @@ impl PollUpstream {
         }
     }
 
-    pub(crate) fn write(&mut self, msg: Outgoing) {
+    pub(crate) fn write(&mut self, msg: Outgoing, content_type: Option<http::HeaderValue>) {
         if let Some(p) = &mut self.poster {
-            p.start(msg);
+            p.start(msg, content_type);
         }
     }
 
     /// The next write's end only, polls paused: what the connection waits for while it probes the stream.
     pub(crate) async fn next_written(&mut self) -> Event {
         match &mut self.poster {
-            Some(p) => Event::Written(p.done().await),
+            Some(p) => Event::Posted(p.done().await),
             None => std::future::pending().await,
         }
     }
@@ -144,7 +143,7 @@ impl PollUpstream {
             tokio::select! {
                 biased;
                 written = async { match self.poster.as_mut() { Some(p) => p.done().await, None => std::future::pending().await } }, if self.poster.as_ref().is_some_and(Poster::busy) => {
-                    return Event::Written(written);
+                    return Event::Posted(written);
                 }
                 (poller, polled) = async { match self.fetching.as_mut() { Some(f) => f.await, None => std::future::pending().await } }, if self.fetching.is_some() => {
                     self.fetching = None;

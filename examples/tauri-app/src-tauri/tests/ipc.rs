@@ -261,6 +261,8 @@ fn the_scope_limits_and_ownership_hold_through_the_ipc() {
             "fallback": { "pollUrl": format!("http://127.0.0.1:{port}/admin/poll") } } }),
         json!({ "options": { "url": format!("ws://127.0.0.1:{port}/chat"),
             "fallback": { "pollUrl": format!("http://127.0.0.1:{port}/feed"), "sendUrl": "https://example.com/send" } } }),
+        json!({ "options": { "url": format!("http://127.0.0.1:{port}/feed/stream"),
+            "sendUrl": format!("http://127.0.0.1:{port}/admin/send") } }),
     ];
     for args in denied {
         let e = invoke(&main, "connect", args.clone()).expect_err("expected a scope error");
@@ -552,4 +554,55 @@ fn one_argument_chooses_the_route() {
         3,
         "expected no subscription from a refused connect, got {ids:?}"
     );
+}
+
+#[test]
+fn send_beside_an_event_stream_posts_with_the_content_type_it_is_given() {
+    let server = server();
+    let app = app(&server);
+    let main = window(&app, "main");
+    let urls = server.urls();
+    // The summary endpoint takes a POST (and answers it with a stream, which the send does not wait for).
+    invoke(
+        &main,
+        "connect",
+        json!({ "id": "feed", "options": { "url": urls.feed_stream, "sendUrl": urls.sse } }),
+    )
+    .unwrap();
+    let sent = invoke(
+        &main,
+        "send",
+        json!({ "id": "feed", "data": "{\"query\":\"rust\"}", "contentType": "application/json" }),
+    )
+    .unwrap();
+    assert_eq!(sent, json!({ "queued": false }), "got {sent}");
+    let e = invoke(
+        &main,
+        "send",
+        json!({ "id": "feed", "data": "x", "contentType": "text/plain\r\nx-injected: 1" }),
+    )
+    .unwrap_err();
+    assert!(e.contains("invalid content type"), "got {e:?}");
+    let e = invoke(
+        &main,
+        "send",
+        json!({ "id": "feed", "data": "x", "contentType": 5 }),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("contentType"),
+        "expected the argument named, got {e:?}"
+    );
+    let info = &invoke(&main, "inspect", json!({ "id": "feed" })).unwrap()[0];
+    assert_eq!(info["framesOut"], json!(1), "got {info}");
+
+    // Without a sendUrl, the error says what to set.
+    invoke(
+        &main,
+        "connect",
+        json!({ "id": "bare", "options": { "url": urls.feed_stream, "share": false } }),
+    )
+    .unwrap();
+    let e = invoke(&main, "send", json!({ "id": "bare", "data": "x" })).unwrap_err();
+    assert!(e.contains("needs `sendUrl`"), "got {e:?}");
 }
