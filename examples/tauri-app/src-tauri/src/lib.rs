@@ -13,7 +13,9 @@ pub mod demo;
 
 use std::{net::SocketAddr, time::Duration};
 
-use demo::{DemoServer, DemoStatus, DemoUrls, StreamingSwitch};
+use demo::{
+    DemoHandle, DemoServer, DemoStatus, DemoUrls, PingsRequest, SlowRequest, StreamingSwitch,
+};
 use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
 /// Label of the second, chat-only window (listed in `capabilities/default.json`).
@@ -58,6 +60,34 @@ impl DemoClient {
     }
 }
 
+/// The embedded demo server, when the app runs it (not with `REALTIME_DEMO_SERVER`): what stops and starts it.
+#[derive(Default)]
+pub struct DemoProcess(std::sync::OnceLock<DemoHandle>);
+
+impl DemoProcess {
+    fn handle(&self) -> Result<&DemoHandle, String> {
+        self.0.get().ok_or_else(|| {
+            format!("the demo server runs on its own ({DEMO_SERVER_ENV}): stop and start it there")
+        })
+    }
+}
+
+/// POSTs `body` as JSON to the demo server's `path` and gives the status it answers.
+async fn post_control(
+    urls: &DemoUrls,
+    client: &DemoClient,
+    path: &str,
+    body: &impl serde::Serialize,
+) -> Result<DemoStatus, String> {
+    let body = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+    let request = client
+        .0
+        .post(format!("{}{path}", urls.base))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body);
+    client.status_from(request).await
+}
+
 /// The demo server's URLs, for the page to connect to.
 #[tauri::command]
 fn demo_urls(urls: tauri::State<'_, DemoUrls>) -> DemoUrls {
@@ -69,8 +99,58 @@ fn demo_urls(urls: tauri::State<'_, DemoUrls>) -> DemoUrls {
 async fn demo_status(
     urls: tauri::State<'_, DemoUrls>,
     client: tauri::State<'_, DemoClient>,
+    process: tauri::State<'_, DemoProcess>,
 ) -> Result<DemoStatus, String> {
-    client.status_from(client.0.get(&urls.status)).await
+    match client.status_from(client.0.get(&urls.status)).await {
+        Ok(status) => Ok(status),
+        // A stopped embedded server still has its counters (`listening: false`).
+        Err(e) => process.handle().map(DemoHandle::status).map_err(|_| e),
+    }
+}
+
+/// Ends every open connection of the demo server at once, without a close frame (a network cut).
+#[tauri::command]
+async fn demo_drop_connections(
+    urls: tauri::State<'_, DemoUrls>,
+    client: tauri::State<'_, DemoClient>,
+) -> Result<DemoStatus, String> {
+    post_control(&urls, &client, "/control/drop", &serde_json::json!({})).await
+}
+
+/// Stops the embedded demo server: connections are refused until `demo_server_start`.
+#[tauri::command]
+async fn demo_server_stop(process: tauri::State<'_, DemoProcess>) -> Result<DemoStatus, String> {
+    let handle = process.handle()?;
+    handle.stop().await?;
+    Ok(handle.status())
+}
+
+/// Starts the embedded demo server again, on the same port.
+#[tauri::command]
+async fn demo_server_start(process: tauri::State<'_, DemoProcess>) -> Result<DemoStatus, String> {
+    let handle = process.handle()?;
+    handle.start().await?;
+    Ok(handle.status())
+}
+
+/// Makes every stream of the demo server wait `delay_ms` before each item (0: full speed).
+#[tauri::command]
+async fn demo_set_slow(
+    delay_ms: u64,
+    urls: tauri::State<'_, DemoUrls>,
+    client: tauri::State<'_, DemoClient>,
+) -> Result<DemoStatus, String> {
+    post_control(&urls, &client, "/control/slow", &SlowRequest { delay_ms }).await
+}
+
+/// Makes `/topics` answer application pings (`answer: true`) or ignore them.
+#[tauri::command]
+async fn demo_set_pings(
+    answer: bool,
+    urls: tauri::State<'_, DemoUrls>,
+    client: tauri::State<'_, DemoClient>,
+) -> Result<DemoStatus, String> {
+    post_control(&urls, &client, "/control/pings", &PingsRequest { answer }).await
 }
 
 /// Makes the demo server refuse streaming (`enabled: false`) or allow it again; gives the new status.
@@ -132,10 +212,16 @@ pub fn register<R: tauri::Runtime>(
         .plugin(tauri_plugin_realtime::init())
         .manage(demo)
         .manage(DemoClient::new())
+        .manage(DemoProcess::default())
         .invoke_handler(tauri::generate_handler![
             demo_urls,
             demo_status,
             demo_set_streaming,
+            demo_drop_connections,
+            demo_server_stop,
+            demo_server_start,
+            demo_set_slow,
+            demo_set_pings,
             open_second_window,
             close_window
         ])
@@ -180,10 +266,14 @@ pub fn run() {
             (Some(server), urls)
         }
     };
+    let app = register(tauri::Builder::default(), urls)
+        .build(tauri::generate_context!())
+        .expect("error while building tauri application");
+    if let Some(server) = &server {
+        let _ = app.state::<DemoProcess>().0.set(server.handle());
+    }
     // `server` stays alive for the whole run: the event loop below ends the process without returning.
-    register(tauri::Builder::default(), urls)
-        .run(tauri::generate_context!())
-        .expect("error while running tauri application");
+    app.run(|_, _| {});
     drop(server);
 }
 

@@ -2,9 +2,12 @@
 //! `POST /control/streaming` (the switch that makes it refuse streaming). The samples report to the counters and
 //! honour the switch through [`Control`]; a real backend would have neither.
 
-use std::sync::{
-    atomic::{AtomicU64, AtomicUsize, Ordering},
-    Arc,
+use std::{
+    collections::VecDeque,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
 };
 
 use axum::{
@@ -17,7 +20,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::AppState;
+use super::{topics::TopicSocket, AppState};
 
 /// The `Retry-After` (in s) of the `503` answers while streaming is refused.
 pub const REFUSED_RETRY_AFTER_SECS: u64 = 1;
@@ -46,7 +49,45 @@ pub struct DemoStatus {
     pub refused: u64,
     /// Id of the newest feed event (0 before the first).
     pub feed_last_id: u64,
+    /// False while the server is stopped (`/control/stop`, or the app's `demo_server_stop`).
+    #[serde(default)]
+    pub listening: bool,
+    /// Times the server started listening: 1, plus one per restart.
+    #[serde(default)]
+    pub server_starts: u64,
+    /// `POST /control/drop` calls so far.
+    #[serde(default)]
+    pub drops: u64,
+    /// The pause before each streamed item (`/control/slow`), in ms.
+    #[serde(default)]
+    pub slow_ms: u64,
+    /// Whether `/topics` answers `{"type":"ping"}` (`/control/pings`).
+    #[serde(default)]
+    pub answer_pings: bool,
+    /// Texts `/chat` received, oldest first (the last [`CHAT_LOG_KEEP`]): what the server saw, in its order.
+    #[serde(default)]
+    pub chat_received: Vec<String>,
+    /// Close codes that clients sent on `/chat` and `/topics`, oldest first (the last [`CHAT_LOG_KEEP`]).
+    #[serde(default)]
+    pub close_codes: Vec<u16>,
+    /// WebSocket connections `/topics` accepted since the server started.
+    #[serde(default)]
+    pub topics_accepted: u64,
+    /// The open `/topics` sockets with their subscriptions and counters.
+    #[serde(default)]
+    pub topic_sockets: Vec<TopicSocket>,
+    /// `{"type":"ping"}` messages `/topics` answered, and those it ignored (`/control/pings`).
+    #[serde(default)]
+    pub pings_answered: u64,
+    #[serde(default)]
+    pub pings_ignored: u64,
+    /// Protocol pings `/topics` received (the library answers them; the application ignores them).
+    #[serde(default)]
+    pub protocol_pings: u64,
 }
+
+/// How many received chat texts and close codes `/status` keeps.
+pub const CHAT_LOG_KEEP: usize = 100;
 
 /// `POST /control/streaming` body.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -64,6 +105,24 @@ pub(super) struct Control {
     pub(super) summary_streams: Arc<AtomicUsize>,
     pub(super) feed_polls: AtomicU64,
     pub(super) refused: AtomicU64,
+    chat_received: Mutex<VecDeque<String>>,
+    close_codes: Mutex<VecDeque<u16>>,
+}
+
+fn keep<T>(list: &Mutex<VecDeque<T>>, item: T) {
+    let mut list = list.lock().unwrap_or_else(|p| p.into_inner());
+    if list.len() == CHAT_LOG_KEEP {
+        list.pop_front();
+    }
+    list.push_back(item);
+}
+
+fn listed<T: Clone>(list: &Mutex<VecDeque<T>>) -> Vec<T> {
+    list.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .cloned()
+        .collect()
 }
 
 impl Control {
@@ -76,6 +135,8 @@ impl Control {
             summary_streams: Arc::default(),
             feed_polls: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            chat_received: Mutex::default(),
+            close_codes: Mutex::default(),
         }
     }
 
@@ -88,6 +149,16 @@ impl Control {
         self.streaming.subscribe()
     }
 
+    /// Records a text `/chat` received.
+    pub(super) fn chat_received(&self, text: &str) {
+        keep(&self.chat_received, text.to_string());
+    }
+
+    /// Records the close code a client sent.
+    pub(super) fn closed_with(&self, code: u16) {
+        keep(&self.close_codes, code);
+    }
+
     fn status(&self, feed_last_id: u64) -> DemoStatus {
         DemoStatus {
             streaming: self.streaming(),
@@ -98,6 +169,9 @@ impl Control {
             feed_polls: self.feed_polls.load(Ordering::SeqCst),
             refused: self.refused.load(Ordering::SeqCst),
             feed_last_id,
+            chat_received: listed(&self.chat_received),
+            close_codes: listed(&self.close_codes),
+            ..DemoStatus::default()
         }
     }
 
@@ -125,8 +199,16 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/control/streaming", post(set_streaming))
 }
 
-fn status_of(state: &AppState) -> DemoStatus {
-    state.control.status(state.feed.last_id())
+pub(super) fn status_of(state: &AppState) -> DemoStatus {
+    let mut status = state.control.status(state.feed.last_id());
+    state.faults.fill(&mut status);
+    let topics = &state.topics;
+    status.topics_accepted = topics.accepted.load(Ordering::SeqCst);
+    status.topic_sockets = topics.sockets();
+    status.pings_answered = topics.pings_answered.load(Ordering::SeqCst);
+    status.pings_ignored = topics.pings_ignored.load(Ordering::SeqCst);
+    status.protocol_pings = topics.protocol_pings.load(Ordering::SeqCst);
+    status
 }
 
 async fn status(State(state): State<AppState>) -> Response {

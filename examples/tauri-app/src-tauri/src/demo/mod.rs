@@ -26,9 +26,13 @@
 //! runs it on its own, for an app started with `REALTIME_DEMO_SERVER=127.0.0.1:<port>`.
 
 mod control;
+mod faults;
 mod samples;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_faults;
+mod topics;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -38,6 +42,8 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 pub use control::{DemoStatus, StreamingSwitch, CLOSE_STREAMING_OFF, REFUSED_RETRY_AFTER_SECS};
+pub use faults::{DemoHandle, PingsRequest, SlowRequest, StopRequest, MAX_FAULT_MS};
+pub use topics::{TopicSocket, PUBLISH_EVERY};
 pub use samples::{
     feed_text, summary_words, FeedEvent, DEFAULT_QUERY, FEED_BACKLOG, FEED_EVENT, FEED_KEEP,
     FEED_WINDOW, RETRY, WELCOME,
@@ -80,6 +86,10 @@ pub struct DemoUrls {
     pub status: String,
     /// `POST {"enabled": bool}` here to allow or refuse streaming: `http://127.0.0.1:PORT/control/streaming`.
     pub control: String,
+    /// The topics server (JSON with a `type`, subscriptions, application ping): `ws://127.0.0.1:PORT/topics`.
+    pub topics: String,
+    /// The server's base URL, `http://127.0.0.1:PORT`, for the other `/control/...` endpoints.
+    pub base: String,
 }
 
 impl DemoUrls {
@@ -91,6 +101,8 @@ impl DemoUrls {
             feed_stream: format!("http://{addr}/feed/stream"),
             status: format!("http://{addr}/status"),
             control: format!("http://{addr}/control/streaming"),
+            topics: format!("ws://{addr}/topics"),
+            base: format!("http://{addr}"),
         }
     }
 }
@@ -101,6 +113,7 @@ pub struct DemoServer {
     addr: SocketAddr,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
+    shared: AppState,
 }
 
 impl DemoServer {
@@ -122,21 +135,19 @@ impl DemoServer {
         let shutdown = CancellationToken::new();
         let shared = Arc::new(Shared::new(config, shutdown.clone()));
         tokio::spawn(samples::produce_feed(shared.clone()));
-        let app = router(shared);
-        let signal = shutdown.clone().cancelled_owned();
-        let task = tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app)
-                .with_graceful_shutdown(signal)
-                .await
-            {
-                eprintln!("demo server stopped: {err}");
-            }
-        });
+        let app = router(shared.clone());
+        let task = tokio::spawn(faults::listen(listener, addr, shared.clone(), app));
         Ok(Self {
             addr,
             shutdown,
             task: Some(task),
+            shared,
         })
+    }
+
+    /// What stops and starts this server without HTTP (the app's `demo_server_stop` and `demo_server_start`).
+    pub fn handle(&self) -> DemoHandle {
+        DemoHandle(self.shared.clone())
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -170,6 +181,16 @@ struct Shared {
     feed: samples::Feed,
     /// The streaming switch and the counters that `/status` reports.
     control: control::Control,
+    /// Drop, stop and start, slow down, stop answering pings.
+    faults: faults::Faults,
+    /// The `/topics` sockets.
+    topics: topics::Topics,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
 }
 
 type AppState = Arc<Shared>;
@@ -181,6 +202,8 @@ impl Shared {
             shutdown,
             feed: samples::Feed::new(),
             control: control::Control::new(),
+            faults: faults::Faults::new(),
+            topics: topics::Topics::default(),
         }
     }
 
@@ -188,10 +211,12 @@ impl Shared {
     fn stream_end(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let shutdown = self.shutdown.clone();
         let mut streaming = self.control.watch();
+        let cut = self.faults.cut();
         async move {
             tokio::select! {
                 () = shutdown.cancelled() => {}
                 () = control::streaming_off(&mut streaming) => {}
+                _ = cut => {}
             }
         }
     }
@@ -200,5 +225,7 @@ impl Shared {
 fn router(shared: AppState) -> Router {
     samples::routes()
         .merge(control::routes())
+        .merge(faults::routes())
+        .merge(topics::routes())
         .with_state(shared)
 }

@@ -28,7 +28,11 @@ use realtime_testkit::{sse, Gauge};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
-use super::{control::streaming_off, AppState, DemoConfig, Shared, CLOSE_STREAMING_OFF};
+use super::{
+    control::streaming_off,
+    faults::{paced, Cut},
+    AppState, DemoConfig, Shared, CLOSE_STREAMING_OFF,
+};
 
 /// The greeting `/chat` sends as soon as a client connects.
 pub const WELCOME: &str = "welcome to the demo chat: every message you send comes back as an echo";
@@ -96,9 +100,19 @@ async fn echo(mut socket: WebSocket, state: &Shared) {
     }
     let shutdown = state.shutdown.clone();
     let mut streaming = state.control.watch();
+    let cut = state.faults.cut();
+    tokio::pin!(cut);
     loop {
         let message = tokio::select! {
             message = socket.recv() => message,
+            how = &mut cut => {
+                // A drop ends without a word, like a network cut; a stop says goodbye.
+                if how == Cut::Stopped {
+                    let bye = axum::extract::ws::CloseFrame { code: 1001, reason: "server stopping".into() };
+                    let _ = socket.send(Message::Close(Some(bye))).await;
+                }
+                return;
+            }
             () = shutdown.cancelled() => {
                 let bye = axum::extract::ws::CloseFrame { code: 1001, reason: "server shutting down".into() };
                 let _ = socket.send(Message::Close(Some(bye))).await;
@@ -115,16 +129,23 @@ async fn echo(mut socket: WebSocket, state: &Shared) {
             }
         };
         let reply = match message {
-            Some(Ok(Message::Text(text))) => Message::Text(text),
+            Some(Ok(Message::Text(text))) => {
+                state.control.chat_received(text.as_str());
+                Message::Text(text)
+            }
             Some(Ok(Message::Binary(bytes))) => Message::Binary(bytes),
             // Pings are answered by the WebSocket library itself.
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             // The library answers a close frame by itself with the client's own code and reason; the next read
             // sends that reply and then reports the end of the connection.
-            Some(Ok(Message::Close(_))) => continue,
+            Some(Ok(Message::Close(frame))) => {
+                state.control.closed_with(frame.map_or(1005, |f| f.code));
+                continue;
+            }
             // The client went away without a close frame.
             Some(Err(_)) | None => return,
         };
+        state.faults.pace().await;
         if socket.send(reply).await.is_err() {
             return;
         }
@@ -163,7 +184,7 @@ async fn summary(
     let events = summary_events(summary_words(&query), last_id, state.config.clone());
     let stream = counted(events, Gauge::new(&state.control.summary_streams));
     // Streams run forever, so they must end by themselves when the server shuts down or stops streaming.
-    Sse::new(stream.take_until(state.stream_end())).into_response()
+    Sse::new(paced(stream, state.clone()).take_until(state.stream_end())).into_response()
 }
 
 /// The text of the summary, one word per `summary` event.
@@ -401,5 +422,5 @@ async fn feed_stream(State(state): State<AppState>, headers: HeaderMap) -> Respo
             }
         }
     };
-    Sse::new(stream.take_until(state.stream_end())).into_response()
+    Sse::new(paced(stream, state.clone()).take_until(state.stream_end())).into_response()
 }
