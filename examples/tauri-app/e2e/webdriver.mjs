@@ -193,8 +193,12 @@ export const windowHandles = () => wd('GET', session('/window/handles'))
 export const currentWindow = () => wd('GET', session('/window'))
 export const switchToWindow = (handle) => wd('POST', session('/window'), { handle })
 
-/** Saves a screenshot of the current window's page, after checking it is a PNG. */
+/**
+ * Saves a screenshot of the current window's page, after checking it is a PNG. Waits two animation frames first:
+ * WebKitGTK's screenshot is the last frame painted, which can be seconds older than the page the test just read.
+ */
 export async function saveScreenshot(file) {
+  await run('return new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(() => ok(true))))')
   const png = Buffer.from(await wd('GET', session('/screenshot')), 'base64')
   const signature = png.subarray(0, 8).toString('hex')
   assert.equal(signature, '89504e470d0a1a0a', `expected a PNG signature, got ${signature}`)

@@ -8,6 +8,9 @@
 
 import { invoke } from '@tauri-apps/api/core'
 import { connect, decodeBinary, type Connection, type MessageFrame, type StateValue } from 'tauri-plugin-realtime-api'
+import { DeliveryTracker, reconnectBanner } from './panels/chat'
+import { startControl, showControlStatus } from './panels/control'
+import { startTopics, showTopicsStatus, type TopicSocketStatus } from './panels/topics'
 import './style.css'
 
 /** What the `demo_urls` command gives. */
@@ -20,6 +23,10 @@ interface DemoUrls {
   feedStream: string
   status: string
   control: string
+  /** The topics server (JSON messages with a `type`, subscriptions, application ping). */
+  topics: string
+  /** The server's base URL, for the other `/control/...` endpoints. */
+  base: string
 }
 
 /** What the `demo_status` and `demo_set_streaming` commands give: the demo server's view. */
@@ -32,6 +39,19 @@ interface DemoStatus {
   feedPolls: number
   refused: number
   feedLastId: number
+  /** False while the server is stopped (the control panel). */
+  listening: boolean
+  serverStarts: number
+  drops: number
+  slowMs: number
+  answerPings: boolean
+  /** Texts `/chat` received, oldest first. */
+  chatReceived: string[]
+  /** Close codes clients sent, oldest first. */
+  closeCodes: number[]
+  topicSockets: TopicSocketStatus[]
+  pingsAnswered: number
+  pingsIgnored: number
 }
 
 /** `all` (the main window) or `chat` (the second window: chat only). */
@@ -46,7 +66,15 @@ const STATUS_EVERY_MS = 1000
  * across webviews only an explicit key shares, and only with identical options. A short maximum delay, because
  * the demo server can be told to refuse streaming, and the chat (which has no fallback) should be back soon after.
  */
-const chatOptions = (url: string) => ({ url, share: 'demo-chat', reconnect: { maxDelayMs: 5000 } })
+const chatOptions = (url: string) => ({
+  url,
+  share: 'demo-chat',
+  // After this many retries in a row without getting through, `failed` and the Reconnect button.
+  reconnect: { maxDelayMs: 5000, maxRetries: CHAT_MAX_RETRIES },
+})
+
+/** About 25 to 32 s of a stopped server (1, 2, 4, then 5 s apart, less up to 20 % jitter), then `failed`. */
+const CHAT_MAX_RETRIES = 8
 
 /** Lists keep at most this many items: the summary stream ticks forever. */
 const MAX_ITEMS = 200
@@ -72,6 +100,10 @@ const ui = {
     shared: el('ws-shared'),
     openWindow: el<HTMLButtonElement>('open-window'),
     closeWindow: el<HTMLButtonElement>('close-window'),
+    banner: el('ws-banner'),
+    bannerText: el('ws-banner-text'),
+    countdown: el('ws-countdown'),
+    reconnect: el<HTMLButtonElement>('ws-reconnect'),
   },
   sse: {
     url: el('sse-url'),
@@ -144,6 +176,14 @@ async function startChat(url: string): Promise<void> {
     return
   }
   conn.state.subscribe((value) => showState(state, detail, value))
+  reconnectBanner(conn, CHAT_MAX_RETRIES, {
+    banner: ui.ws.banner,
+    text: ui.ws.bannerText,
+    countdown: ui.ws.countdown,
+    reconnect: ui.ws.reconnect,
+    detail,
+  })
+  const delivery = new DeliveryTracker()
   // `shared`: this page joined an upstream that was already open (another window's, or this page's own before a
   // reload, which lingers for 3 s).
   shared.dataset.shared = String(conn.shared)
@@ -151,7 +191,8 @@ async function startChat(url: string): Promise<void> {
 
   conn.on('message', (frame: MessageFrame) => {
     const text = frame.binary ? `[${decodeBinary(frame).length} bytes]` : frame.data
-    append(log, 'in', [
+    const echo = !frame.binary && delivery.echo(frame.data)
+    append(log, echo ? 'in echo' : 'in', [
       ['who', 'server'],
       ['text', text],
       ['time', time()],
@@ -174,12 +215,12 @@ async function startChat(url: string): Promise<void> {
       ['text', text],
       ['time', time()],
     ])
+    delivery.add(text, item)
     conn.send(text).then(
-      (result) => {
-        // Sent while the socket was down: the plugin holds it and sends it after the reconnect.
-        if (result.queued) item.classList.add('queued')
-      },
+      // Sent while the socket was down: the plugin holds it and sends it after the reconnect.
+      (result) => delivery.sendResult(item, result.queued),
       (error: unknown) => {
+        delivery.failed(item)
         item.classList.add('failed')
         append(log, 'note error', [['text', `not sent: ${error instanceof Error ? error.message : String(error)}`]])
       },
@@ -307,8 +348,10 @@ let streaming: boolean | undefined
 function showStatus(status: DemoStatus): void {
   streaming = status.streaming
   const pill = ui.serverStreaming
-  pill.dataset.streaming = String(status.streaming)
-  pill.textContent = status.streaming ? 'streaming' : 'refusing streams'
+  pill.dataset.streaming = String(status.streaming && status.listening !== false)
+  pill.textContent = status.listening === false ? 'stopped' : status.streaming ? 'streaming' : 'refusing streams'
+  showControlStatus(status)
+  showTopicsStatus(status)
 
   const figure = ui.ws.connections
   figure.dataset.open = String(status.chatOpen)
@@ -387,8 +430,14 @@ async function main(): Promise<void> {
     void startSummary(urls.sse, ui.sse.query.value.trim())
   })
   ui.feed.toggle.addEventListener('click', () => void toggleStreaming())
+  startControl({ onStatus: showStatus, toggleStreaming })
 
-  await Promise.all([startChat(urls.ws), startSummary(urls.sse, ui.sse.query.value.trim()), startFeed(urls)])
+  await Promise.all([
+    startChat(urls.ws),
+    startSummary(urls.sse, ui.sse.query.value.trim()),
+    startFeed(urls),
+    startTopics(urls.topics),
+  ])
 }
 
 void main()
