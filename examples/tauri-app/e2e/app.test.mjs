@@ -53,8 +53,8 @@ test('the direct route: the page receiver that Rust calls holds every connection
       const r = window.__TAURI_PLUGIN_REALTIME__
       return r && { held: r.connections.size, frozen: Object.isFrozen(r),
         listed: Object.keys(window).includes('__TAURI_PLUGIN_REALTIME__') }`)
-    // The chat, the summary and the feed.
-    assert.deepEqual(r, { held: 3, frozen: true, listed: false }, `receiver: ${show(r)}`)
+    // The chat, the summary, the feed and the topics panel.
+    assert.deepEqual(r, { held: 4, frozen: true, listed: false }, `receiver: ${show(r)}`)
   }),
 )
 

@@ -84,6 +84,29 @@ async function serverButton(label, listening) {
 
 const stamp = Date.now()
 
+/**
+ * Screenshot of the chat as a person sees it: the panel scrolled to the top of the page (typing may have
+ * scrolled it), all inside the 1024x768 window, and the server's count of open chat connections (polled every
+ * second) caught up with `open`. With `first`, the chat log shows that message at its top.
+ */
+async function chatScreenshot(name, { open, first } = {}) {
+  if (open !== undefined) {
+    await waitFor(`#server-connections to count ${open} open`, () => run('return document.querySelector("#server-connections").dataset.open'),
+      (o) => o === String(open))
+  }
+  const box = await run(`document.querySelector('main').scrollTop = 0
+    const log = document.querySelector('#ws-log')
+    const first = arguments[0] && Array.from(log.querySelectorAll('li.out')).find((li) => li.querySelector('.text').textContent === arguments[0])
+    if (first) log.scrollTop = first.offsetTop - log.offsetTop - 8
+    const r = document.querySelector('[data-panel="chat"]').getBoundingClientRect()
+    const f = first && first.getBoundingClientRect(), l = log.getBoundingClientRect()
+    return { top: r.top, bottom: r.bottom, vw: innerWidth, vh: innerHeight,
+      firstShown: !first || (f.top >= l.top && f.bottom <= l.bottom) }`, first ?? null)
+  assert.ok(box.top >= 0 && box.bottom <= box.vh && box.vw === 1024 && box.vh === 768 && box.firstShown,
+    `expected the chat panel (and ${show(first)} in its log) all in view in a 1024x768 window, got ${show(box)}`)
+  await saveScreenshot(shot(name))
+}
+
 test('connected: the badge says so, no banner, the welcome came first', { timeout: 60_000 }, () =>
   withLog(async () => {
     await size1024x768()
@@ -97,7 +120,7 @@ test('connected: the badge says so, no banner, the welcome came first', { timeou
     assert.equal(await displayed('#ws-state'), true, 'expected the badge visible')
     const colour = await run('return getComputedStyle(document.querySelector("#ws-state")).color')
     assert.equal(colour, 'rgb(30, 127, 79)', `expected the green of connected, got ${show(colour)}`)
-    await saveScreenshot(shot('connected'))
+    await chatScreenshot('connected', { open: 1 })
   }),
 )
 
@@ -121,7 +144,7 @@ test('server stopped: reconnecting with a countdown; messages typed meanwhile ar
     // The countdown moves: a later reading of the same attempt shows less time left, or a new attempt.
     await waitFor('the countdown to move', () => run(`return document.querySelector('#ws-countdown').dataset.remainingMs`),
       (left) => left !== banner.left)
-    await saveScreenshot(shot('reconnecting'))
+    await chatScreenshot('reconnecting')
 
     const typed = [1, 2, 3].map((n) => `queued ${n} ${stamp}`)
     for (const text of typed) await say(text)
@@ -132,7 +155,7 @@ test('server stopped: reconnecting with a countdown; messages typed meanwhile ar
       assert.equal(item.label, 'queued: waiting for the connection', `expected the queued label, got ${show(item)}`)
     }
     assert.notEqual(await textOf('#ws-state'), 'connected', 'expected the chat still down')
-    await saveScreenshot(shot('queued'))
+    await chatScreenshot('queued', { first: typed[0] })
 
     await serverButton('Start the server', true)
     await waitFor('#ws-state to say "connected" again', () => textOf('#ws-state'), (s) => s === 'connected')
@@ -156,7 +179,9 @@ test('server stopped: reconnecting with a countdown; messages typed meanwhile ar
     assert.equal(status.serverStarts, 2, `expected the server started twice, got ${show(status)}`)
     assert.equal(status.chatAccepted, acceptedBefore + 1, `expected one new chat connection, got ${show(status)}`)
     assert.equal(status.chatOpen, 1, `expected one open chat connection, got ${show(status)}`)
-    await saveScreenshot(shot('delivered'))
+    await chatScreenshot('delivered', { open: 1, first: typed[0] })
+    const marks = await run(`return Array.from(document.querySelectorAll('#ws-log li.out .delivery'), (e) => e.textContent)`)
+    assert.deepEqual(marks.slice(-3), ['delivered', 'delivered', 'delivered'], `expected the delivered marks shown, got ${show(marks)}`)
   }),
 )
 
@@ -172,7 +197,7 @@ test('after maxRetries the chat fails, shows Reconnect, and Reconnect brings it 
     assert.equal(await textOf('#ws-reconnect'), 'Reconnect')
     const colour = await run('return getComputedStyle(document.querySelector("#ws-banner")).color')
     assert.equal(colour, 'rgb(197, 48, 48)', `expected the red of failed, got ${show(colour)}`)
-    await saveScreenshot(shot('failed'))
+    await chatScreenshot('failed')
 
     // Failed is terminal: the server coming back does not bring the chat back by itself...
     await serverButton('Start the server', true)

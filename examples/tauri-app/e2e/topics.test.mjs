@@ -110,6 +110,9 @@ test('after a dropped connection the subscription is sent again, once, on the ne
 
     // The panel as a person sees it: scrolled into view, inside the 1024x768 window.
     await inView('[data-panel="topics"]')
+    // The page polls the server's status every second: wait for it to show the new socket.
+    await waitFor('#topics-server to show the new socket holding prices', () => textOf('#topics-server'),
+      (t) => t?.includes(`socket #${socket.id}: prices`))
     const shown = await run(`return { chips: document.querySelector('#topics-subscribed').textContent,
       server: document.querySelector('#topics-server').textContent,
       heartbeat: document.querySelector('#topics-heartbeat').textContent }`)

@@ -184,9 +184,9 @@ pub(super) async fn listen(first: TcpListener, addr: SocketAddr, state: AppState
             Ok(bound) => listener = Some(bound),
             Err(err) => {
                 faults.listening.send_replace(false);
-                faults
-                    .phase
-                    .send_replace(Phase::Failed(format!("cannot listen on {addr} again: {err}")));
+                faults.phase.send_replace(Phase::Failed(format!(
+                    "cannot listen on {addr} again: {err}"
+                )));
             }
         }
     }
@@ -207,11 +207,7 @@ impl DemoHandle {
     /// Stops listening: new connections are refused, open ones end. Returns once the listener is closed.
     pub async fn stop(&self) -> Result<(), String> {
         self.0.faults.stop();
-        self.0
-            .faults
-            .reached(|p| *p != Phase::Up)
-            .await
-            .map(|_| ())
+        self.0.faults.reached(|p| *p != Phase::Up).await.map(|_| ())
     }
 
     /// Listens again on the same port. Returns once it does, or why it cannot.
@@ -274,7 +270,10 @@ async fn drop_all(State(state): State<AppState>) -> Json<DemoStatus> {
     Json(control::status_of(&state))
 }
 
-async fn stop_for(State(state): State<AppState>, Json(request): Json<StopRequest>) -> Json<DemoStatus> {
+async fn stop_for(
+    State(state): State<AppState>,
+    Json(request): Json<StopRequest>,
+) -> Json<DemoStatus> {
     let down = Duration::from_millis(request.down_ms.min(MAX_FAULT_MS));
     let handle = DemoHandle(Arc::clone(&state));
     // The answer goes out before the listener closes: graceful shutdown lets this request finish.
@@ -297,7 +296,10 @@ async fn slow(State(state): State<AppState>, Json(request): Json<SlowRequest>) -
     Json(control::status_of(&state))
 }
 
-async fn pings(State(state): State<AppState>, Json(request): Json<PingsRequest>) -> Json<DemoStatus> {
+async fn pings(
+    State(state): State<AppState>,
+    Json(request): Json<PingsRequest>,
+) -> Json<DemoStatus> {
     state
         .faults
         .answer_pings

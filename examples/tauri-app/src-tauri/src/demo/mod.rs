@@ -12,6 +12,8 @@
 //! - `GET /feed`: the same feed for pollers: a finite `text/event-stream` document of the events after
 //!   `Last-Event-ID` (or the most recent ones), with an `ETag`, answering `304` to `If-None-Match` when nothing is
 //!   new.
+//! - `GET /topics` (`topics.rs`): a WebSocket app server speaking JSON with a `type`: per-socket topic
+//!   subscriptions, typed messages per topic, and an application heartbeat (`{"type":"ping"}` -> `pong`).
 //!
 //! The test hooks (`control.rs`, what the page's switch and the tests use to watch and break the server):
 //!
@@ -20,6 +22,9 @@
 //!   `{"enabled": true}`. Open streams end at once (chat sockets with close code 1012), new chat upgrades and
 //!   summary requests get `503` with `Retry-After`, and `/feed/stream` answers `200 application/json`, the answer
 //!   of a server that cannot stream, so a client with a polling fallback degrades at once. `/feed` keeps working.
+//! - `POST /control/{drop,stop,slow,pings}` (`faults.rs`): drop every connection, stop listening and start again
+//!   on the same port, slow every stream down, stop answering application pings. [`DemoHandle`] stops and
+//!   starts the server without HTTP, for the app.
 //!
 //! It is also meant as a plain sample of such a server: nothing in here knows about Tauri. It listens on loopback
 //! only and stops with [`DemoServer::shutdown`] (or when the handle is dropped). The `realtime-demo-server` binary
@@ -43,11 +48,11 @@ use tokio_util::sync::CancellationToken;
 
 pub use control::{DemoStatus, StreamingSwitch, CLOSE_STREAMING_OFF, REFUSED_RETRY_AFTER_SECS};
 pub use faults::{DemoHandle, PingsRequest, SlowRequest, StopRequest, MAX_FAULT_MS};
-pub use topics::{TopicSocket, PUBLISH_EVERY};
 pub use samples::{
     feed_text, summary_words, FeedEvent, DEFAULT_QUERY, FEED_BACKLOG, FEED_EVENT, FEED_KEEP,
     FEED_WINDOW, RETRY, WELCOME,
 };
+pub use topics::{TopicSocket, PUBLISH_EVERY};
 
 /// Timing of the demo streams. The defaults are for people watching; tests shorten them.
 #[derive(Debug, Clone)]

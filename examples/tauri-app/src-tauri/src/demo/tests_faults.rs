@@ -66,7 +66,11 @@ async fn post(urls: &DemoUrls, path: &str, body: Value) -> DemoStatus {
     .await
     .expect("expected an answer within the limit, got a timeout")
     .expect("expected the control endpoint to answer");
-    assert_eq!(response.status(), 200, "expected 200 from {path}, got {response:?}");
+    assert_eq!(
+        response.status(),
+        200,
+        "expected 200 from {path}, got {response:?}"
+    );
     serde_json::from_slice(&response.bytes().await.unwrap()).expect("expected DemoStatus JSON")
 }
 
@@ -78,9 +82,16 @@ async fn topics_subscribe_publish_typed_messages_unsubscribe_and_answer_pings() 
 
     send_json(&mut ws, json!({ "type": "subscribe", "topic": "news" })).await;
     let got = next_json(&mut ws).await;
-    assert_eq!(got, json!({ "type": "subscribed", "topic": "news" }), "expected the subscription, got {got}");
+    assert_eq!(
+        got,
+        json!({ "type": "subscribed", "topic": "news" }),
+        "expected the subscription, got {got}"
+    );
     let got = next_json(&mut ws).await;
-    assert_eq!(got["type"], "headline", "expected a headline on news, got {got}");
+    assert_eq!(
+        got["type"], "headline",
+        "expected a headline on news, got {got}"
+    );
     assert_eq!(got["topic"], "news", "expected topic news, got {got}");
 
     send_json(&mut ws, json!({ "type": "ping" })).await;
@@ -94,9 +105,21 @@ async fn topics_subscribe_publish_typed_messages_unsubscribe_and_answer_pings() 
         assert!(seen.len() < 10, "expected a pong, got {seen:?}");
     }
     let s = status(&urls).await;
-    assert_eq!(s.topic_sockets.len(), 1, "expected one topics socket, got {s:?}");
-    assert_eq!(s.topic_sockets[0].topics, vec!["news"], "expected news only, got {s:?}");
-    assert_eq!((s.pings_answered, s.pings_ignored), (1, 0), "expected one ping answered, got {s:?}");
+    assert_eq!(
+        s.topic_sockets.len(),
+        1,
+        "expected one topics socket, got {s:?}"
+    );
+    assert_eq!(
+        s.topic_sockets[0].topics,
+        vec!["news"],
+        "expected news only, got {s:?}"
+    );
+    assert_eq!(
+        (s.pings_answered, s.pings_ignored),
+        (1, 0),
+        "expected one ping answered, got {s:?}"
+    );
 
     // Pings switched off: the ping goes unanswered and is counted as ignored.
     let off = post(&urls, "/control/pings", json!({ "answer": false })).await;
@@ -106,14 +129,24 @@ async fn topics_subscribe_publish_typed_messages_unsubscribe_and_answer_pings() 
     send_json(&mut ws, json!({ "type": "nonsense" })).await;
     loop {
         let got = next_json(&mut ws).await;
-        assert_ne!(got["type"], "pong", "expected no pong while pings are off, got {got}");
+        assert_ne!(
+            got["type"], "pong",
+            "expected no pong while pings are off, got {got}"
+        );
         if got["type"] == "error" {
             break;
         }
     }
     let s = status(&urls).await;
-    assert!(s.topic_sockets[0].topics.is_empty(), "expected no topic held, got {s:?}");
-    assert_eq!((s.pings_answered, s.pings_ignored), (1, 1), "expected one ping ignored, got {s:?}");
+    assert!(
+        s.topic_sockets[0].topics.is_empty(),
+        "expected no topic held, got {s:?}"
+    );
+    assert_eq!(
+        (s.pings_answered, s.pings_ignored),
+        (1, 1),
+        "expected one ping ignored, got {s:?}"
+    );
     assert_eq!(s.topic_sockets[0].subscribes, 1, "got {s:?}");
     assert_eq!(s.topic_sockets[0].unsubscribes, 1, "got {s:?}");
 }
@@ -129,7 +162,9 @@ async fn drop_cuts_every_socket_without_a_close_frame_and_the_server_keeps_liste
     let s = post(&urls, "/control/drop", json!({})).await;
     assert_eq!(s.drops, 1, "expected one drop, got {s:?}");
     for ws in [&mut chat, &mut topics] {
-        let got = timeout(LIMIT, ws.next()).await.expect("expected the cut within the limit");
+        let got = timeout(LIMIT, ws.next())
+            .await
+            .expect("expected the cut within the limit");
         assert!(
             matches!(
                 got,
@@ -143,7 +178,11 @@ async fn drop_cuts_every_socket_without_a_close_frame_and_the_server_keeps_liste
     // Still listening: a new chat gets its welcome.
     let mut again = open(&urls.ws).await;
     let welcome = recv(&mut again).await;
-    assert_eq!(welcome, Some(tungstenite::Message::text(WELCOME)), "got {welcome:?}");
+    assert_eq!(
+        welcome,
+        Some(tungstenite::Message::text(WELCOME)),
+        "got {welcome:?}"
+    );
 }
 
 #[tokio::test]
@@ -168,9 +207,16 @@ async fn stop_refuses_connections_then_start_listens_on_the_same_port_with_the_s
         matches!(refused, Ok(Err(_))),
         "expected the connection refused, got {refused:?}"
     );
-    assert!(!handle.status().listening, "expected not listening, got {:?}", handle.status());
+    assert!(
+        !handle.status().listening,
+        "expected not listening, got {:?}",
+        handle.status()
+    );
 
-    handle.start().await.expect("expected the server to start again");
+    handle
+        .start()
+        .await
+        .expect("expected the server to start again");
     let mut chat = open(&urls.ws).await;
     let _welcome = recv(&mut chat).await;
     chat.send(tungstenite::Message::text("two")).await.unwrap();
@@ -178,19 +224,29 @@ async fn stop_refuses_connections_then_start_listens_on_the_same_port_with_the_s
     let s = status(&urls).await;
     assert!(s.listening, "expected listening, got {s:?}");
     assert_eq!(s.server_starts, 2, "expected two starts, got {s:?}");
-    assert_eq!(s.chat_received, vec!["one", "two"], "expected both texts once, in order, got {s:?}");
+    assert_eq!(
+        s.chat_received,
+        vec!["one", "two"],
+        "expected both texts once, in order, got {s:?}"
+    );
     assert_eq!(s.chat_accepted, 2, "got {s:?}");
 
     // The HTTP form: down for a while, then back by itself.
     let s = post(&urls, "/control/stop", json!({ "downMs": 200 })).await;
-    assert!(s.listening, "expected the answer before the stop, got {s:?}");
+    assert!(
+        s.listening,
+        "expected the answer before the stop, got {s:?}"
+    );
     let deadline = tokio::time::Instant::now() + LIMIT;
     loop {
         let s = handle.status();
         if s.server_starts == 3 && s.listening {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "expected a third start, got {s:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected a third start, got {s:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     chat.close(None).await.ok();
@@ -212,16 +268,22 @@ async fn slow_delays_every_echo_and_the_chat_records_close_codes() {
         "expected the echo after the 300 ms pause, got it after {:?}",
         sent.elapsed()
     );
-    chat.close(Some(tungstenite::protocol::CloseFrame { code: CloseCode::Away, reason: "".into() }))
-        .await
-        .unwrap();
+    chat.close(Some(tungstenite::protocol::CloseFrame {
+        code: CloseCode::Away,
+        reason: "".into(),
+    }))
+    .await
+    .unwrap();
     let deadline = tokio::time::Instant::now() + LIMIT;
     loop {
         let s = status(&urls).await;
         if s.close_codes == vec![1001] {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "expected close code 1001 recorded, got {s:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected close code 1001 recorded, got {s:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

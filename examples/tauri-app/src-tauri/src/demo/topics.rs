@@ -114,10 +114,16 @@ struct Incoming {
 
 fn publication(topic: &str, n: u64) -> Value {
     match topic {
-        "news" => json!({ "type": "headline", "topic": topic, "n": n, "title": format!("Headline #{n}: streams stay open") }),
-        "prices" => json!({ "type": "price", "topic": topic, "n": n, "symbol": "TAURI", "value": 100 + (n * 7) % 23 }),
+        "news" => {
+            json!({ "type": "headline", "topic": topic, "n": n, "title": format!("Headline #{n}: streams stay open") })
+        }
+        "prices" => {
+            json!({ "type": "price", "topic": topic, "n": n, "symbol": "TAURI", "value": 100 + (n * 7) % 23 })
+        }
         "weather" => json!({ "type": "reading", "topic": topic, "n": n, "celsius": 12 + (n % 9) }),
-        _ => json!({ "type": "notice", "topic": topic, "n": n, "text": format!("notice #{n} on {topic}") }),
+        _ => {
+            json!({ "type": "notice", "topic": topic, "n": n, "text": format!("notice #{n} on {topic}") })
+        }
     }
 }
 
@@ -149,7 +155,11 @@ async fn serve(mut socket: WebSocket, state: &Shared) {
                     continue;
                 }
                 Some(Ok(Message::Binary(_))) => vec![json!({ "type": "error", "message": "send JSON text" })],
-                Some(Ok(Message::Pong(_) | Message::Close(_))) => continue,
+                Some(Ok(Message::Close(frame))) => {
+                    state.control.closed_with(frame.map_or(1005, |f| f.code));
+                    continue;
+                }
+                Some(Ok(Message::Pong(_))) => continue,
                 Some(Err(_)) | None => return,
             },
             _ = publish.tick() => {
@@ -193,7 +203,9 @@ async fn serve(mut socket: WebSocket, state: &Shared) {
 fn answer(state: &Shared, id: u64, text: &str) -> Vec<Value> {
     let topics = &state.topics;
     let Ok(incoming) = serde_json::from_str::<Incoming>(text) else {
-        return vec![json!({ "type": "error", "message": "expected a JSON object with a string \"type\"" })];
+        return vec![
+            json!({ "type": "error", "message": "expected a JSON object with a string \"type\"" }),
+        ];
     };
     let topic = incoming
         .topic
@@ -221,7 +233,9 @@ fn answer(state: &Shared, id: u64, text: &str) -> Vec<Value> {
                 }
             });
             if full {
-                vec![json!({ "type": "error", "message": format!("at most {MAX_TOPICS} topics per socket") })]
+                vec![
+                    json!({ "type": "error", "message": format!("at most {MAX_TOPICS} topics per socket") }),
+                ]
             } else {
                 vec![json!({ "type": "subscribed", "topic": topic })]
             }
@@ -234,7 +248,9 @@ fn answer(state: &Shared, id: u64, text: &str) -> Vec<Value> {
             vec![json!({ "type": "unsubscribed", "topic": topic })]
         }
         ("subscribe" | "unsubscribe", None) => {
-            vec![json!({ "type": "error", "message": format!("a topic of 1 to {MAX_TOPIC_LEN} bytes is needed") })]
+            vec![
+                json!({ "type": "error", "message": format!("a topic of 1 to {MAX_TOPIC_LEN} bytes is needed") }),
+            ]
         }
         (other, _) => {
             vec![json!({ "type": "error", "message": format!("unknown type {other:?}") })]
