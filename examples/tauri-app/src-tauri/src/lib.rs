@@ -384,6 +384,46 @@ mod tests {
     }
 
     #[test]
+    fn fault_commands_reach_the_server_and_stop_start_need_the_embedded_one() {
+        let server = tauri::async_runtime::block_on(DemoServer::start()).expect("demo server");
+        let app = app(server.urls());
+        let webview = window(&app);
+
+        let status = |v: Value| -> DemoStatus { serde_json::from_value(v).expect("a DemoStatus") };
+        let dropped = status(invoke(&webview, "demo_drop_connections", json!({})).unwrap());
+        assert_eq!(dropped.drops, 1, "expected one drop, got {dropped:?}");
+        let slow = status(invoke(&webview, "demo_set_slow", json!({ "delayMs": 250 })).unwrap());
+        assert_eq!(slow.slow_ms, 250, "expected 250 ms, got {slow:?}");
+        let pings = status(invoke(&webview, "demo_set_pings", json!({ "answer": false })).unwrap());
+        assert!(!pings.answer_pings, "expected pings off, got {pings:?}");
+
+        // Not given the embedded server's handle (as with REALTIME_DEMO_SERVER): stop and start say so.
+        for command in ["demo_server_stop", "demo_server_start"] {
+            let e = invoke(&webview, command, json!({})).expect_err("expected an error");
+            assert!(
+                e.to_string().contains(DEMO_SERVER_ENV),
+                "expected {command} to name {DEMO_SERVER_ENV}, got {e}"
+            );
+        }
+
+        // Given it: stop, the status still answers (from the handle), start again on the same port.
+        let _ = app.state::<DemoProcess>().0.set(server.handle());
+        let stopped = status(invoke(&webview, "demo_server_stop", json!({})).unwrap());
+        assert!(!stopped.listening, "expected stopped, got {stopped:?}");
+        let seen = status(invoke(&webview, "demo_status", json!({})).unwrap());
+        assert!(
+            !seen.listening,
+            "expected the status of a stopped server, got {seen:?}"
+        );
+        let started = status(invoke(&webview, "demo_server_start", json!({})).unwrap());
+        assert!(
+            started.listening && started.server_starts == 2,
+            "expected listening after a second start, got {started:?}"
+        );
+        drop(server);
+    }
+
+    #[test]
     fn open_second_window_opens_it_once() {
         let app = app(DemoUrls::for_addr(([127, 0, 0, 1], 4321).into()));
         let webview = window(&app);
