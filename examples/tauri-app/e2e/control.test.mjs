@@ -117,6 +117,8 @@ test('Refuse streaming: the feed polls, the chat waits; Allow streaming brings b
     await waitStatus('streaming refused', (s) => s.streaming === false)
     await waitFor('#feed-state to say "polling"', () => textOf('#feed-state'), (s) => s === 'polling', 15_000)
     await waitFor('#ws-state to leave "connected"', () => textOf('#ws-state'), (s) => s !== 'connected')
+    // /topics is a stream too: refused meanwhile.
+    await waitFor('#topics-state to say "reconnecting"', () => textOf('#topics-state'), (s) => s === 'reconnecting', 15_000)
     await waitFor('the header pill to say "refusing streams"', () => textOf('#server-streaming'), (s) => s === 'refusing streams')
     // The feed panel's own switch follows.
     await waitFor('#toggle-streaming to say "Allow streaming"', () => textOf('#toggle-streaming'), (s) => s === 'Allow streaming')
@@ -134,6 +136,7 @@ test('Refuse streaming: the feed polls, the chat waits; Allow streaming brings b
     await waitStatus('streaming allowed', (s) => s.streaming === true)
     await waitFor('#feed-state to say "connected" again', () => textOf('#feed-state'), (s) => s === 'connected', 20_000)
     await waitFor('#ws-state to say "connected" again', () => textOf('#ws-state'), (s) => s === 'connected', 20_000)
+    await waitFor('#topics-state to say "connected" again', () => textOf('#topics-state'), (s) => s === 'connected', 20_000)
   }),
 )
 
