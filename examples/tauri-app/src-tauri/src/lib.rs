@@ -10,6 +10,7 @@
 //! end-to-end test reads its counters after the app has quit.
 
 pub mod demo;
+mod panels;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -137,7 +138,9 @@ pub fn register<R: tauri::Runtime>(
             demo_status,
             demo_set_streaming,
             open_second_window,
-            close_window
+            close_window,
+            panels::demo_panels_status,
+            panels::demo_room_restart
         ])
 }
 

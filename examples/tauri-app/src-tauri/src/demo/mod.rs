@@ -21,11 +21,17 @@
 //!   summary requests get `503` with `Retry-After`, and `/feed/stream` answers `200 application/json`, the answer
 //!   of a server that cannot stream, so a client with a polling fallback degrades at once. `/feed` keeps working.
 //!
+//! The panels' endpoints: `room.rs`, a POST + SSE chat room (`GET /room/events`, `POST /room/messages`,
+//! `GET /room/log`, `POST /control/room` to restart it), and `feeds.rs`, open `/feed/stream?via=...` responses
+//! per name (`GET /feeds`).
+//!
 //! It is also meant as a plain sample of such a server: nothing in here knows about Tauri. It listens on loopback
 //! only and stops with [`DemoServer::shutdown`] (or when the handle is dropped). The `realtime-demo-server` binary
 //! runs it on its own, for an app started with `REALTIME_DEMO_SERVER=127.0.0.1:<port>`.
 
 mod control;
+mod feeds;
+mod room;
 mod samples;
 #[cfg(test)]
 mod tests;
@@ -38,6 +44,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 pub use control::{DemoStatus, StreamingSwitch, CLOSE_STREAMING_OFF, REFUSED_RETRY_AFTER_SECS};
+pub use room::{RoomLog, RoomMessage, ROOM_DOWN, ROOM_KEEP, ROOM_NEW_MESSAGE, ROOM_WELCOME};
 pub use samples::{
     feed_text, summary_words, FeedEvent, DEFAULT_QUERY, FEED_BACKLOG, FEED_EVENT, FEED_KEEP,
     FEED_WINDOW, RETRY, WELCOME,
@@ -170,6 +177,10 @@ struct Shared {
     feed: samples::Feed,
     /// The streaming switch and the counters that `/status` reports.
     control: control::Control,
+    /// The POST + SSE chat room (`room.rs`).
+    room: room::Room,
+    /// Open `/feed/stream?via=...` responses per name (`feeds.rs`).
+    feeds: feeds::FeedHolders,
 }
 
 type AppState = Arc<Shared>;
@@ -181,6 +192,8 @@ impl Shared {
             shutdown,
             feed: samples::Feed::new(),
             control: control::Control::new(),
+            room: room::Room::new(),
+            feeds: feeds::FeedHolders::default(),
         }
     }
 
@@ -200,5 +213,11 @@ impl Shared {
 fn router(shared: AppState) -> Router {
     samples::routes()
         .merge(control::routes())
+        .merge(room::routes())
+        .merge(feeds::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            feeds::count,
+        ))
         .with_state(shared)
 }
