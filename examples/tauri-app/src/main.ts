@@ -9,6 +9,7 @@
 import { invoke } from '@tauri-apps/api/core'
 import { connect, decodeBinary, type Connection, type MessageFrame, type StateValue } from 'tauri-plugin-realtime-api'
 import './style.css'
+import { startPanels } from './panels'
 
 /** What the `demo_urls` command gives. */
 interface DemoUrls {
@@ -387,6 +388,8 @@ async function main(): Promise<void> {
     void startSummary(urls.sse, ui.sse.query.value.trim())
   })
   ui.feed.toggle.addEventListener('click', () => void toggleStreaming())
+  // Components, the POST + SSE chat, the raw contract, the drop-in classes: src/panels/.
+  startPanels(el('main-panels'), urls)
 
   await Promise.all([startChat(urls.ws), startSummary(urls.sse, ui.sse.query.value.trim()), startFeed(urls)])
 }
