@@ -96,7 +96,8 @@ test('screenshot at 1024x768: the components panel with its counts', { timeout: 
       const shown = await reveal(selector)
       assert.ok(shown?.inside && shown.visible, `expected ${selector} inside the 1024x768 viewport, got ${show(shown)}`)
     }
-    await reveal('[data-panel="components"]')
+    const whole = await reveal('[data-panel="components"]')
+    assert.ok(whole?.inside, `expected the whole components panel in the 1024x768 viewport, got ${show(whole)}`)
     assert.equal(await textOf('#cmp-service-counts'), '3 elements · 1 upstream, 1 subscriber · server: 1 stream')
     assert.equal(await textOf('#cmp-provider-counts'), '3 elements · 1 upstream, 1 subscriber · server: 1 stream')
     await saveScreenshot(SCREENSHOT)

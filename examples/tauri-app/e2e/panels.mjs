@@ -34,15 +34,18 @@ export async function viewport(width, height) {
   assert.deepEqual(inner, [width, height], `expected a ${width}x${height} viewport, got ${show(inner)}`)
 }
 
-/** Scrolls `selector` into view; returns its box and whether it lies wholly inside the viewport. */
+/** Scrolls `selector` into view; returns its box and whether it lies wholly inside the viewport (and the grid). */
 export function reveal(selector) {
   return run(
     `const e = document.querySelector(arguments[0])
     if (!e) return null
     e.scrollIntoView({ block: 'nearest' })
     const r = e.getBoundingClientRect()
+    // The page's grid scrolls: what it clips is not seen either.
+    const m = e.closest('main')?.getBoundingClientRect() ?? { top: 0, left: 0, bottom: innerHeight, right: innerWidth }
     return { top: r.top, left: r.left, width: r.width, height: r.height,
-      inside: r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth,
+      inside: r.top >= Math.max(0, m.top) && r.left >= Math.max(0, m.left) &&
+        r.bottom <= Math.min(innerHeight, m.bottom) && r.right <= Math.min(innerWidth, m.right),
       visible: getComputedStyle(e).visibility === 'visible' && r.width > 0 && r.height > 0 }`,
     selector,
   )

@@ -22,6 +22,7 @@ pub struct PanelsStatus {
 pub struct RoomCounts {
     pub posts: u64,
     pub replays: u64,
+    /// POSTs refused during a restart.
     pub refused: u64,
     pub streams: usize,
     pub restarts: u64,
@@ -60,7 +61,7 @@ impl DemoClient {
         Ok(RoomCounts {
             posts: log.posts,
             replays: log.replays,
-            refused: log.refused,
+            refused: log.refused_posts,
             streams: log.streams,
             restarts: log.restarts,
             down: log.down,

@@ -65,11 +65,7 @@ export function startRaw(parent: HTMLElement, urls: PanelUrls): void {
           ])
           item.dataset.seq = String(frame.seq)
           item.dataset.kind = frame.kind
-          if (frame.kind === 'state') {
-            showState(badge, detail, frame)
-            // The last frame of a subscription: nothing more will come.
-            if (frame.state === 'disconnected') stopListening()
-          }
+          if (frame.kind === 'state') showState(badge, detail, frame)
         }
       })
       await invoke('plugin:realtime|connect', { id: current, options: { url: urls.ws, share: false } })
@@ -87,11 +83,14 @@ export function startRaw(parent: HTMLElement, urls: PanelUrls): void {
     close.disabled = true
     send.disabled = true
     try {
+      // The subscription ends at once: no frame of it follows, so the listener goes too.
       await invoke('plugin:realtime|close', { id })
+      append(log, 'event note', [['data', 'closed by plugin:realtime|close; listener removed']])
+      showState(badge, detail, { state: 'disconnected', reason: 'closed' })
     } catch (error) {
       append(log, 'event error', [['data', `close failed: ${message(error)}`]])
-      stopListening()
     }
+    stopListening()
     id = undefined
     open.disabled = false
   })

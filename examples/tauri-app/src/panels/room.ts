@@ -71,7 +71,7 @@ export function startRoom(parent: HTMLElement, urls: PanelUrls): void {
       replays: String(room.replays),
     })
     const down = room.down ? ' · restarting' : ''
-    counts.textContent = `server: ${room.stored} stored · ${room.posts} POSTs (${room.refused} refused, ${room.replays} retried)${down}`
+    counts.textContent = `server: ${room.stored} stored · ${room.posts} POSTs (${room.refused} refused, ${room.replays} replayed)${down}`
   }
 
   const watchCounts = async (): Promise<void> => {
@@ -102,6 +102,22 @@ export function startRoom(parent: HTMLElement, urls: PanelUrls): void {
     )
   })
 
+  /**
+   * Puts a stored message in the server's order: before any later one and before our own still being sent
+   * (those wait at the bottom until the server has stored them).
+   */
+  function place(item: HTMLLIElement, id: number): void {
+    for (const other of log.querySelectorAll<HTMLLIElement>('li[data-id], li[data-client-id]')) {
+      if (other === item) continue
+      const later = other.dataset.id ? Number(other.dataset.id) > id : true
+      if (later) {
+        if (other !== item.nextElementSibling) other.before(item)
+        return
+      }
+    }
+    if (item !== log.lastElementChild) log.append(item)
+  }
+
   const badge = (): HTMLElement => section.querySelector<HTMLElement>('#room-state') as HTMLElement
 
   function joined(chat: Connection, author: string): void {
@@ -128,6 +144,7 @@ export function startRoom(parent: HTMLElement, urls: PanelUrls): void {
           ['time', ''],
         ])
       item.dataset.id = String(msg.id)
+      place(item, msg.id)
       item.classList.remove('queued')
       item.classList.add('delivered')
       const status = item.querySelector('.time')

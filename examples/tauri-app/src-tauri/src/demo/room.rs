@@ -102,8 +102,10 @@ pub struct RoomLog {
     pub posts: u64,
     /// POSTs answered `200` because their `Idempotency-Key` was seen before: retries, not stored again.
     pub replays: u64,
-    /// POSTs and stream requests answered `503` during a restart.
-    pub refused: u64,
+    /// POSTs answered `503` during a restart (the plugin retries them).
+    pub refused_posts: u64,
+    /// Stream requests answered `503` during a restart.
+    pub refused_streams: u64,
     /// Room streams open now.
     pub streams: usize,
     /// Room streams accepted since the server started.
@@ -133,7 +135,8 @@ pub(super) struct Room {
     streams_accepted: AtomicU64,
     posts: AtomicU64,
     replays: AtomicU64,
-    refused: AtomicU64,
+    refused_posts: AtomicU64,
+    refused_streams: AtomicU64,
 }
 
 impl Room {
@@ -149,7 +152,8 @@ impl Room {
             streams_accepted: AtomicU64::new(0),
             posts: AtomicU64::new(0),
             replays: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
+            refused_posts: AtomicU64::new(0),
+            refused_streams: AtomicU64::new(0),
         }
     }
 
@@ -161,8 +165,8 @@ impl Room {
         self.lock().down_until.is_some_and(|t| Instant::now() < t)
     }
 
-    fn refuse(&self) -> Response {
-        self.refused.fetch_add(1, Ordering::SeqCst);
+    fn refuse(&self, counter: &AtomicU64) -> Response {
+        counter.fetch_add(1, Ordering::SeqCst);
         (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "1")],
@@ -219,7 +223,8 @@ impl Room {
             messages,
             posts: self.posts.load(Ordering::SeqCst),
             replays: self.replays.load(Ordering::SeqCst),
-            refused: self.refused.load(Ordering::SeqCst),
+            refused_posts: self.refused_posts.load(Ordering::SeqCst),
+            refused_streams: self.refused_streams.load(Ordering::SeqCst),
             streams: self.streams.load(Ordering::SeqCst),
             streams_accepted: self.streams_accepted.load(Ordering::SeqCst),
             restarts: *self.restarts.borrow(),
@@ -247,7 +252,7 @@ fn event_of(message: &RoomMessage) -> Event {
 async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let room = &state.room;
     if room.down() {
-        return room.refuse();
+        return room.refuse(&room.refused_streams);
     }
     let open = Gauge::new(&room.streams);
     room.streams_accepted.fetch_add(1, Ordering::SeqCst);
@@ -302,7 +307,7 @@ async fn post_message(
     let room = &state.room;
     room.posts.fetch_add(1, Ordering::SeqCst);
     if room.down() {
-        return room.refuse();
+        return room.refuse(&room.refused_posts);
     }
     let message: NewMessage = match serde_json::from_slice(&body) {
         Ok(m) => m,
