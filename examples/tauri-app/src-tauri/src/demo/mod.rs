@@ -31,6 +31,8 @@
 
 mod control;
 mod feeds;
+#[cfg(test)]
+mod panels_tests;
 mod room;
 mod samples;
 #[cfg(test)]
