@@ -97,3 +97,60 @@ pub(crate) async fn demo_room_restart(
         .body("{}");
     client.room_counts(request).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::DemoServer;
+    use serde_json::{json, Value};
+    use tauri::ipc::{CallbackFn, InvokeBody};
+    use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, INVOKE_KEY};
+    use tauri::webview::InvokeRequest;
+
+    #[test]
+    fn panels_commands_read_and_restart_the_room_over_http() {
+        let server = tauri::async_runtime::block_on(DemoServer::start()).expect("demo server");
+        let app = crate::register(mock_builder(), server.urls())
+            .build(mock_context(noop_assets()))
+            .expect("expected the app to build on the mock runtime");
+        let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+            .build()
+            .expect("expected a mock webview");
+        let invoke = |cmd: &str| -> Value {
+            get_ipc_response(
+                &webview,
+                InvokeRequest {
+                    cmd: cmd.into(),
+                    callback: CallbackFn(0),
+                    error: CallbackFn(1),
+                    url: "tauri://localhost".parse().unwrap(),
+                    body: InvokeBody::Json(json!({})),
+                    headers: Default::default(),
+                    invoke_key: INVOKE_KEY.to_string(),
+                },
+            )
+            .unwrap_or_else(|e| panic!("expected {cmd} to succeed, got {e:?}"))
+            .deserialize::<Value>()
+            .expect("expected a JSON answer")
+        };
+
+        let status: PanelsStatus = serde_json::from_value(invoke("demo_panels_status")).unwrap();
+        assert_eq!(
+            status,
+            PanelsStatus::default(),
+            "expected nothing yet, got {status:?}"
+        );
+
+        let restarted: RoomCounts = serde_json::from_value(invoke("demo_room_restart")).unwrap();
+        assert!(
+            restarted.down && restarted.restarts == 1,
+            "expected the room down after one restart, got {restarted:?}"
+        );
+        let status: PanelsStatus = serde_json::from_value(invoke("demo_panels_status")).unwrap();
+        assert_eq!(
+            status.room.restarts, 1,
+            "expected the restart counted, got {status:?}"
+        );
+        drop(server);
+    }
+}
