@@ -78,10 +78,11 @@ test('a restart of the room: messages sent meanwhile are retried and stored once
     await press('#room-restart')
     // The server is down now (3 s): the stream ended, and POSTs get 503 until it is back.
     await waitFor('the server to report the restart', () => getJson(base, '/room/log'), (l) => l.restarts === 1)
+    // The stream ended with the restart: the badge leaves connected while the room refuses (3 s).
+    await waitFor('#room-state to leave "connected"', () => textOf('#room-state'), (s) => s !== 'connected')
     for (const text of DURING) await say(text)
     // Bob's message is stored while the page's stream may still be down: it must arrive all the same, once.
     await bobSays(BOB)
-    await waitFor('#room-state to leave "connected"', () => textOf('#room-state'), (s) => s !== 'connected')
     await waitFor('#room-state to say "connected" again', () => textOf('#room-state'), (s) => s === 'connected')
 
     const all = [...BEFORE, ...DURING]
