@@ -12,7 +12,7 @@ const WS_STATES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']
 export function startDropIn(parent: HTMLElement, urls: PanelUrls): void {
   const section = panel('dropin', 'Drop-in classes', [
     h('code', {}, 'new RealtimeEventSource(url)'),
-    ' · ',
+    h('br'),
     h('code', {}, 'new RealtimeWebSocket(url)'),
   ])
 

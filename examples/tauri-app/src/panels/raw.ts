@@ -33,9 +33,11 @@ export function startRaw(parent: HTMLElement, urls: PanelUrls): void {
   const section = panel(
     'raw',
     'Raw contract',
-    [h('code', {}, "invoke('plugin:realtime|connect')"), ' + ', h('code', {}, "listen('realtime://<id>')")],
+    [h('code', {}, "listen('realtime://<id>')"), h('br'), h('code', {}, "invoke('plugin:realtime|connect')")],
     'raw-state',
   )
+  // Wide, so that a frame fits on a line.
+  section.classList.add('panel-wide')
   section.append(detail, h('div', { class: 'toolbar' }, open, close, idLine), log, form)
   parent.append(section)
   const badge = section.querySelector<HTMLElement>('#raw-state') as HTMLElement
