@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 
-import { dataOf, demoBase, getJson, press, reveal, viewport } from './panels.mjs'
+import { dataOf, demoBase, getJson, press, reveal, viewport } from './connections.mjs'
 import { repo, run, saveScreenshot, show, startApp, stopApp, textOf, waitFor, withLog } from './webdriver.mjs'
 
 const SCREENSHOT = join(repo, 'artifacts/e2e-components.png')

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 
-import { dataOf, demoBase, getJson, press } from './panels.mjs'
+import { dataOf, demoBase, getJson, press } from './connections.mjs'
 import { run, show, startApp, stopApp, textOf, typeInto, waitFor, withLog } from './webdriver.mjs'
 
 /** The plugin's default linger (3 s) and a margin for a loaded machine. */

@@ -9,7 +9,7 @@
 import { invoke } from '@tauri-apps/api/core'
 import { connect, decodeBinary, type Connection, type MessageFrame, type StateValue } from 'tauri-plugin-realtime-api'
 import './style.css'
-import { startPanels } from './panels'
+import { startConnectionPanels } from './panels/connections'
 
 /** What the `demo_urls` command gives. */
 interface DemoUrls {
@@ -389,7 +389,7 @@ async function main(): Promise<void> {
   })
   ui.feed.toggle.addEventListener('click', () => void toggleStreaming())
   // Components, the POST + SSE chat, the raw contract, the drop-in classes: src/panels/.
-  startPanels(el('main-panels'), urls)
+  startConnectionPanels(el('main-panels'), urls)
 
   await Promise.all([startChat(urls.ws), startSummary(urls.sse, ui.sse.query.value.trim()), startFeed(urls)])
 }

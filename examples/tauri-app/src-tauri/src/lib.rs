@@ -9,8 +9,8 @@
 //! the app uses one that runs on its own instead (the `realtime-demo-server` binary), which outlives the app: the
 //! end-to-end test reads its counters after the app has quit.
 
+mod connections;
 pub mod demo;
-mod panels;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -139,8 +139,8 @@ pub fn register<R: tauri::Runtime>(
             demo_set_streaming,
             open_second_window,
             close_window,
-            panels::demo_panels_status,
-            panels::demo_room_restart
+            connections::demo_room_feeds_status,
+            connections::demo_room_restart
         ])
 }
 

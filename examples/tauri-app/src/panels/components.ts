@@ -9,7 +9,7 @@ import { invoke } from '@tauri-apps/api/core'
 import { connect, inspect, type Connection, type ConnectionInfo, type MessageFrame } from 'tauri-plugin-realtime-api'
 import { consumeConnection, defineRealtimeElements } from 'tauri-plugin-realtime-api/elements'
 
-import { h, message, panel, type PanelUrls } from './dom'
+import { h, message, panel, type PanelUrls } from './connections-dom'
 
 export type Pattern = 'own' | 'service' | 'provider'
 
@@ -19,8 +19,8 @@ const PATTERNS: Array<{ name: Pattern; title: string; how: string; tag: string }
   { name: 'provider', title: '<realtime-connection>', how: 'children take the provider’s connection', tag: 'feed-child' },
 ]
 
-/** What the panels' status command gives (the part this panel reads). */
-interface PanelsStatus {
+/** What `demo_room_feeds_status` gives (the part this panel reads). */
+interface RoomFeedsStatus {
   feeds: Record<string, number>
 }
 
@@ -216,7 +216,7 @@ async function watchCounts(
   let server: Record<string, number> | undefined
   try {
     infos = await inspect()
-    server = (await invoke<PanelsStatus>('demo_panels_status')).feeds
+    server = (await invoke<RoomFeedsStatus>('demo_room_feeds_status')).feeds
   } catch (error) {
     total.textContent = `counts unavailable: ${message(error)}`
   }

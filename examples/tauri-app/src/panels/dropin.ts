@@ -4,7 +4,7 @@
 
 import { RealtimeEventSource, RealtimeWebSocket } from 'tauri-plugin-realtime-api'
 
-import { append, h, panel, type PanelUrls } from './dom'
+import { append, h, panel, type PanelUrls } from './connections-dom'
 
 const ES_STATES = ['CONNECTING', 'OPEN', 'CLOSED']
 const WS_STATES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']

@@ -6,7 +6,7 @@ import { invoke } from '@tauri-apps/api/core'
 import { listen, type UnlistenFn } from '@tauri-apps/api/event'
 import type { Frame } from 'tauri-plugin-realtime-api'
 
-import { append, h, message, panel, showState, type PanelUrls } from './dom'
+import { append, h, message, panel, showState, type PanelUrls } from './connections-dom'
 
 function describe(frame: Frame): string {
   switch (frame.kind) {

@@ -6,7 +6,7 @@
 import { invoke } from '@tauri-apps/api/core'
 import { connect, type Connection, type MessageFrame } from 'tauri-plugin-realtime-api'
 
-import { append, baseOf, h, message, panel, showState, type PanelUrls } from './dom'
+import { append, baseOf, h, message, panel, showState, type PanelUrls } from './connections-dom'
 
 /** A `NEW_MESSAGE` event's data. */
 interface RoomMessage {
@@ -16,7 +16,7 @@ interface RoomMessage {
   clientId?: string
 }
 
-/** The room part of the `demo_panels_status` command's answer. */
+/** The room part of the `demo_room_feeds_status` command's answer. */
 interface RoomCounts {
   posts: number
   replays: number
@@ -76,7 +76,7 @@ export function startRoom(parent: HTMLElement, urls: PanelUrls): void {
 
   const watchCounts = async (): Promise<void> => {
     try {
-      showCounts((await invoke<{ room: RoomCounts }>('demo_panels_status')).room)
+      showCounts((await invoke<{ room: RoomCounts }>('demo_room_feeds_status')).room)
     } catch (error) {
       counts.textContent = `server counts unavailable: ${message(error)}`
     }

@@ -29,10 +29,10 @@
 //! only and stops with [`DemoServer::shutdown`] (or when the handle is dropped). The `realtime-demo-server` binary
 //! runs it on its own, for an app started with `REALTIME_DEMO_SERVER=127.0.0.1:<port>`.
 
+#[cfg(test)]
+mod connections_tests;
 mod control;
 mod feeds;
-#[cfg(test)]
-mod panels_tests;
 mod room;
 mod samples;
 #[cfg(test)]

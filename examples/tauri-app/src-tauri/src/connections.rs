@@ -11,7 +11,7 @@ use crate::{demo::DemoUrls, DemoClient};
 /// `/feed/stream?via=...` responses per name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PanelsStatus {
+pub struct RoomFeedsStatus {
     pub room: RoomCounts,
     pub feeds: BTreeMap<String, usize>,
 }
@@ -72,16 +72,16 @@ impl DemoClient {
 
 /// The room's counters and who holds the feed, as the demo server sees them.
 #[tauri::command]
-pub(crate) async fn demo_panels_status(
+pub(crate) async fn demo_room_feeds_status(
     urls: tauri::State<'_, DemoUrls>,
     client: tauri::State<'_, DemoClient>,
-) -> Result<PanelsStatus, String> {
+) -> Result<RoomFeedsStatus, String> {
     let base = base(&urls);
     let room = client
         .room_counts(client.0.get(format!("{base}/room/log")))
         .await?;
     let feeds = client.json(client.0.get(format!("{base}/feeds"))).await?;
-    Ok(PanelsStatus { room, feeds })
+    Ok(RoomFeedsStatus { room, feeds })
 }
 
 /// Restarts the chat room: its streams end and it refuses streams and POSTs for a moment (3 s).
@@ -134,10 +134,11 @@ mod tests {
             .expect("expected a JSON answer")
         };
 
-        let status: PanelsStatus = serde_json::from_value(invoke("demo_panels_status")).unwrap();
+        let status: RoomFeedsStatus =
+            serde_json::from_value(invoke("demo_room_feeds_status")).unwrap();
         assert_eq!(
             status,
-            PanelsStatus::default(),
+            RoomFeedsStatus::default(),
             "expected nothing yet, got {status:?}"
         );
 
@@ -146,7 +147,8 @@ mod tests {
             restarted.down && restarted.restarts == 1,
             "expected the room down after one restart, got {restarted:?}"
         );
-        let status: PanelsStatus = serde_json::from_value(invoke("demo_panels_status")).unwrap();
+        let status: RoomFeedsStatus =
+            serde_json::from_value(invoke("demo_room_feeds_status")).unwrap();
         assert_eq!(
             status.room.restarts, 1,
             "expected the restart counted, got {status:?}"

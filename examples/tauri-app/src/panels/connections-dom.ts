@@ -1,4 +1,4 @@
-// Small DOM helpers shared by the panels in this folder: each panel builds its own section, so the page's
+// Small DOM helpers of the panels that connections.ts starts: each builds its own section, so the page's
 // index.html only holds the first three.
 
 import type { StateValue } from 'tauri-plugin-realtime-api'
