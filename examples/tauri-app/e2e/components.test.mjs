@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 
-import { dataOf, demoBase, getJson, press, reveal, viewport } from './connections.mjs'
+import { dataOf, demoBase, getJson, painted, press, reveal, viewport } from './connections.mjs'
 import { repo, run, saveScreenshot, show, startApp, stopApp, textOf, waitFor, withLog } from './webdriver.mjs'
 
 const SCREENSHOT = join(repo, 'artifacts/e2e-components.png')
@@ -100,6 +100,7 @@ test('screenshot at 1024x768: the components panel with its counts', { timeout: 
     assert.ok(whole?.inside, `expected the whole components panel in the 1024x768 viewport, got ${show(whole)}`)
     assert.equal(await textOf('#cmp-service-counts'), '3 elements · 1 upstream, 1 subscriber · server: 1 stream')
     assert.equal(await textOf('#cmp-provider-counts'), '3 elements · 1 upstream, 1 subscriber · server: 1 stream')
+    await painted()
     await saveScreenshot(SCREENSHOT)
   }),
 )

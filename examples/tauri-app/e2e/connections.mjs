@@ -60,3 +60,7 @@ export async function press(selector) {
   assert.ok(box?.visible, `expected ${selector} to be visible, got ${show(box)}`)
   await click(selector)
 }
+
+/** Resolves once the page has painted twice since: a screenshot right after a scroll can show the frame before. */
+export const painted = () =>
+  run('return new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => done(true), 100))))')

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 
-import { dataOf, demoBase, getJson, press, reveal, viewport } from './connections.mjs'
+import { dataOf, demoBase, getJson, painted, press, reveal, viewport } from './connections.mjs'
 import { repo, run, saveScreenshot, show, startApp, stopApp, textOf, typeInto, waitFor, withLog } from './webdriver.mjs'
 
 const SCREENSHOT = join(repo, 'artifacts/e2e-room.png')
@@ -131,6 +131,7 @@ test('screenshot at 1024x768: the chat after the restart', { timeout: 60_000 }, 
     const items = await shown()
     assert.equal(items.length, 6, `expected the six messages, got ${show(items)}`)
     assert.match(await textOf('#room-server'), /^server: 6 stored · \d+ POSTs \([1-9]\d* refused, \d+ replayed\)$/)
+    await painted()
     await saveScreenshot(SCREENSHOT)
   }),
 )
