@@ -12,6 +12,7 @@ import { DeliveryTracker, reconnectBanner } from './panels/chat'
 import { startControl, showControlStatus } from './panels/control'
 import { startTopics, showTopicsStatus, type TopicSocketStatus } from './panels/topics'
 import './style.css'
+import { startConnectionPanels } from './panels/connections'
 
 /** What the `demo_urls` command gives. */
 interface DemoUrls {
@@ -431,6 +432,8 @@ async function main(): Promise<void> {
   })
   ui.feed.toggle.addEventListener('click', () => void toggleStreaming())
   startControl({ onStatus: showStatus, toggleStreaming })
+  // Components, the POST + SSE chat, the raw contract, the drop-in classes: src/panels/.
+  startConnectionPanels(el('main-panels'), urls)
 
   await Promise.all([
     startChat(urls.ws),

@@ -9,6 +9,7 @@
 //! the app uses one that runs on its own instead (the `realtime-demo-server` binary), which outlives the app: the
 //! end-to-end test reads its counters after the app has quit.
 
+mod connections;
 pub mod demo;
 
 use std::{net::SocketAddr, time::Duration};
@@ -223,7 +224,9 @@ pub fn register<R: tauri::Runtime>(
             demo_set_slow,
             demo_set_pings,
             open_second_window,
-            close_window
+            close_window,
+            connections::demo_room_feeds_status,
+            connections::demo_room_restart
         ])
 }
 

@@ -26,12 +26,20 @@
 //!   on the same port, slow every stream down, stop answering application pings. [`DemoHandle`] stops and
 //!   starts the server without HTTP, for the app.
 //!
+//! The panels' endpoints: `room.rs`, a POST + SSE chat room (`GET /room/events`, `POST /room/messages`,
+//! `GET /room/log`, `POST /control/room` to restart it), and `feeds.rs`, open `/feed/stream?via=...` responses
+//! per name (`GET /feeds`).
+//!
 //! It is also meant as a plain sample of such a server: nothing in here knows about Tauri. It listens on loopback
 //! only and stops with [`DemoServer::shutdown`] (or when the handle is dropped). The `realtime-demo-server` binary
 //! runs it on its own, for an app started with `REALTIME_DEMO_SERVER=127.0.0.1:<port>`.
 
+#[cfg(test)]
+mod connections_tests;
 mod control;
 mod faults;
+mod feeds;
+mod room;
 mod samples;
 #[cfg(test)]
 mod tests;
@@ -48,6 +56,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use control::{DemoStatus, StreamingSwitch, CLOSE_STREAMING_OFF, REFUSED_RETRY_AFTER_SECS};
 pub use faults::{DemoHandle, PingsRequest, SlowRequest, StopRequest, MAX_FAULT_MS};
+pub use room::{RoomLog, RoomMessage, ROOM_DOWN, ROOM_KEEP, ROOM_NEW_MESSAGE, ROOM_WELCOME};
 pub use samples::{
     feed_text, summary_words, FeedEvent, DEFAULT_QUERY, FEED_BACKLOG, FEED_EVENT, FEED_KEEP,
     FEED_WINDOW, RETRY, WELCOME,
@@ -190,6 +199,10 @@ struct Shared {
     faults: faults::Faults,
     /// The `/topics` sockets.
     topics: topics::Topics,
+    /// The POST + SSE chat room (`room.rs`).
+    room: room::Room,
+    /// Open `/feed/stream?via=...` responses per name (`feeds.rs`).
+    feeds: feeds::FeedHolders,
 }
 
 impl std::fmt::Debug for Shared {
@@ -209,6 +222,8 @@ impl Shared {
             control: control::Control::new(),
             faults: faults::Faults::new(),
             topics: topics::Topics::default(),
+            room: room::Room::new(),
+            feeds: feeds::FeedHolders::default(),
         }
     }
 
@@ -232,5 +247,11 @@ fn router(shared: AppState) -> Router {
         .merge(control::routes())
         .merge(faults::routes())
         .merge(topics::routes())
+        .merge(room::routes())
+        .merge(feeds::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            feeds::count,
+        ))
         .with_state(shared)
 }
