@@ -1,4 +1,4 @@
-// The example page: a WebSocket chat, an SSE search summary and a live feed with a polling fallback, all opened in
+// The example page: a WebSocket chat, an SSE search summary and a live feed with polling fallbacks, all opened in
 // Rust by tauri-plugin-realtime and relayed here as scripts the webview evaluates. The server is the app's demo server on 127.0.0.1
 // (see src-tauri/src/demo.rs).
 //
