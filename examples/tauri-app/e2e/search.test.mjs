@@ -62,6 +62,9 @@ const events = () =>
     data: li.querySelector('.data')?.textContent,
   }))`)
 
+/** Every line of #sse-log, error notes included: what to show when an assertion fails. */
+const notes = () => run(`return Array.from(document.querySelectorAll('#sse-log li'), (li) => (li.dataset.transport ?? '') + ' ' + li.textContent)`)
+
 const words = (list) => list.filter((e) => e.type === 'summary')
 /** The transports of a list collapsed into runs, e.g. ['sse', 'poll', 'sse']. */
 const runsOf = (list) => list.map((e) => e.transport).filter((t, i, all) => i === 0 || all[i - 1] !== t)
@@ -94,7 +97,8 @@ test('streaming refused: the summary polls, says so, and keeps arriving word by 
     assert.ok(query)
     await typeInto('#sse-query', QUERY)
     await press('#sse-run')
-    await waitFor('the new query to stream 2 words', events, (l) => words(l ?? []).length >= 2 && l[0].data === 'Top', 20_000)
+    const streamed = await waitFor('the new query to list 2 words', events, (l) => words(l ?? []).length >= 2 && l[0].data === 'Top', 20_000)
+    assert.deepEqual(runsOf(streamed), ['sse'], `expected the first words streamed, got ${show(streamed)}; detail ${show(await textOf('#sse-detail'))}, the log: ${show(await notes())}`)
 
     const before = (await serverStatus()).summaryPolls
     await press('#toggle-streaming')
