@@ -17,7 +17,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 
-import { painted, press, reveal, viewport } from './connections.mjs'
+import { dataOf, painted, press, reveal, viewport } from './connections.mjs'
 import {
   attrOf,
   click,
@@ -95,9 +95,16 @@ test('streaming refused: the summary polls, says so, and keeps arriving word by 
     await invoke('demo_set_slow', { delayMs: 1500 })
     const query = await run('const q = document.querySelector("#sse-query"); q.value = ""; return true')
     assert.ok(query)
+    const runBefore = Number((await dataOf('#sse-summary')).run)
     await typeInto('#sse-query', QUERY)
     await press('#sse-run')
-    const streamed = await waitFor('the new query to list 2 words', events, (l) => words(l ?? []).length >= 2 && l[0].data === 'Top', 20_000)
+    // The panel closes the previous stream before it clears its log: wait for this query's run, not the last one's.
+    await waitFor(
+      `the panel to run the query ${show(QUERY)}`,
+      () => dataOf('#sse-summary'),
+      (d) => d?.query === QUERY && Number(d.run) > runBefore,
+    )
+    const streamed = await waitFor('the new query to list 2 words', events, (l) => words(l ?? []).length >= 2, 20_000)
     assert.deepEqual(runsOf(streamed), ['sse'], `expected the first words streamed, got ${show(streamed)}; detail ${show(await textOf('#sse-detail'))}, the log: ${show(await notes())}`)
 
     const before = (await serverStatus()).summaryPolls
@@ -117,7 +124,7 @@ test('streaming refused: the summary polls, says so, and keeps arriving word by 
       (l) => words(l ?? []).filter((e) => e.transport === 'poll').length >= 2,
       4 * POLL_MS + 5_000,
     )
-    assert.deepEqual(runsOf(list), ['sse', 'poll'], `expected streamed events, then polled ones, got ${show(list)}`)
+    assert.deepEqual(runsOf(list), ['sse', 'poll'], `expected streamed events, then polled ones, got ${show(list)}; summary ${show(await dataOf('#sse-summary'))}, detail ${show(await textOf('#sse-detail'))}, log ${show(await notes())}`)
     assertFromOne(list)
     const status = await serverStatus()
     assert.ok(status.summaryPolls >= before + 1, `expected the server to have answered polls, got ${status.summaryPolls - before}`)

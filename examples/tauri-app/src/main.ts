@@ -258,6 +258,9 @@ async function startSummary(url: string, query: string): Promise<void> {
 
   summary.textContent = ''
   summary.dataset.done = 'false'
+  // Which query and which run the panel shows: a test can tell a new run from the same one.
+  summary.dataset.query = query
+  summary.dataset.run = String(run)
   log.replaceChildren()
   summaryHealth.reset()
 
