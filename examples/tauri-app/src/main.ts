@@ -1,4 +1,4 @@
-// The example page: a WebSocket chat, an SSE search summary and a live feed with a polling fallback, all opened in
+// The example page: a WebSocket chat, an SSE search summary and a live feed with polling fallbacks, all opened in
 // Rust by tauri-plugin-realtime and relayed here as scripts the webview evaluates. The server is the app's demo server on 127.0.0.1
 // (see src-tauri/src/demo.rs).
 //
@@ -13,6 +13,7 @@ import { startControl, showControlStatus } from './panels/control'
 import { startTopics, showTopicsStatus, type TopicSocketStatus } from './panels/topics'
 import './style.css'
 import { startConnectionPanels } from './panels/connections'
+import { SummaryHealth, summaryFallback } from './panels/search'
 
 /** What the `demo_urls` command gives. */
 interface DemoUrls {
@@ -113,6 +114,7 @@ const ui = {
     form: el<HTMLFormElement>('sse-form'),
     query: el<HTMLInputElement>('sse-query'),
     summary: el('sse-summary'),
+    health: el('sse-health'),
     log: el<HTMLUListElement>('sse-log'),
   },
   feed: {
@@ -239,6 +241,8 @@ let summaryConn: Connection | undefined
 let unsubscribeSummaryState: (() => void) | undefined
 /** Counts `startSummary` calls, so that a slow one cannot replace the stream of a later one. */
 let summaryRun = 0
+/** The summary's health line (src/panels/search.ts). */
+const summaryHealth = new SummaryHealth(ui.sse.health)
 
 /** Opens the summary stream for `query`, replacing the one that is open. */
 async function startSummary(url: string, query: string): Promise<void> {
@@ -254,7 +258,11 @@ async function startSummary(url: string, query: string): Promise<void> {
 
   summary.textContent = ''
   summary.dataset.done = 'false'
+  // Which query and which run the panel shows: a test can tell a new run from the same one.
+  summary.dataset.query = query
+  summary.dataset.run = String(run)
   log.replaceChildren()
+  summaryHealth.reset()
 
   let conn: Connection
   try {
@@ -266,6 +274,8 @@ async function startSummary(url: string, query: string): Promise<void> {
       body: JSON.stringify({ query }),
       // Back soon after the demo server allows streaming again (see the live feed's switch).
       reconnect: { maxDelayMs: 5000 },
+      // While streaming is refused, GET the rest of the summary every 2 s, and try the stream every 5 s.
+      fallback: summaryFallback(url, query),
     })
   } catch (error) {
     if (run === summaryRun) showFailure(state, detail, error)
@@ -276,16 +286,23 @@ async function startSummary(url: string, query: string): Promise<void> {
     return
   }
   summaryConn = conn
-  unsubscribeSummaryState = conn.state.subscribe((value) => showState(state, detail, value))
+  unsubscribeSummaryState = conn.state.subscribe((value) => {
+    showState(state, detail, value)
+    summaryHealth.onState(value)
+  })
 
   const words: string[] = []
   conn.on('message', (frame: MessageFrame) => {
     const type = frame.event ?? 'message'
-    append(log, `event ${type}`, [
+    const transport = frame.transport === 'poll' ? 'poll' : 'sse'
+    const item = append(log, `event ${type} via-${transport}`, [
       ['type', type],
       ['id', frame.lastEventId ? `#${frame.lastEventId}` : ''],
       ['data', frame.data],
     ])
+    item.dataset.id = frame.lastEventId ?? ''
+    item.dataset.transport = transport
+    summaryHealth.onMessage(frame)
     if (type === 'summary') {
       words.push(frame.data)
       summary.textContent = words.join(' ')

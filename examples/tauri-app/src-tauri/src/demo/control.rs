@@ -45,6 +45,9 @@ pub struct DemoStatus {
     pub summary_streams: usize,
     /// `GET /feed` requests answered since the server started (including `304`s).
     pub feed_polls: u64,
+    /// `GET /summary/poll` requests answered since the server started.
+    #[serde(default)]
+    pub summary_polls: u64,
     /// Stream requests refused since the server started (while streaming was off).
     pub refused: u64,
     /// Id of the newest feed event (0 before the first).
@@ -104,6 +107,7 @@ pub(super) struct Control {
     pub(super) feed_streams: Arc<AtomicUsize>,
     pub(super) summary_streams: Arc<AtomicUsize>,
     pub(super) feed_polls: AtomicU64,
+    pub(super) summary_polls: AtomicU64,
     pub(super) refused: AtomicU64,
     chat_received: Mutex<VecDeque<String>>,
     close_codes: Mutex<VecDeque<u16>>,
@@ -134,6 +138,7 @@ impl Control {
             feed_streams: Arc::default(),
             summary_streams: Arc::default(),
             feed_polls: AtomicU64::new(0),
+            summary_polls: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             chat_received: Mutex::default(),
             close_codes: Mutex::default(),
@@ -167,6 +172,7 @@ impl Control {
             feed_streams: self.feed_streams.load(Ordering::SeqCst),
             summary_streams: self.summary_streams.load(Ordering::SeqCst),
             feed_polls: self.feed_polls.load(Ordering::SeqCst),
+            summary_polls: self.summary_polls.load(Ordering::SeqCst),
             refused: self.refused.load(Ordering::SeqCst),
             feed_last_id,
             chat_received: listed(&self.chat_received),

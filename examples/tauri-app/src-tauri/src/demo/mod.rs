@@ -12,6 +12,8 @@
 //! - `GET /feed`: the same feed for pollers: a finite `text/event-stream` document of the events after
 //!   `Last-Event-ID` (or the most recent ones), with an `ETag`, answering `304` to `If-None-Match` when nothing is
 //!   new.
+//! - `GET /summary/poll?query=...` (`summary_poll.rs`): the summary for pollers, a finite document of the next
+//!   few words after `Last-Event-ID` (then `done`), what the summary panel polls while streaming is refused.
 //! - `GET /topics` (`topics.rs`): a WebSocket app server speaking JSON with a `type`: per-socket topic
 //!   subscriptions, typed messages per topic, and an application heartbeat (`{"type":"ping"}` -> `pong`).
 //!
@@ -41,6 +43,7 @@ mod faults;
 mod feeds;
 mod room;
 mod samples;
+mod summary_poll;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -61,6 +64,7 @@ pub use samples::{
     feed_text, summary_words, FeedEvent, DEFAULT_QUERY, FEED_BACKLOG, FEED_EVENT, FEED_KEEP,
     FEED_WINDOW, RETRY, WELCOME,
 };
+pub use summary_poll::{summary_document, SUMMARY_POLL_WORDS};
 pub use topics::{TopicSocket, PUBLISH_EVERY};
 
 /// Timing of the demo streams. The defaults are for people watching; tests shorten them.
@@ -249,6 +253,7 @@ fn router(shared: AppState) -> Router {
         .merge(topics::routes())
         .merge(room::routes())
         .merge(feeds::routes())
+        .merge(summary_poll::routes())
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             feeds::count,
