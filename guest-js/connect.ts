@@ -13,7 +13,7 @@ export function newId(): string {
   return Array.from(c.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('')
 }
 
-/** Opens a connection and returns the internal handle (the drop-in classes need `watch`). */
+/** Opens a connection and returns the internal handle, for the drop-in classes. */
 export async function connectInternal(options: ConnectOptions): Promise<ConnectionImpl> {
   if (!options || typeof options.url !== 'string') throw new TypeError('connect() needs options with a `url` string')
   const conn = new ConnectionImpl(newId())

@@ -48,8 +48,6 @@ export interface Backend {
   inspect(): Promise<ConnectionInfo>
   /** Stops delivery for good (leave the receiver, or close the browser socket). Never rejects. */
   detach(): Promise<void>
-  /** Told each SSE event type a handler asks for; no backend needs it now (outside Tauri SSE parses every type). */
-  watch?(type: string): void
   /**
    * How many frames the handlers have processed in all, and the length of their data: the Tauri backend
    * acknowledges them to Rust (flow control). Called after every batch; never throws.
@@ -176,7 +174,6 @@ export class ConnectionImpl implements Connection, FrameSink {
     this.shared = result.shared
     // A state frame received meanwhile is newer than the snapshot in the result.
     if (!this.sawStateFrame && result.state !== this.stateValue.state) this.setState({ state: result.state })
-    for (const type of this.handlers.keys()) if (!KINDS.has(type)) backend.watch?.(type)
   }
 
   /** Nothing more is handed to handlers: closed, or closing. */
@@ -228,7 +225,6 @@ export class ConnectionImpl implements Connection, FrameSink {
     if (!set) {
       set = new Set()
       this.handlers.set(kind, set)
-      if (!KINDS.has(kind)) this.backend?.watch?.(kind)
     }
     set.add(handler)
     if (this.held && !this.flushScheduled) {
@@ -316,11 +312,6 @@ export class ConnectionImpl implements Connection, FrameSink {
       },
       get: store.readable.get,
     }
-  }
-
-  /** Tells the backend of an SSE event type a handler asks for (a no-op for both backends today). */
-  watch(type: string): void {
-    this.backend?.watch?.(type)
   }
 
   send(data: SendData | JsonBody, options?: SendOptions): Promise<SendResult> {

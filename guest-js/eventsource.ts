@@ -46,7 +46,6 @@ export class RealtimeEventSource extends EventTarget {
   private closed = false
   private lastError = ''
   private readonly origin: string
-  private readonly types = new Set<string>()
 
   constructor(url: string | URL, init?: RealtimeEventSourceInit) {
     super()
@@ -77,19 +76,6 @@ export class RealtimeEventSource extends EventTarget {
     return this.state
   }
 
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: AddEventListenerOptions | boolean,
-  ): void {
-    super.addEventListener(type, listener, options)
-    if (type !== 'open' && type !== 'error' && !this.types.has(type)) {
-      this.types.add(type)
-      // For a backend that must be told each event type (none today: both relay every type).
-      this.conn?.watch(type)
-    }
-  }
-
   /** Stops the stream. No event fires afterwards. */
   close(): void {
     if (this.closed) return
@@ -104,7 +90,6 @@ export class RealtimeEventSource extends EventTarget {
       return
     }
     this.conn = conn
-    for (const type of this.types) conn.watch(type)
     conn.on('frame', (frame: Frame) => this.onFrame(frame))
   }
 
