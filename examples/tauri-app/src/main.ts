@@ -7,12 +7,13 @@
 // shows from the server's side.
 
 import { invoke } from '@tauri-apps/api/core'
-import { connect, decodeBinary, type Connection, type MessageFrame, type StateValue } from 'tauri-plugin-realtime-api'
+import { connect, decodeBinary, type Connection, type MessageFrame } from 'tauri-plugin-realtime-api'
 import { DeliveryTracker, reconnectBanner } from './panels/chat'
 import { startControl, showControlStatus } from './panels/control'
 import { startTopics, showTopicsStatus, type TopicSocketStatus } from './panels/topics'
 import './style.css'
 import { startConnectionPanels } from './panels/connections'
+import { showState } from './panels/connections-dom'
 import { SummaryHealth, summaryFallback } from './panels/search'
 
 /** What the `demo_urls` command gives. */
@@ -126,18 +127,6 @@ const ui = {
     counts: el('feed-counts'),
     log: el<HTMLUListElement>('feed-log'),
   },
-}
-
-/** Shows a connection state: the badge says the state name, the line below says why and how. */
-function showState(badge: HTMLElement, detail: HTMLElement, value: StateValue): void {
-  badge.textContent = value.state
-  badge.dataset.state = value.state
-  const parts: string[] = []
-  if (value.transport) parts.push(`via ${value.transport}`)
-  if (value.attempt) parts.push(`attempt ${value.attempt}`)
-  if (value.delayMs !== undefined) parts.push(`next try in ${(value.delayMs / 1000).toFixed(1)} s`)
-  if (value.reason) parts.push(value.reason)
-  detail.textContent = parts.join(' · ') || '\u00a0'
 }
 
 function showFailure(badge: HTMLElement, detail: HTMLElement, error: unknown): void {

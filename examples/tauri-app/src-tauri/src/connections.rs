@@ -36,26 +36,6 @@ fn base(urls: &DemoUrls) -> &str {
 }
 
 impl DemoClient {
-    async fn json<T: serde::de::DeserializeOwned>(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<T, String> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("demo server unreachable: {e}"))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| format!("demo server answer cut short: {e}"))?;
-        if !status.is_success() {
-            return Err(format!("demo server answered HTTP {status}"));
-        }
-        serde_json::from_slice(&body)
-            .map_err(|e| format!("demo server answered something else: {e}"))
-    }
-
     async fn room_counts(&self, request: reqwest::RequestBuilder) -> Result<RoomCounts, String> {
         let log: crate::demo::RoomLog = self.json(request).await?;
         Ok(RoomCounts {

@@ -43,7 +43,11 @@ impl DemoClient {
         Self(client)
     }
 
-    async fn status_from(&self, request: reqwest::RequestBuilder) -> Result<DemoStatus, String> {
+    /// Sends `request` and reads the demo server's JSON answer, saying which step failed.
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, String> {
         let response = request
             .send()
             .await
@@ -57,7 +61,11 @@ impl DemoClient {
             return Err(format!("demo server answered HTTP {status}"));
         }
         serde_json::from_slice(&body)
-            .map_err(|e| format!("demo server answered something else than a status: {e}"))
+            .map_err(|e| format!("demo server answered something else: {e}"))
+    }
+
+    async fn status_from(&self, request: reqwest::RequestBuilder) -> Result<DemoStatus, String> {
+        self.json(request).await
     }
 }
 

@@ -10,6 +10,7 @@
 //   no pong comes back in time. `deliverReplies: true` relays the pongs too, so this panel can show them.
 
 import { connect, type Connection, type StateValue } from 'tauri-plugin-realtime-api'
+import { showState } from './connections-dom'
 
 /** What `/topics` sends. */
 type Incoming =
@@ -184,13 +185,7 @@ export async function startTopics(url: string): Promise<void> {
   }
   conn.state.subscribe((value) => {
     lastState = value
-    ui.state.textContent = value.state
-    ui.state.dataset.state = value.state
-    const parts: string[] = []
-    if (value.attempt) parts.push(`attempt ${value.attempt}`)
-    if (value.delayMs !== undefined) parts.push(`next try in ${(value.delayMs / 1000).toFixed(1)} s`)
-    if (value.reason) parts.push(value.reason)
-    ui.detail.textContent = parts.join(' · ') || '\u00a0'
+    showState(ui.state, ui.detail, value)
     // A new socket holds nothing until the on-connect messages are answered.
     if (value.state !== 'connected') {
       confirmed.clear()
