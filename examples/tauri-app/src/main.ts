@@ -390,11 +390,16 @@ async function watchStatus(): Promise<void> {
 }
 
 async function toggleStreaming(): Promise<void> {
+  if (streaming !== undefined) await setStreaming(!streaming)
+}
+
+/** Sets the demo server's switch to what the caller asked for, not to the opposite of the last status seen:
+ * a status answer that started before a switch can arrive after it. */
+async function setStreaming(enabled: boolean): Promise<void> {
   const toggle = ui.feed.toggle
-  if (streaming === undefined) return
   toggle.disabled = true
   try {
-    showStatus(await invoke<DemoStatus>('demo_set_streaming', { enabled: !streaming }))
+    showStatus(await invoke<DemoStatus>('demo_set_streaming', { enabled }))
   } catch (error) {
     append(ui.feed.log, 'note error', [['data', `switch failed: ${error instanceof Error ? error.message : String(error)}`]])
   } finally {
@@ -437,7 +442,7 @@ async function main(): Promise<void> {
     void startSummary(urls.sse, ui.sse.query.value.trim())
   })
   ui.feed.toggle.addEventListener('click', () => void toggleStreaming())
-  startControl({ onStatus: showStatus, toggleStreaming })
+  startControl({ onStatus: showStatus, setStreaming })
   // Components, the POST + SSE chat, the raw contract, the drop-in classes: src/panels/.
   startConnectionPanels(el('main-panels'), urls)
 

@@ -81,7 +81,8 @@ export function showControlStatus(status: ControlStatus): void {
 
 export function startControl(hooks: {
   onStatus: (status: never) => void
-  toggleStreaming: () => Promise<void>
+  /** Refuses (`false`) or allows (`true`) streaming: the button says which, so a late status cannot flip it. */
+  setStreaming: (enabled: boolean) => Promise<void>
 }): void {
   const run = async (button: HTMLButtonElement, what: string, command: () => Promise<unknown>) => {
     busy.add(button)
@@ -108,7 +109,7 @@ export function startControl(hooks: {
   })
   ui.streaming.addEventListener('click', () => {
     const refuse = last?.streaming !== false
-    void run(ui.streaming, refuse ? 'refusing streams' : 'streaming again', hooks.toggleStreaming)
+    void run(ui.streaming, refuse ? 'refusing streams' : 'streaming again', () => hooks.setStreaming(!refuse))
   })
   ui.slow.addEventListener('click', () => {
     const delayMs = last?.slowMs ? 0 : SLOW_MS
