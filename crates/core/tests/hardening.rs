@@ -884,9 +884,16 @@ async fn an_id_held_by_another_webview_is_refused_like_any_taken_id() {
     let hub = hub();
     let url = format!("http://{addr}/sse");
     let (_, _a) = subscribe(&hub, Some("chat-1"), private(&url), "a", Arc::new(AllowAll)).unwrap();
-    let own = subscribe(&hub, Some("chat-1"), private(&url), "a", Arc::new(AllowAll))
-        .err()
-        .expect("a refusal");
+    // Its own webview asking with other options (the same options are the same subscription).
+    let own = subscribe(
+        &hub,
+        Some("chat-1"),
+        private(format!("{url}?2")),
+        "a",
+        Arc::new(AllowAll),
+    )
+    .err()
+    .expect("a refusal");
     let other = subscribe(&hub, Some("chat-1"), private(&url), "b", Arc::new(AllowAll))
         .err()
         .expect("a refusal");

@@ -611,6 +611,107 @@ async fn a_share_key_does_not_bypass_the_joiners_scope() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// A repeated connect.
+
+/// Tauri may run a `connect` twice (an invoke re-sent as a page reloads), and a page may retry one whose
+/// answer it lost: the same id, owner and options are the subscription already made, not a second upstream
+/// or an error. Tried private (a join would hide a second upstream) and shared, on both transports, and with
+/// the repeat racing the first from another thread.
+async fn the_same_connect_again_is_the_same_subscription(kind: Kind, share: Share) {
+    let _serial = SERIAL.read().await;
+    let srv = CountingServer::start().await;
+    let hub = hub_with(config(Duration::ZERO));
+    let mut o = opts(srv.url(kind, "room=1"));
+    o.share = Some(share.clone());
+
+    let (id, mut first) =
+        subscribe(&hub, Some("chat-1"), o.clone(), "a", Arc::new(AllowAll)).unwrap();
+    first.state(State::Connected).await;
+    let (_, again) = subscribe(&hub, Some("chat-1"), o.clone(), "a", Arc::new(AllowAll))
+        .unwrap_or_else(|e| panic!("{share:?}: expected the repeat to be answered, got {e:?}"));
+    assert_eq!(
+        (
+            again.connected.id.as_str(),
+            again.connected.state,
+            again.connected.shared
+        ),
+        (id.as_str(), State::Connected, false),
+        "{share:?}: expected the first subscription's id and state, not a join"
+    );
+    // Racing repeats, from other threads, while it is live.
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            let (hub, o) = (hub.clone(), o.clone());
+            std::thread::spawn(move || {
+                subscribe(&hub, Some("chat-1"), o, "a", Arc::new(AllowAll)).map(|(i, _)| i)
+            })
+        })
+        .collect();
+    for r in racers {
+        let answered = r.join().expect("the racing thread");
+        assert_eq!(
+            answered.ok().as_deref(),
+            Some(id.as_str()),
+            "{share:?}: a racing repeat"
+        );
+    }
+    srv.say("m1");
+    first.message("m1").await;
+    assert_eq!(hub.upstream_count(), 1, "{share:?}: expected one upstream");
+    assert_eq!(
+        srv.streams(kind),
+        1,
+        "{share:?}: expected one stream at the server: {}",
+        srv.summary()
+    );
+    let info = hub.inspect(Some("a"), None).unwrap();
+    assert_eq!(
+        info.len(),
+        1,
+        "{share:?}: expected one subscription, got {info:?}"
+    );
+
+    // The id with other options is still refused, and says nothing another webview's refusal would not.
+    let mut other = o.clone();
+    other.url = srv.url(kind, "room=2");
+    let own = subscribe(&hub, Some("chat-1"), other, "a", Arc::new(AllowAll)).err();
+    let foreign = subscribe(&hub, Some("chat-1"), o, "b", Arc::new(AllowAll)).err();
+    assert!(
+        matches!(own, Some(Error::IdRefused(_))),
+        "{share:?}: expected other options to be refused, got {own:?}"
+    );
+    assert_eq!(
+        own.map(|e| e.to_string()),
+        foreign.map(|e| e.to_string()),
+        "{share:?}: expected the same refusal for another webview"
+    );
+    hub.close(&id, "a", None, None).unwrap();
+    all_gone(&hub, &srv).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_websocket_connect_again_is_the_same_subscription() {
+    for share in [
+        Share::Enabled(false),
+        Share::Enabled(true),
+        Share::Key("k".into()),
+    ] {
+        the_same_connect_again_is_the_same_subscription(Kind::Ws, share).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_sse_connect_again_is_the_same_subscription() {
+    for share in [
+        Share::Enabled(false),
+        Share::Enabled(true),
+        Share::Key("k".into()),
+    ] {
+        the_same_connect_again_is_the_same_subscription(Kind::Sse, share).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // 5. Soak.
 
 /// VmRSS of this process, in KiB.

@@ -18,7 +18,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use self::registry::{
     close_upstream, drop_upstream, evict_lingering, joinable, owned_upstream, register, Lingering,
-    Registry, Upstream,
+    Registry, Sub, Upstream,
 };
 use super::{
     connection::{Connection, Control, Stats, Wiring},
@@ -186,7 +186,8 @@ impl Hub {
         &self.inner.config
     }
 
-    /// Opens a stream, or joins the identical one already open.
+    /// Opens a stream, or joins the identical one already open. The same connect again (same id, owner and
+    /// options) answers with the subscription it made.
     pub fn connect(&self, req: ConnectRequest) -> Result<Connected, Error> {
         let inner = &self.inner;
         if inner.root.is_cancelled() {
@@ -204,7 +205,16 @@ impl Hub {
             out,
         };
         let mut reg = inner.lock();
-        if reg.subs.contains_key(&id) {
+        if let Some(sub) = reg.subs.get(&id) {
+            // The same connect again (an invoke that Tauri re-sent as a page reloaded, a retry of a
+            // connect whose answer was lost) is answered with the subscription it already made.
+            if let Some(again) = repeated(&reg, sub, &req.owner, key.as_deref(), &resolved) {
+                return Ok(Connected {
+                    id: id.to_string(),
+                    state: again,
+                    shared: sub.joined,
+                });
+            }
             // The same answer whoever holds it: a page learns nothing about another webview's ids.
             return Err(Error::IdRefused(id.to_string()));
         }
@@ -227,8 +237,14 @@ impl Hub {
                     (uid, State::Connecting, false)
                 }
             };
-        let (token, serial, tasks) =
-            register(&mut reg, &inner.root, &id, upstream, &req.owner, &*req.sink);
+        let (token, serial, tasks) = register(
+            &mut reg,
+            &inner.root,
+            (&id, shared),
+            upstream,
+            &req.owner,
+            &*req.sink,
+        );
         drop(reg);
         self.start_delivery(&tasks, id.clone(), serial, inlet, req.sink, token);
         Ok(Connected {
@@ -668,6 +684,21 @@ fn parse_content_type(ct: &str) -> Result<http::HeaderValue, Error> {
 
 /// Checks a connect before anything is registered: its id, its options, and the scope of every URL it may
 /// reach. Nothing here touches the registry.
+/// The state of `sub`'s upstream when a connect for its id is the same request again: the same owner, the
+/// same options and the same sharing. Anything else with a taken id is refused.
+fn repeated(
+    reg: &Registry,
+    sub: &Sub,
+    owner: &str,
+    key: Option<&str>,
+    resolved: &Resolved,
+) -> Option<State> {
+    let up = reg.upstreams.get(&sub.upstream)?;
+    let same =
+        sub.owner == owner && up.key.as_deref() == key && up.fingerprint == resolved.fingerprint;
+    same.then(|| up.stats.status().state)
+}
+
 fn authorise(req: &ConnectRequest, config: &HubConfig) -> Result<Authorised, Error> {
     let id: Arc<str> = match &req.id {
         Some(id) if valid_id(id) => id.as_str().into(),

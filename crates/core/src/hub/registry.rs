@@ -50,6 +50,8 @@ pub(super) struct Lingering {
 pub(super) struct Sub {
     pub(super) upstream: u64,
     pub(super) owner: String,
+    /// It joined an upstream another subscription had opened (`Connected::shared`).
+    pub(super) joined: bool,
     /// Tells this subscription apart from a later one with the same id.
     pub(super) serial: u64,
     pub(super) token: CancellationToken,
@@ -119,7 +121,7 @@ pub(super) fn joinable(
 pub(super) fn register(
     reg: &mut Registry,
     root: &CancellationToken,
-    id: &Arc<str>,
+    (id, joined): (&Arc<str>, bool),
     upstream: u64,
     owner: &str,
     sink: &dyn FrameSink,
@@ -131,6 +133,7 @@ pub(super) fn register(
         Sub {
             upstream,
             owner: owner.to_owned(),
+            joined,
             serial,
             token: token.clone(),
             window: sink.ack_window(),

@@ -235,6 +235,65 @@ fn a_reloaded_page_reattaches_within_the_linger() {
     assert_eq!(hub.upstream_count(), 0, "expected no upstream");
 }
 
+/// Tauri can run one `connect` invoke twice (its IPC falls back to a second route when the first fails, as a
+/// reloading page may make it), and a page may retry a connect whose answer it lost: the repeats, sequential
+/// and racing from other threads, answer with the first subscription; the server sees one stream.
+#[test]
+fn the_same_connect_twice_is_one_subscription() {
+    let srv = start_server();
+    let app = app(&srv);
+    let main = main_window(&app);
+    let args = json!({
+        "id": "feed",
+        "options": { "url": srv.url(Kind::Sse, "feed"), "share": false },
+        "route": "direct",
+        "ack": { "frames": 64, "bytes": 65536 }
+    });
+    let first = invoke(&main, "connect", args.clone()).unwrap();
+    let racers: Vec<_> = (0..3)
+        .map(|_| {
+            let (w, a) = (main.clone(), args.clone());
+            std::thread::spawn(move || invoke(&w, "connect", a))
+        })
+        .collect();
+    for r in racers {
+        let again = r.join().expect("the racing thread");
+        assert_eq!(
+            again.as_ref().map(|v| &v["id"]),
+            Ok(&json!("feed")),
+            "expected a repeat to answer with the same subscription, got {again:?}"
+        );
+        assert_eq!(again.unwrap()["shared"], false, "a repeat is not a join");
+    }
+    assert_eq!(first["shared"], false);
+    wait_connected(&main, &["feed"]);
+    let info = invoke(&main, "inspect", json!({})).unwrap();
+    assert_eq!(
+        info.as_array().map(Vec::len),
+        Some(1),
+        "expected one subscription, got {info}"
+    );
+    assert_eq!(
+        srv.streams(Kind::Sse),
+        1,
+        "expected one stream: {}",
+        srv.summary()
+    );
+    // Other options under the id are a different request: refused.
+    let e = invoke(
+        &main,
+        "connect",
+        json!({ "id": "feed", "options": { "url": srv.url(Kind::Sse, "other") } }),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("cannot be used"),
+        "expected the id refused, got {e}"
+    );
+    invoke(&main, "close", json!({ "id": "feed" })).unwrap();
+    wait_for("no open socket at the server", || srv.tcp_open() == 0);
+}
+
 /// What the app saw while its event loop ran.
 #[derive(Default)]
 struct Seen {
