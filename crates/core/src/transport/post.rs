@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use url::Url;
 
 use super::{
-    request::{classify_status, request_failed, retry_after},
+    request::{classify_status, retry_after},
     AttemptError, Env, Notes,
 };
 use crate::{backoff::Backoff, options::Resolved, queue::Outgoing, time::deadline};
@@ -235,7 +235,7 @@ async fn post_once(
             .send()
             .await
             // Without the URL, which reqwest would print whole, query and all.
-            .map_err(|e| request_failed("POST failed", &e.without_url()))?;
+            .map_err(|e| env.request_failed("POST failed", url, &e.without_url()))?;
         let status = r.status();
         if !status.is_success() {
             return Err(classify_status(status, retry_after(r.headers())));
