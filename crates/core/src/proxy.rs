@@ -94,6 +94,30 @@ impl Proxies {
                 .no(list)
                 .build()
         };
+        let env_no = || {
+            ["NO_PROXY", "no_proxy"]
+                .iter()
+                .find_map(|name| std::env::var(name).ok())
+        };
+        let none = Self {
+            matcher: None,
+            bypass: None,
+        };
+        // curl's `*` is every host; hyper-util's matches names only, not IP addresses.
+        let every_host = |list: Option<&str>| {
+            list.is_some_and(|l| l.split(',').any(|entry| entry.trim() == "*"))
+        };
+        let no_list = match (&config.proxy, &config.no_proxy) {
+            (_, Some(list)) => Some(list.clone()),
+            (ProxySetting::System | ProxySetting::Url(_), None) => env_no(),
+            (ProxySetting::None, None) => None,
+        };
+        if let ProxySetting::Url(url) = &config.proxy {
+            check_url(url)?;
+        }
+        if every_host(no_list.as_deref()) {
+            return Ok(none);
+        }
         Ok(match &config.proxy {
             ProxySetting::None => Self {
                 matcher: None,
@@ -103,20 +127,15 @@ impl Proxies {
                 matcher: Some(Matcher::from_system()),
                 bypass: config.no_proxy.as_deref().map(bypass),
             },
-            ProxySetting::Url(url) => {
-                check_url(url)?;
-                let no = match &config.no_proxy {
-                    Some(list) => list.clone(),
-                    None => ["NO_PROXY", "no_proxy"]
-                        .iter()
-                        .find_map(|name| std::env::var(name).ok())
-                        .unwrap_or_default(),
-                };
-                Self {
-                    matcher: Some(Matcher::builder().all(url.as_str()).no(no).build()),
-                    bypass: None,
-                }
-            }
+            ProxySetting::Url(url) => Self {
+                matcher: Some(
+                    Matcher::builder()
+                        .all(url.as_str())
+                        .no(no_list.unwrap_or_default())
+                        .build(),
+                ),
+                bypass: None,
+            },
         })
     }
 
@@ -357,13 +376,14 @@ fn refused(
         status.canonical_reason().unwrap_or("")
     );
     let said = said.trim_end();
+    // Only the proxy answers a CONNECT: a 401 there (tinyproxy sends one) is about its credentials too.
     match status.as_u16() {
-        407 if proxy.basic_auth().is_some() => AttemptError::Fatal {
+        401 | 407 if proxy.basic_auth().is_some() => AttemptError::Fatal {
             reason: format!(
                 "the proxy {who} refused its credentials ({said}): the user or password in the proxy URL is wrong"
             ),
         },
-        407 => AttemptError::Fatal {
+        401 | 407 => AttemptError::Fatal {
             reason: format!(
                 "the proxy {who} asks for credentials ({said}): put them in the proxy URL, http://user:password@host:port"
             ),
