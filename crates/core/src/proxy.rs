@@ -65,6 +65,17 @@ impl std::fmt::Debug for ProxyConfig {
     }
 }
 
+impl ProxyConfig {
+    /// Checks the proxy URL as [`Hub::new`](crate::Hub::new) would, saying what is wrong (never echoing
+    /// a password): for a command line that wants to refuse it as a usage error.
+    pub fn check(&self) -> Result<(), Error> {
+        match &self.proxy {
+            ProxySetting::Url(url) => check_url(url),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// `host:port` of a proxy URL as given, without its credentials, for messages.
 fn describe_url(url: &str) -> String {
     match url::Url::parse(url) {

@@ -4,6 +4,7 @@
 //! as forwarded requests.
 
 mod common;
+mod tapkit;
 
 use std::{
     path::PathBuf,
@@ -428,5 +429,96 @@ fn an_invalid_proxy_url_fails_the_hub_saying_which() {
         .to_string();
         assert!(e.starts_with("invalid proxy"), "{e}");
         assert!(!e.contains("pw-x"), "{e}");
+    }
+}
+
+/// Every variable a proxy decision reads, cleared from each `tap` so that the machine's own never counts.
+const PROXY_VARS: [&str; 9] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "REQUEST_METHOD",
+];
+
+/// Runs `tap URL --no-reconnect ARGS` with exactly the proxy variables `env`, until it prints `connected`
+/// (then kills it); panics with its output if it ends otherwise.
+async fn tap_connects(url: &str, env: &[(&str, &str)], args: &[&str]) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut argv = vec![url, "--no-reconnect"];
+    argv.extend_from_slice(args);
+    let mut cmd = tapkit::tap(&argv);
+    for var in PROXY_VARS {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn tap");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let connected = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains(r#""state":"connected""#) {
+                return true;
+            }
+            seen.push(line);
+        }
+        false
+    })
+    .await;
+    let _ = child.kill().await;
+    assert!(
+        matches!(connected, Ok(true)),
+        "tap {argv:?} with {env:?}: expected connected, got {seen:#?}"
+    );
+}
+
+/// The environment, as `tap` reads it: the variables with reqwest's rules (upper case `HTTP_PROXY` too, unlike
+/// curl; none under CGI), for the HTTP client and the WebSocket alike, and curl's `--proxy`/`--noproxy`.
+#[tokio::test]
+async fn tap_reads_the_environment_and_curls_flags() {
+    let proxy = Tinyproxy::start("").await;
+    let server = CountingServer::start().await;
+    let p = proxy.url();
+    let ws = server.url(Kind::Ws, "tap");
+    let sse = server.url(Kind::Sse, "tap");
+    // (what, url, env, args, requests the proxy takes)
+    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<&str>, usize)> = vec![
+        ("HTTP_PROXY, ws", &ws, vec![("HTTP_PROXY", &p)], vec![], 1),
+        ("HTTP_PROXY, sse", &sse, vec![("HTTP_PROXY", &p)], vec![], 1),
+        ("http_proxy", &ws, vec![("http_proxy", &p)], vec![], 1),
+        ("ALL_PROXY", &ws, vec![("ALL_PROXY", &p)], vec![], 1),
+        ("all_proxy, sse", &sse, vec![("all_proxy", &p)], vec![], 1),
+        // HTTPS_PROXY is for https:// and wss:// only.
+        ("HTTPS_PROXY, ws", &ws, vec![("HTTPS_PROXY", &p)], vec![], 0),
+        ("HTTPS_PROXY, sse", &sse, vec![("HTTPS_PROXY", &p)], vec![], 0),
+        ("NO_PROXY", &ws, vec![("HTTP_PROXY", &p), ("NO_PROXY", "127.0.0.1")], vec![], 0),
+        ("no_proxy, sse", &sse, vec![("HTTP_PROXY", &p), ("no_proxy", "127.0.0.0/8")], vec![], 0),
+        ("--noproxy *", &ws, vec![("HTTP_PROXY", &p)], vec!["--noproxy", "*"], 0),
+        ("--noproxy * sse", &sse, vec![("HTTP_PROXY", &p)], vec!["--noproxy", "*"], 0),
+        ("--proxy ''", &ws, vec![("HTTP_PROXY", &p)], vec!["--proxy", ""], 0),
+        ("--proxy", &ws, vec![], vec!["--proxy", &p], 1),
+        ("--proxy, sse", &sse, vec![], vec!["--proxy", &p], 1),
+        // NO_PROXY applies to --proxy too, as with curl; --noproxy replaces it.
+        ("--proxy, NO_PROXY", &ws, vec![("NO_PROXY", "127.0.0.1")], vec!["--proxy", &p], 0),
+        ("--noproxy ''", &ws, vec![("NO_PROXY", "127.0.0.1")], vec!["--proxy", &p, "--noproxy", ""], 1),
+        // Under CGI, HTTP_PROXY may come from a request's `Proxy:` header: reqwest ignores the variables.
+        ("CGI", &ws, vec![("HTTP_PROXY", &p), ("REQUEST_METHOD", "GET")], vec![], 0),
+    ];
+    for (what, url, env, args, took) in cases {
+        let before = proxy.requests().len();
+        tap_connects(url, &env, &args).await;
+        let after = proxy.requests();
+        assert_eq!(
+            after.len() - before,
+            took,
+            "{what}: expected {took} request(s) through the proxy, it took {:?}",
+            &after[before..]
+        );
     }
 }
