@@ -82,7 +82,8 @@ use std::{
 use clap::{error::ErrorKind, Parser, ValueEnum};
 use tauri_plugin_realtime_core::{
     AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Error, FallbackOptions, Frame, Hub,
-    HubConfig, Limits, Outgoing, ProxyConfig, ProxySetting, ReconnectOptions, State, Toggle, Transport,
+    HubConfig, Limits, Outgoing, ProxyConfig, ProxySetting, ReconnectOptions, State, Toggle,
+    Transport,
 };
 use tokio::sync::mpsc;
 
@@ -1030,7 +1031,10 @@ mod tests {
         let b = run(&[WS, "--noproxy", "example.com,10.0.0.0/8"]);
         assert_eq!(b.proxy.proxy, ProxySetting::System);
         assert_eq!(b.proxy.no_proxy.as_deref(), Some("example.com,10.0.0.0/8"));
-        refused(&[WS, "--proxy", "ftp://u:secret@h:1"], "--proxy: invalid proxy");
+        refused(
+            &[WS, "--proxy", "ftp://u:secret@h:1"],
+            "--proxy: invalid proxy",
+        );
         match parse_args(&[WS, "--proxy", "ftp://u:secret@h:1"]) {
             Err(msg) => assert!(!msg.contains("secret"), "{msg}"),
             other => panic!("expected a usage error, got {other:?}"),

@@ -370,7 +370,12 @@ async fn tunnel(
         let upgraded = hyper::upgrade::on(response).await.map_err(broken)?;
         return Ok(TokioIo::new(upgraded));
     }
-    Err(refused(proxy, &authority, status, retry_after(response.headers())))
+    Err(refused(
+        proxy,
+        &authority,
+        status,
+        retry_after(response.headers()),
+    ))
 }
 
 /// The proxy answered `CONNECT` with something else than 2xx: say which proxy, what it said and what to do.
@@ -422,6 +427,8 @@ async fn socks(proxy: &Intercept, host: &str, port: u16) -> Result<TcpStream, At
     let who = name(proxy);
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
+    // It is asked for the proxy's `socks5://` URI.
+    connector.enforce_http(false);
     let mut svc = SocksV5::new(proxy.uri().clone(), connector)
         .local_dns(proxy.uri().scheme_str() == Some("socks5"));
     if let Some((user, pass)) = proxy.raw_auth() {
@@ -437,17 +444,60 @@ async fn socks(proxy: &Intercept, host: &str, port: u16) -> Result<TcpStream, At
         .await
         .map_err(|e| unreachable(proxy, crate::transport::request::error_chain(&e)))?;
     let io = svc.call(dst).await.map_err(|e| {
-        let chain = crate::transport::request::error_chain(&e);
-        if chain.contains("onnect") && chain.contains("refused") {
-            unreachable(proxy, chain)
-        } else {
-            AttemptError::Retry {
-                reason: format!("network error: the SOCKS proxy {who} did not connect to {host}:{port}: {chain}"),
-                retry_after: None,
-            }
-        }
+        socks_failed(
+            proxy,
+            &format!("{host}:{port}"),
+            &e.to_string(),
+            &format!("{e:?}"),
+        )
     })?;
     Ok(io.into_inner())
+}
+
+/// What a SOCKS5 failure means (`said`: the error's text, `detail`: its debug form). hyper-util's error
+/// type is not public: read its words.
+pub(crate) fn socks_failed(
+    proxy: &Intercept,
+    target: &str,
+    said: &str,
+    detail: &str,
+) -> AttemptError {
+    let who = name(proxy);
+    if said.contains("underlying connection") {
+        return unreachable(
+            proxy,
+            if detail.contains("ConnectionRefused") {
+                "connection refused"
+            } else {
+                "could not connect"
+            },
+        );
+    }
+    if said.contains("credentials not accepted") {
+        return AttemptError::Fatal {
+            reason: format!(
+                "the SOCKS proxy {who} refused its credentials: the user or password in the proxy URL is wrong"
+            ),
+        };
+    }
+    if said.contains("authentication") {
+        return AttemptError::Fatal {
+            reason: format!(
+                "the SOCKS proxy {who} asks for credentials ({said}): put them in the proxy URL, socks5h://user:password@host:port"
+            ),
+        };
+    }
+    if said.contains("not allowed") {
+        return AttemptError::Fatal {
+            reason: format!(
+                "the SOCKS proxy {who} does not allow a connection to {target} ({said}); ask its administrator, or list the host in NO_PROXY"
+            ),
+        };
+    }
+    AttemptError::Retry {
+        reason: format!("network error: the SOCKS proxy {who} did not connect to {target}: {said}"),
+        retry_after: None,
+    }
 }
 
 #[cfg(test)]
@@ -486,7 +536,9 @@ mod tests {
     #[test]
     fn credentials_go_to_reqwest_and_never_into_messages() {
         let p = fixed("http://us%40er:p%3Ass@proxy.test:3128", Some(""));
-        let i = p.for_url(&url::Url::parse("https://a.test/").unwrap()).unwrap();
+        let i = p
+            .for_url(&url::Url::parse("https://a.test/").unwrap())
+            .unwrap();
         assert_eq!(name(&i), "http://proxy.test:3128");
         let url = with_credentials(&i);
         assert_eq!(url.username(), "us%40er");

@@ -18,8 +18,8 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tauri_plugin_realtime_core::{
-    ConnectOptions, Error, FallbackOptions, Hub, HubConfig, Outgoing, ProxyConfig,
-    ProxySetting, State, TlsConfig, Toggle, Transport, UrlGuard,
+    ConnectOptions, Error, FallbackOptions, Hub, HubConfig, Outgoing, ProxyConfig, ProxySetting,
+    State, TlsConfig, Toggle, Transport, UrlGuard,
 };
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -43,10 +43,8 @@ impl Tinyproxy {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let dir = std::env::temp_dir().join(format!(
-            "realtime-tinyproxy-{}-{port}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("realtime-tinyproxy-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temp dir");
         let log = dir.join("tinyproxy.log");
         // No `ConnectPort`: every port may be tunnelled to (the test servers' ports are random).
@@ -136,7 +134,10 @@ async fn wss_server() -> (std::net::SocketAddr, Vec<u8>) {
     };
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
     let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
@@ -312,7 +313,10 @@ async fn basic_credentials_come_from_the_proxy_url_and_a_wrong_password_is_named
             let failed = frames.state(State::Failed).await;
             let why = reason(&failed);
             // tinyproxy answers a CONNECT with 401, a forwarded request with 407.
-            assert!(why.contains("407") || why.contains("401"), "{kind:?}: {why}");
+            assert!(
+                why.contains("407") || why.contains("401"),
+                "{kind:?}: {why}"
+            );
             assert!(!why.contains("wrong-Passw0rd"), "{kind:?}: {why}");
             // A forwarded http:// request gets the proxy's answer in the server's place, which cannot be
             // told from the server's own 401; a tunnel's answer can only be the proxy's.
@@ -334,39 +338,41 @@ async fn a_proxy_that_is_not_listening_is_named() {
     let port = closed_port().await;
     let server = CountingServer::start().await;
     let site = poll_site().await;
-    let hub = proxied_hub(
-        &format!("http://user:hunter22@127.0.0.1:{port}"),
-        "",
-        TlsConfig::default(),
-    );
-    for url in [server.url(Kind::Ws, "x"), server.url(Kind::Sse, "x")] {
-        let (_, mut frames) = connect(&hub, once(&url));
-        let f = frames.settled(&[State::Failed, State::Disconnected]).await;
-        let errors = frames.errors();
-        let all = format!("{f:?} {errors:?}");
-        assert!(
-            all.contains(&format!("proxy http://127.0.0.1:{port}")),
-            "{url}: {all}"
+    for scheme in ["http", "socks5h"] {
+        let hub = proxied_hub(
+            &format!("{scheme}://user:hunter22@127.0.0.1:{port}"),
+            "",
+            TlsConfig::default(),
         );
-        assert!(!all.contains("hunter22"), "{url}: {all}");
-    }
-    // A send's POST says it too.
-    let (id, _frames) = connect(
-        &hub,
-        ConnectOptions {
-            transport: Some(Transport::Poll),
-            send_url: Some(format!("http://{site}/send")),
-            reconnect: Some(Toggle::Enabled(false)),
-            ..opts(format!("http://{site}/poll"))
-        },
-    );
-    let e = hub
-        .send(&id, OWNER, Outgoing::Text("x".into()))
-        .await
-        .map(|_| ())
-        .err();
-    if let Some(e) = e {
-        let e = e.to_string();
+        for url in [server.url(Kind::Ws, "x"), server.url(Kind::Sse, "x")] {
+            let (_, mut frames) = connect(&hub, once(&url));
+            let f = frames.settled(&[State::Failed, State::Disconnected]).await;
+            let all = format!("{f:?} {:?}", frames.errors());
+            assert!(
+                all.contains(&format!("proxy {scheme}://127.0.0.1:{port}")),
+                "{url}: {all}"
+            );
+            assert!(!all.contains("hunter22"), "{url}: {all}");
+        }
+        // A send's POST says it too.
+        let (id, _frames) = connect(
+            &hub,
+            ConnectOptions {
+                transport: Some(Transport::Poll),
+                send_url: Some(format!("http://{site}/send")),
+                reconnect: Some(Toggle::Enabled(false)),
+                ..opts(format!("http://{site}/poll"))
+            },
+        );
+        let e = hub
+            .send(&id, OWNER, Outgoing::Text("x".into()))
+            .await
+            .expect_err("no proxy, no send")
+            .to_string();
+        assert!(
+            e.contains(&format!("proxy {scheme}://127.0.0.1:{port}")),
+            "{e}"
+        );
         assert!(!e.contains("hunter22"), "{e}");
     }
 }
@@ -392,15 +398,27 @@ async fn the_scope_applies_to_the_target_never_to_the_proxy() {
     // The proxy's port is outside the scope: the target's is what counts.
     let guard = Arc::new(OnlyPort(server.addr.port()));
     for kind in [Kind::Ws, Kind::Sse] {
-        let (_, mut f) = subscribe(&hub, None, once(server.url(kind, "in")), OWNER, guard.clone())
-            .expect("an allowed target through a proxy outside the scope");
+        let (_, mut f) = subscribe(
+            &hub,
+            None,
+            once(server.url(kind, "in")),
+            OWNER,
+            guard.clone(),
+        )
+        .expect("an allowed target through a proxy outside the scope");
         f.state(State::Connected).await;
     }
     assert_eq!(proxy.requests().len(), 2, "{:?}", proxy.requests());
     // A target outside the scope stays refused, proxy or not.
     let other = CountingServer::start().await;
     for kind in [Kind::Ws, Kind::Sse] {
-        let refused = subscribe(&hub, None, once(other.url(kind, "out")), OWNER, guard.clone());
+        let refused = subscribe(
+            &hub,
+            None,
+            once(other.url(kind, "out")),
+            OWNER,
+            guard.clone(),
+        );
         assert!(
             matches!(refused, Err(Error::UrlNotAllowed(_))),
             "{kind:?}: {:?}",
@@ -413,7 +431,11 @@ async fn the_scope_applies_to_the_target_never_to_the_proxy() {
 #[test]
 fn an_invalid_proxy_url_fails_the_hub_saying_which() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    for bad in ["ftp://u:pw-x@proxy.test", "http://u:pw-x@proxy.test:1/p", "::"] {
+    for bad in [
+        "ftp://u:pw-x@proxy.test",
+        "http://u:pw-x@proxy.test:1/p",
+        "::",
+    ] {
         let e = Hub::new(
             HubConfig {
                 proxy: ProxyConfig {
@@ -496,19 +518,73 @@ async fn tap_reads_the_environment_and_curls_flags() {
         ("all_proxy, sse", &sse, vec![("all_proxy", &p)], vec![], 1),
         // HTTPS_PROXY is for https:// and wss:// only.
         ("HTTPS_PROXY, ws", &ws, vec![("HTTPS_PROXY", &p)], vec![], 0),
-        ("HTTPS_PROXY, sse", &sse, vec![("HTTPS_PROXY", &p)], vec![], 0),
-        ("NO_PROXY", &ws, vec![("HTTP_PROXY", &p), ("NO_PROXY", "127.0.0.1")], vec![], 0),
-        ("no_proxy, sse", &sse, vec![("HTTP_PROXY", &p), ("no_proxy", "127.0.0.0/8")], vec![], 0),
-        ("--noproxy *", &ws, vec![("HTTP_PROXY", &p)], vec!["--noproxy", "*"], 0),
-        ("--noproxy * sse", &sse, vec![("HTTP_PROXY", &p)], vec!["--noproxy", "*"], 0),
-        ("--proxy ''", &ws, vec![("HTTP_PROXY", &p)], vec!["--proxy", ""], 0),
+        (
+            "HTTPS_PROXY, sse",
+            &sse,
+            vec![("HTTPS_PROXY", &p)],
+            vec![],
+            0,
+        ),
+        (
+            "NO_PROXY",
+            &ws,
+            vec![("HTTP_PROXY", &p), ("NO_PROXY", "127.0.0.1")],
+            vec![],
+            0,
+        ),
+        (
+            "no_proxy, sse",
+            &sse,
+            vec![("HTTP_PROXY", &p), ("no_proxy", "127.0.0.0/8")],
+            vec![],
+            0,
+        ),
+        (
+            "--noproxy *",
+            &ws,
+            vec![("HTTP_PROXY", &p)],
+            vec!["--noproxy", "*"],
+            0,
+        ),
+        (
+            "--noproxy * sse",
+            &sse,
+            vec![("HTTP_PROXY", &p)],
+            vec!["--noproxy", "*"],
+            0,
+        ),
+        (
+            "--proxy ''",
+            &ws,
+            vec![("HTTP_PROXY", &p)],
+            vec!["--proxy", ""],
+            0,
+        ),
         ("--proxy", &ws, vec![], vec!["--proxy", &p], 1),
         ("--proxy, sse", &sse, vec![], vec!["--proxy", &p], 1),
         // NO_PROXY applies to --proxy too, as with curl; --noproxy replaces it.
-        ("--proxy, NO_PROXY", &ws, vec![("NO_PROXY", "127.0.0.1")], vec!["--proxy", &p], 0),
-        ("--noproxy ''", &ws, vec![("NO_PROXY", "127.0.0.1")], vec!["--proxy", &p, "--noproxy", ""], 1),
+        (
+            "--proxy, NO_PROXY",
+            &ws,
+            vec![("NO_PROXY", "127.0.0.1")],
+            vec!["--proxy", &p],
+            0,
+        ),
+        (
+            "--noproxy ''",
+            &ws,
+            vec![("NO_PROXY", "127.0.0.1")],
+            vec!["--proxy", &p, "--noproxy", ""],
+            1,
+        ),
         // Under CGI, HTTP_PROXY may come from a request's `Proxy:` header: reqwest ignores the variables.
-        ("CGI", &ws, vec![("HTTP_PROXY", &p), ("REQUEST_METHOD", "GET")], vec![], 0),
+        (
+            "CGI",
+            &ws,
+            vec![("HTTP_PROXY", &p), ("REQUEST_METHOD", "GET")],
+            vec![],
+            0,
+        ),
     ];
     for (what, url, env, args, took) in cases {
         let before = proxy.requests().len();
@@ -521,4 +597,158 @@ async fn tap_reads_the_environment_and_curls_flags() {
             &after[before..]
         );
     }
+}
+
+/// A microsocks SOCKS5 proxy of the test's own, its outgoing connections bound to 127.0.0.2, so that the
+/// target tells them from direct ones (127.0.0.1); killed on drop.
+struct Microsocks {
+    child: Child,
+    port: u16,
+}
+
+impl Microsocks {
+    async fn start(auth: Option<(&str, &str)>) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut cmd = Command::new("microsocks");
+        cmd.args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-b",
+            "127.0.0.2",
+        ]);
+        if let Some((user, pass)) = auth {
+            cmd.args(["-u", user, "-P", pass]);
+        }
+        let child = match cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "microsocks could not be run ({e}): install it (apt-get install microsocks) or run ./scripts/test, which installs it"
+            ),
+        };
+        let mut proxy = Self { child, port };
+        for _ in 0..200 {
+            if let Ok(Some(status)) = proxy.child.try_wait() {
+                panic!("microsocks exited at start ({status})");
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return proxy;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("microsocks did not listen on {port} within 5 s");
+    }
+}
+
+impl Drop for Microsocks {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server that records each peer's address, and then serves a WebSocket (a GET with `Upgrade`) that says
+/// "hi", or an event stream with one event "hi".
+async fn peer_server() -> (std::net::SocketAddr, Seen) {
+    use tokio::io::AsyncWriteExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peers = Seen::default();
+    let seen = peers.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, peer)) = listener.accept().await {
+            seen.push(peer.ip().to_string());
+            tokio::spawn(async move {
+                let mut head = [0u8; 4];
+                if tcp.peek(&mut head).await.is_err() {
+                    return;
+                }
+                let mut buf = vec![0u8; 2048];
+                let n = tcp.peek(&mut buf).await.unwrap_or(0);
+                if String::from_utf8_lossy(&buf[..n])
+                    .to_ascii_lowercase()
+                    .contains("upgrade: websocket")
+                {
+                    if let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await {
+                        let _ = ws.send(WsMessage::text("hi")).await;
+                        let _ = tokio::time::timeout(WAIT, async {
+                            while let Some(Ok(_)) = ws.next().await {}
+                        })
+                        .await;
+                    }
+                } else {
+                    read_head(&mut tcp).await;
+                    let _ = tcp.write_all(&[SSE_HEAD, b"data: hi\n\n"].concat()).await;
+                    let _ = tcp.flush().await;
+                    until_closed(&mut tcp).await;
+                }
+            });
+        }
+    });
+    (addr, peers)
+}
+
+#[tokio::test]
+async fn socks5_carries_websockets_and_http_with_its_credentials() {
+    let open = Microsocks::start(None).await;
+    let (addr, peers) = peer_server().await;
+    for scheme in ["socks5", "socks5h"] {
+        let hub = proxied_hub(
+            &format!("{scheme}://127.0.0.1:{}", open.port),
+            "",
+            TlsConfig::default(),
+        );
+        for url in [format!("ws://{addr}/"), format!("http://{addr}/")] {
+            let (_, mut f) = connect(&hub, once(&url));
+            f.message("hi").await;
+        }
+    }
+    assert_eq!(
+        peers.all(),
+        ["127.0.0.2"; 4],
+        "every connection came from the proxy's side"
+    );
+
+    let locked = Microsocks::start(Some(("us3r", "s3cret"))).await;
+    let hub = proxied_hub(
+        &format!("socks5h://us3r:s3cr%65t@127.0.0.1:{}", locked.port),
+        "",
+        TlsConfig::default(),
+    );
+    for url in [format!("ws://{addr}/"), format!("http://{addr}/")] {
+        let (_, mut f) = connect(&hub, once(&url));
+        f.message("hi").await;
+    }
+    assert_eq!(peers.all().len(), 6, "{:?}", peers.all());
+
+    // A wrong password: refused by the proxy, named, never printed.
+    let hub = proxied_hub(
+        &format!("socks5h://us3r:wrong-Passw0rd@127.0.0.1:{}", locked.port),
+        "",
+        TlsConfig::default(),
+    );
+    for url in [format!("ws://{addr}/"), format!("http://{addr}/")] {
+        let (_, mut f) = connect(&hub, once(&url));
+        f.settled(&[State::Failed, State::Disconnected]).await;
+        let all = format!("{:?}", f.seen);
+        assert!(!all.contains("wrong-Passw0rd"), "{url}: {all}");
+        assert!(all.contains("refused its credentials"), "{url}: {all}");
+        assert!(
+            all.contains(&format!("socks5h://127.0.0.1:{}", locked.port)),
+            "{url}: the proxy is named: {all}"
+        );
+    }
+    assert_eq!(peers.all().len(), 6, "{:?}", peers.all());
 }

@@ -12,12 +12,12 @@ mod tapkit;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use tapkit::tap;
 use common::{
     bind, chunk, closed_port, connect, header_of, hub, is_state, opts, read_head, reason, sse,
     RawServer, Seen, SSE_HEAD_CHUNKED, WAIT,
 };
 use futures_util::{SinkExt, StreamExt};
+use tapkit::tap;
 use tauri_plugin_realtime_core::{
     Frame, HeartbeatOptions, Outgoing, ReconnectOptions, State, Toggle,
 };

@@ -28,9 +28,9 @@ use super::{
     on_connect::{check_key, OnConnectLimits},
     options::{ConnectOptions, Limits, Resolved, Sharing},
     outbox::SendRequest,
+    proxy::ProxyConfig,
     queue::Outgoing,
     sink::{deliver_loop, queue, BatchLimits, FrameSink, Inlet, SinkGone},
-    proxy::ProxyConfig,
     tls::TlsConfig,
     transport::{check_close, Env, HeaderSource, UrlGuard},
 };

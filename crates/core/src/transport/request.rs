@@ -14,7 +14,7 @@ use std::{
 use super::{AttemptError, HeaderSource};
 use crate::{
     error::Error,
-    proxy::{ProxyConfig, Proxies},
+    proxy::{Proxies, ProxyConfig},
     time::server_delay,
     tls::{client_config, TlsConfig},
 };
@@ -76,6 +76,14 @@ impl Env {
                     format!("the proxy {who} asks for credentials (HTTP 407): put them in the proxy URL, http://user:password@host:port")
                 },
             };
+        }
+        if chain.contains("SOCKS error") {
+            let target = format!(
+                "{}:{}",
+                url.host_str().unwrap_or(""),
+                url.port_or_known_default().unwrap_or(0)
+            );
+            return crate::proxy::socks_failed(&proxy, &target, &chain, &format!("{e:?}"));
         }
         match request_failed(what, e) {
             AttemptError::Retry {
