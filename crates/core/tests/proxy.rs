@@ -510,7 +510,8 @@ async fn tap_reads_the_environment_and_curls_flags() {
     let ws = server.url(Kind::Ws, "tap");
     let sse = server.url(Kind::Sse, "tap");
     // (what, url, env, args, requests the proxy takes)
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<&str>, usize)> = vec![
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>, usize);
+    let cases: Vec<Case> = vec![
         ("HTTP_PROXY, ws", &ws, vec![("HTTP_PROXY", &p)], vec![], 1),
         ("HTTP_PROXY, sse", &sse, vec![("HTTP_PROXY", &p)], vec![], 1),
         ("http_proxy", &ws, vec![("http_proxy", &p)], vec![], 1),
