@@ -349,9 +349,9 @@ async fn tunnel(
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .map_err(broken)?;
-    // The connection runs beside the request and hands its socket over at the upgrade; it ends with the
-    // sender when the proxy refuses.
-    tokio::spawn(conn.with_upgrades());
+    // The connection runs beside the request and hands its socket over at the upgrade. It ends with this
+    // attempt, whatever the proxy does (an answer that never comes, a timeout of the open).
+    let _driver = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(conn.with_upgrades()));
     let authority = format!("{host}:{port}");
     let mut request = http::Request::connect(authority.as_str())
         .header(header::HOST, authority.as_str())

@@ -510,7 +510,13 @@ async fn tap_reads_the_environment_and_curls_flags() {
     let ws = server.url(Kind::Ws, "tap");
     let sse = server.url(Kind::Sse, "tap");
     // (what, url, env, args, requests the proxy takes)
-    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>, usize);
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        Vec<&'a str>,
+        usize,
+    );
     let cases: Vec<Case> = vec![
         ("HTTP_PROXY, ws", &ws, vec![("HTTP_PROXY", &p)], vec![], 1),
         ("HTTP_PROXY, sse", &sse, vec![("HTTP_PROXY", &p)], vec![], 1),
@@ -752,4 +758,34 @@ async fn socks5_carries_websockets_and_http_with_its_credentials() {
         );
     }
     assert_eq!(peers.all().len(), 6, "{:?}", peers.all());
+}
+
+/// tinyproxy refuses a tunnel to a port its `ConnectPort` does not list (403: the proxy will not, so `failed`),
+/// and answers 5xx when the server cannot be reached (the proxy may manage later: `reconnecting`).
+#[tokio::test]
+async fn a_refused_tunnel_is_classified_and_names_the_proxy() {
+    let proxy = Tinyproxy::start("ConnectPort 443").await;
+    let server = CountingServer::start().await;
+    let hub = proxied_hub(&proxy.url(), "", TlsConfig::default());
+    let (_, mut denied) = connect(&hub, opts(server.url(Kind::Ws, "denied")));
+    let f = denied
+        .settled(&[State::Failed, State::Reconnecting, State::Connected])
+        .await;
+    assert!(is_state(&f, State::Failed), "{f:?}");
+    let why = reason(&f);
+    assert!(why.contains("403"), "{why}");
+    assert!(why.contains(&format!("proxy {}", proxy.url())), "{why}");
+    assert_eq!(server.streams(Kind::Ws), 0);
+
+    let open = Tinyproxy::start("").await;
+    let hub = proxied_hub(&open.url(), "", TlsConfig::default());
+    let closed = closed_port().await;
+    let (_, mut down) = connect(&hub, opts(format!("ws://127.0.0.1:{closed}/")));
+    let f = down
+        .settled(&[State::Failed, State::Reconnecting, State::Connected])
+        .await;
+    assert!(is_state(&f, State::Reconnecting), "{f:?}");
+    let why = reason(&f);
+    assert!(why.contains(&format!("proxy {}", open.url())), "{why}");
+    assert!(why.contains("HTTP 5"), "{why}");
 }
