@@ -309,6 +309,17 @@ pub(crate) async fn connect(proxies: &Proxies, url: &url::Url) -> Result<Stream,
     }
 }
 
+/// Why `proxy` does not open a tunnel to `url`'s host, asked with a `CONNECT` of the engine's own; `None` when
+/// it opens one now.
+pub(crate) async fn why_no_tunnel(proxy: &Intercept, url: &url::Url) -> Option<AttemptError> {
+    let host = match url.host()? {
+        url::Host::Ipv6(a) => format!("[{a}]"),
+        h => h.to_string(),
+    };
+    let port = url.port_or_known_default()?;
+    tunnel(proxy, &host, port).await.err()
+}
+
 /// The proxy could not be reached: a proxy that is down may come back, so retry, and say which it was.
 fn unreachable(proxy: &Intercept, e: impl std::fmt::Display) -> AttemptError {
     AttemptError::Retry {

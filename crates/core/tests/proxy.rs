@@ -127,11 +127,13 @@ fn proxied_hub(url: &str, no_proxy: &str, tls: TlsConfig) -> Hub {
     })
 }
 
-/// A CA and a certificate it signed for 127.0.0.1, and a wss:// server with it that says "hello-tls".
-async fn wss_server() -> (std::net::SocketAddr, Vec<u8>) {
+/// A CA and a certificate it signed for 127.0.0.1, and a TLS server with it: a WebSocket that says "hello-tls"
+/// (`sse: false`) or an event stream with one event "hello-tls".
+async fn tls_server(sse: bool) -> (std::net::SocketAddr, Vec<u8>) {
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose,
     };
+    use tokio::io::AsyncWriteExt;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![
@@ -162,9 +164,18 @@ async fn wss_server() -> (std::net::SocketAddr, Vec<u8>) {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(Ok(tls)) = tokio::time::timeout(WAIT, acceptor.accept(tcp)).await else {
+                let Ok(Ok(mut tls)) = tokio::time::timeout(WAIT, acceptor.accept(tcp)).await else {
                     return;
                 };
+                if sse {
+                    read_head(&mut tls).await;
+                    let _ = tls
+                        .write_all(&[SSE_HEAD, b"data: hello-tls\n\n"].concat())
+                        .await;
+                    let _ = tls.flush().await;
+                    until_closed(&mut tls).await;
+                    return;
+                }
                 let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
                     return;
                 };
@@ -192,12 +203,13 @@ async fn poll_site() -> std::net::SocketAddr {
 async fn websockets_go_through_a_connect_tunnel_for_ws_and_wss() {
     let proxy = Tinyproxy::start("").await;
     let server = CountingServer::start().await;
-    let (wss, ca) = wss_server().await;
+    let (wss, ca) = tls_server(false).await;
+    let (https, sse_ca) = tls_server(true).await;
     let hub = proxied_hub(
         &proxy.url(),
         "",
         TlsConfig {
-            extra_roots: vec![ca],
+            extra_roots: vec![ca, sse_ca],
             ..Default::default()
         },
     );
@@ -219,6 +231,16 @@ async fn websockets_go_through_a_connect_tunnel_for_ws_and_wss() {
         proxy.count(&format!("CONNECT 127.0.0.1:{} ", wss.port())),
         1,
         "wss:// goes through one CONNECT tunnel, TLS to the target inside; the proxy took {:?}",
+        proxy.requests()
+    );
+
+    // And SSE to https://, through the HTTP client's own tunnel.
+    let (_, mut sse) = connect(&hub, once(format!("https://127.0.0.1:{}/", https.port())));
+    sse.message("hello-tls").await;
+    assert_eq!(
+        proxy.count(&format!("CONNECT 127.0.0.1:{} ", https.port())),
+        1,
+        "https:// goes through one CONNECT tunnel; the proxy took {:?}",
         proxy.requests()
     );
 }
@@ -304,6 +326,30 @@ async fn basic_credentials_come_from_the_proxy_url_and_a_wrong_password_is_named
     let (_, mut sse) = connect(&hub, once(server.url(Kind::Sse, "ok")));
     sse.state(State::Connected).await;
     assert_eq!(proxy.requests().len(), 2, "{:?}", proxy.requests());
+    // The HTTP client's tunnel (https://) carries them too.
+    let (https, ca) = tls_server(true).await;
+    let tls = TlsConfig {
+        extra_roots: vec![ca],
+        ..Default::default()
+    };
+    let hub = proxied_hub(&with("us3r:s3cr%65t"), "", tls.clone());
+    let (_, mut sse) = connect(&hub, once(format!("https://127.0.0.1:{}/", https.port())));
+    sse.message("hello-tls").await;
+    assert_eq!(proxy.requests().len(), 3, "{:?}", proxy.requests());
+    // reqwest's tunnel says only "unsuccessful" for a 401: the engine asks the proxy itself what it refuses.
+    let hub = proxied_hub(&with("us3r:wrong-Passw0rd"), "", tls);
+    let (_, mut refused) = connect(&hub, opts(format!("https://127.0.0.1:{}/", https.port())));
+    let f = refused
+        .settled(&[State::Failed, State::Reconnecting, State::Connected])
+        .await;
+    assert!(is_state(&f, State::Failed), "{f:?}");
+    let why = reason(&f);
+    assert!(why.contains("refused its credentials"), "{why}");
+    assert!(!why.contains("wrong-Passw0rd"), "{why}");
+    assert!(
+        why.contains(&format!("proxy http://127.0.0.1:{}", proxy.port)),
+        "{why}"
+    );
 
     let where_ = format!("127.0.0.1:{}", proxy.port);
     for creds in ["us3r:wrong-Passw0rd", "us3r"] {
@@ -776,6 +822,24 @@ async fn a_refused_tunnel_is_classified_and_names_the_proxy() {
     assert!(why.contains("403"), "{why}");
     assert!(why.contains(&format!("proxy {}", proxy.url())), "{why}");
     assert_eq!(server.streams(Kind::Ws), 0);
+    // The same for the HTTP client's tunnel (https://), which the engine asks again for the status.
+    let (https, ca) = tls_server(true).await;
+    let hub = proxied_hub(
+        &proxy.url(),
+        "",
+        TlsConfig {
+            extra_roots: vec![ca],
+            ..Default::default()
+        },
+    );
+    let (_, mut denied) = connect(&hub, opts(format!("https://127.0.0.1:{}/", https.port())));
+    let f = denied
+        .settled(&[State::Failed, State::Reconnecting, State::Connected])
+        .await;
+    assert!(is_state(&f, State::Failed), "{f:?}");
+    let why = reason(&f);
+    assert!(why.contains("403"), "{why}");
+    assert!(why.contains(&format!("proxy {}", proxy.url())), "{why}");
 
     let open = Tinyproxy::start("").await;
     let hub = proxied_hub(&open.url(), "", TlsConfig::default());

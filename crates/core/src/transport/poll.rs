@@ -278,10 +278,10 @@ impl Poller {
         if let Some(id) = last_event_id_header(last_event_id) {
             req = req.header("last-event-id", id);
         }
-        let response = req
-            .send()
-            .await
-            .map_err(|e| env.request_failed("poll failed", url, &e))?;
+        let response = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Err(env.request_failed("poll failed", url, &e).await),
+        };
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED {
             return Ok(Polled::Nothing);

@@ -231,11 +231,15 @@ async fn post_once(
     }
     let limit = opts.connect_timeout;
     let answered = async {
-        let r = post
-            .send()
-            .await
+        let r = match post.send().await {
+            Ok(r) => r,
             // Without the URL, which reqwest would print whole, query and all.
-            .map_err(|e| env.request_failed("POST failed", url, &e.without_url()))?;
+            Err(e) => {
+                return Err(env
+                    .request_failed("POST failed", url, &e.without_url())
+                    .await)
+            }
+        };
         let status = r.status();
         if !status.is_success() {
             return Err(classify_status(status, retry_after(r.headers())));

@@ -55,17 +55,24 @@ impl Env {
 
     /// A request to `url` failed: as [`request_failed`], naming the proxy it went through, if any (its
     /// address only, never its credentials).
-    pub(crate) fn request_failed(
+    pub(crate) async fn request_failed(
         &self,
         what: &str,
         url: &url::Url,
-        e: &(dyn std::error::Error + 'static),
+        e: &(dyn std::error::Error + Send + Sync + 'static),
     ) -> AttemptError {
         let Some(proxy) = self.proxies.for_url(url) else {
             return request_failed(what, e);
         };
         let who = crate::proxy::name(&proxy);
         let chain = error_chain(e);
+        // reqwest's tunnel (hyper-util's) says "unsuccessful" for any refusal but 407: ask the proxy once
+        // more, with a tunnel of the engine's own that reads its status, to tell 403 (stop) from 502 (retry).
+        if chain.contains("tunnel error: unsuccessful") {
+            if let Some(refused) = crate::proxy::why_no_tunnel(&proxy, url).await {
+                return refused;
+            }
+        }
         // reqwest's CONNECT (hyper-util's tunnel) says 407 in these words, and folds every other refusal
         // into "unsuccessful".
         if chain.contains("proxy authorization required") {

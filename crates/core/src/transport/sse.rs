@@ -158,10 +158,10 @@ pub(crate) async fn open(
         if let Some(b) = &body {
             req = req.body(b.clone());
         }
-        let response = req
-            .send()
-            .await
-            .map_err(|e| env.request_failed("network error", &url, &e))?;
+        let response = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Err(env.request_failed("network error", &url, &e).await),
+        };
         let status = response.status();
         if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
             let next = redirect_target(&url, &response)?;
