@@ -4,6 +4,9 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EXAMPLE="$ROOT/examples/tauri-app"
 APT_PACKAGES=(libwebkit2gtk-4.1-dev xvfb webkit2gtk-driver)
+# Real servers that only the tests start, each on a loopback port of its own (the example does not need them):
+# an HTTP proxy and a SOCKS5 proxy. A daemon the package may start at install is never used.
+TEST_APT_PACKAGES=(tinyproxy microsocks)
 
 # CI builds once from a fresh clone: incremental caches would only take disk.
 if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
@@ -16,8 +19,17 @@ as_root() {
 
 # System libraries for the webview, the virtual display and the WebDriver: only those not installed yet.
 ensure_apt() {
+  install_missing "${APT_PACKAGES[@]}"
+}
+
+# The servers the tests start (scripts/test only).
+ensure_test_apt() {
+  install_missing "${TEST_APT_PACKAGES[@]}"
+}
+
+install_missing() {
   local missing=()
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then

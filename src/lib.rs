@@ -163,6 +163,24 @@ impl Builder {
         self
     }
 
+    /// Sends every request (WebSocket upgrades through a `CONNECT` tunnel, SSE, polls, sends) through this
+    /// proxy: `http://[user:password@]host[:port]` (the credentials percent-decoded, sent as
+    /// `Proxy-Authorization: Basic`), `socks5://…` or `socks5h://…` (the proxy resolves names). Hosts in the
+    /// environment's `NO_PROXY` still go direct, as with curl's `--proxy`. Default: the environment's
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`, else the OS's settings (macOS, Windows). An invalid URL fails
+    /// the plugin's setup with a message saying what is wrong (never the password). The scope applies to the
+    /// target URLs, never to the proxy.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.config.proxy.proxy = core::ProxySetting::Url(url.into());
+        self
+    }
+
+    /// Connects directly, whatever the environment or the OS's settings say about proxies.
+    pub fn no_proxy(mut self) -> Self {
+        self.config.proxy.proxy = core::ProxySetting::None;
+        self
+    }
+
     /// Attaches a header to every request whose URL matches `url_pattern` (the scope's URL pattern syntax):
     /// WebSocket upgrades, SSE requests (each redirect hop by its own URL), polls and `sendUrl` posts.
     /// JavaScript never sees it and cannot override it: it replaces a header of the same name from the options.

@@ -82,7 +82,8 @@ use std::{
 use clap::{error::ErrorKind, Parser, ValueEnum};
 use tauri_plugin_realtime_core::{
     AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Error, FallbackOptions, Frame, Hub,
-    HubConfig, Limits, Outgoing, ReconnectOptions, State, Toggle, Transport,
+    HubConfig, Limits, Outgoing, ProxyConfig, ProxySetting, ReconnectOptions, State, Toggle,
+    Transport,
 };
 use tokio::sync::mpsc;
 
@@ -93,7 +94,8 @@ tap [URL] [--options JSON] [--transport websocket|sse|poll] [--header 'K: V']...
            [--body STR] [--last-event-id ID] [--max-retries N] [--no-reconnect] [--echo]
            [--protocol P]... [--max-message-size BYTES]
            [--poll-url URL] [--send-url URL] [--poll-interval-ms N] [--probe-interval-ms N]
-           [--after-failures N]";
+           [--after-failures N]
+           [--proxy URL] [--noproxy LIST]";
 const ABOUT: &str = "\
 Prints every frame of the stream as one JSON line on stdout; sends each stdin line as text with send() (a POST
 to sendUrl beside SSE and polling).";
@@ -176,6 +178,14 @@ struct Cli {
     /// Fallback: failed attempts in a row before polling [default: 3]
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     after_failures: Option<u32>,
+    /// Every request through this proxy: http://[user:password@]host[:port], socks5:// or socks5h://; ""
+    /// for none [default: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, then the OS's settings]
+    #[arg(long, short = 'x', value_name = "URL", allow_hyphen_values = true)]
+    proxy: Option<String>,
+    /// Hosts reached without the proxy, comma-separated (names match their subdomains, IPs, CIDR ranges);
+    /// '*' for every host; overrides NO_PROXY
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
+    noproxy: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -211,6 +221,7 @@ fn header(s: &str) -> Result<(String, String), String> {
 struct Args {
     options: ConnectOptions,
     echo: bool,
+    proxy: ProxyConfig,
 }
 
 /// What the command line asks for.
@@ -350,9 +361,20 @@ impl Cli {
         if self.echo && resolved.transport != Transport::Websocket {
             return Err("--echo needs a WebSocket (ws:// or wss://)".into());
         }
+        // curl's meaning: an empty --proxy turns the proxy off, --noproxy replaces NO_PROXY.
+        let proxy = ProxyConfig {
+            proxy: match self.proxy {
+                None => ProxySetting::System,
+                Some(url) if url.is_empty() => ProxySetting::None,
+                Some(url) => ProxySetting::Url(url),
+            },
+            no_proxy: self.noproxy,
+        };
+        proxy.check().map_err(|e| format!("--proxy: {e}"))?;
         Ok(Args {
             options,
             echo: self.echo,
+            proxy,
         })
     }
 }
@@ -405,6 +427,7 @@ async fn run(args: Args) -> u8 {
         HubConfig {
             linger: Duration::ZERO,
             limits: limits(),
+            proxy: args.proxy.clone(),
             ..Default::default()
         },
         tokio::runtime::Handle::current(),
@@ -665,7 +688,7 @@ mod tests {
     const WS: &str = "ws://127.0.0.1:1/";
     const HTTP: &str = "http://127.0.0.1:1/";
     /// Every flag that takes one value, with a value it accepts.
-    const SINGLE: [(&str, &str); 12] = [
+    const SINGLE: [(&str, &str); 14] = [
         ("--options", "{}"),
         ("--transport", "websocket"),
         ("--method", "GET"),
@@ -678,6 +701,8 @@ mod tests {
         ("--poll-interval-ms", "10"),
         ("--probe-interval-ms", "10"),
         ("--after-failures", "1"),
+        ("--proxy", "http://127.0.0.1:1"),
+        ("--noproxy", "*"),
     ];
 
     fn transport(a: &Args) -> Transport {
@@ -987,6 +1012,32 @@ mod tests {
                 &[WS, flag, value, &format!("{flag}={value}")],
                 "cannot be used multiple times",
             );
+        }
+    }
+
+    #[test]
+    fn proxy_flags_have_curls_meaning() {
+        let default = run(&[WS]);
+        assert_eq!(default.proxy, ProxyConfig::default());
+        let a = run(&[WS, "--proxy", "http://u:p@127.0.0.1:3128", "--noproxy", "*"]);
+        assert_eq!(
+            a.proxy.proxy,
+            ProxySetting::Url("http://u:p@127.0.0.1:3128".into())
+        );
+        assert_eq!(a.proxy.no_proxy.as_deref(), Some("*"));
+        // An empty proxy is none, as with curl.
+        assert_eq!(run(&[WS, "-x", ""]).proxy.proxy, ProxySetting::None);
+        // --noproxy alone keeps the environment's proxy.
+        let b = run(&[WS, "--noproxy", "example.com,10.0.0.0/8"]);
+        assert_eq!(b.proxy.proxy, ProxySetting::System);
+        assert_eq!(b.proxy.no_proxy.as_deref(), Some("example.com,10.0.0.0/8"));
+        refused(
+            &[WS, "--proxy", "ftp://u:secret@h:1"],
+            "--proxy: invalid proxy",
+        );
+        match parse_args(&[WS, "--proxy", "ftp://u:secret@h:1"]) {
+            Err(msg) => assert!(!msg.contains("secret"), "{msg}"),
+            other => panic!("expected a usage error, got {other:?}"),
         }
     }
 

@@ -41,6 +41,8 @@ pub enum Error {
     TooManyConnections(String),
     #[error("url not allowed by the realtime scope: {0}; add it to the `allow` list of the realtime permission in the capability")]
     UrlNotAllowed(String),
+    #[error("invalid proxy {0}")]
+    InvalidProxy(String),
     #[error("could not set up TLS: {0}")]
     Tls(String),
     #[error("the realtime engine is shutting down")]

@@ -38,6 +38,7 @@ mod on_connect;
 mod options;
 mod outbox;
 mod policy;
+mod proxy;
 mod queue;
 mod sink;
 mod sse;
@@ -55,6 +56,7 @@ pub use options::{
     Share, Toggle, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_MESSAGE_SIZE, MAX_HEARTBEAT_TEXT,
     MAX_SHARE_KEY, MIN_INTERVAL_MS,
 };
+pub use proxy::{ProxyConfig, ProxySetting};
 pub use queue::Outgoing;
 pub use sink::{
     AckWindow, BatchLimits, ChannelSink, FrameSink, SinkGone, MAX_ACK_BYTES, MAX_ACK_FRAMES,

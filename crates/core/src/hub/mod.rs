@@ -28,6 +28,7 @@ use super::{
     on_connect::{check_key, OnConnectLimits},
     options::{ConnectOptions, Limits, Resolved, Sharing},
     outbox::SendRequest,
+    proxy::ProxyConfig,
     queue::Outgoing,
     sink::{deliver_loop, queue, BatchLimits, FrameSink, Inlet, SinkGone},
     tls::TlsConfig,
@@ -56,6 +57,8 @@ pub struct HubConfig {
     pub tls: TlsConfig,
     /// Headers the app's Rust code attaches per URL (e.g. a bearer token), unseen by JavaScript.
     pub secret_headers: SecretHeaders,
+    /// Which proxy every request goes through. Default: the environment, then the OS's settings.
+    pub proxy: ProxyConfig,
 }
 
 /// Headers added by Rust code per URL; JavaScript never sees them and cannot override them.
@@ -85,6 +88,7 @@ impl Default for HubConfig {
             channel_bytes: 1 << 20,
             tls: TlsConfig::default(),
             secret_headers: SecretHeaders::default(),
+            proxy: ProxyConfig::default(),
         }
     }
 }
@@ -169,7 +173,11 @@ struct Authorised {
 impl Hub {
     /// Builds the engine; tasks run on `runtime`, so the hub can be used from any thread.
     pub fn new(config: HubConfig, runtime: tokio::runtime::Handle) -> Result<Self, Error> {
-        let env = Arc::new(Env::new(&config.tls, config.secret_headers.0.clone())?);
+        let env = Arc::new(Env::new(
+            &config.tls,
+            config.secret_headers.0.clone(),
+            &config.proxy,
+        )?);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,

@@ -8,7 +8,7 @@
 
 mod poll;
 mod post;
-mod request;
+pub(crate) mod request;
 mod sse;
 mod ws;
 

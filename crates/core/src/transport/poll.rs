@@ -20,7 +20,7 @@ use url::Url;
 
 use super::{
     post::Poster,
-    request::{classify_status, error_chain, last_event_id_header, request_failed, retry_after},
+    request::{classify_status, error_chain, last_event_id_header, retry_after},
     AttemptError, Env, Event, Notes, Received, Writable,
 };
 use crate::{
@@ -82,7 +82,7 @@ impl PollUpstream {
             Box::pin(async move {
                 let polled = tokio::time::timeout(
                     opts.connect_timeout,
-                    poller.poll(&env.http, &url, &headers, &resume, opts.max_message_size),
+                    poller.poll(&env, &url, &headers, &resume, opts.max_message_size),
                 )
                 .await
                 .unwrap_or_else(|_| {
@@ -259,13 +259,13 @@ impl Poller {
     /// One GET of `url` with the connection's headers, conditional on the previous answer.
     pub(crate) async fn poll(
         &mut self,
-        client: &reqwest::Client,
+        env: &Env,
         url: &Url,
         headers: &[(http::HeaderName, http::HeaderValue)],
         last_event_id: &str,
         max_size: usize,
     ) -> Result<Polled, AttemptError> {
-        let mut req = client.get(url.clone());
+        let mut req = env.http.get(url.clone());
         for (n, v) in headers {
             req = req.header(n.clone(), v.clone());
         }
@@ -278,10 +278,10 @@ impl Poller {
         if let Some(id) = last_event_id_header(last_event_id) {
             req = req.header("last-event-id", id);
         }
-        let response = req
-            .send()
-            .await
-            .map_err(|e| request_failed("poll failed", &e))?;
+        let response = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Err(env.request_failed("poll failed", url, &e).await),
+        };
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED {
             return Ok(Polled::Nothing);

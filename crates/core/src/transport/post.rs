@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use url::Url;
 
 use super::{
-    request::{classify_status, request_failed, retry_after},
+    request::{classify_status, retry_after},
     AttemptError, Env, Notes,
 };
 use crate::{backoff::Backoff, options::Resolved, queue::Outgoing, time::deadline};
@@ -231,11 +231,15 @@ async fn post_once(
     }
     let limit = opts.connect_timeout;
     let answered = async {
-        let r = post
-            .send()
-            .await
+        let r = match post.send().await {
+            Ok(r) => r,
             // Without the URL, which reqwest would print whole, query and all.
-            .map_err(|e| request_failed("POST failed", &e.without_url()))?;
+            Err(e) => {
+                return Err(env
+                    .request_failed("POST failed", url, &e.without_url())
+                    .await)
+            }
+        };
         let status = r.status();
         if !status.is_success() {
             return Err(classify_status(status, retry_after(r.headers())));

@@ -14,6 +14,7 @@ use std::{
 use super::{AttemptError, HeaderSource};
 use crate::{
     error::Error,
+    proxy::{Proxies, ProxyConfig},
     time::server_delay,
     tls::{client_config, TlsConfig},
 };
@@ -23,15 +24,21 @@ pub(crate) struct Env {
     pub http: reqwest::Client,
     pub tls: Arc<rustls::ClientConfig>,
     pub secrets: Option<Arc<dyn HeaderSource>>,
+    /// The one proxy decision, asked by the HTTP client and by the WebSocket.
+    pub proxies: Arc<Proxies>,
 }
 
 impl Env {
     pub(crate) fn new(
         tls: &TlsConfig,
         secrets: Option<Arc<dyn HeaderSource>>,
+        proxy: &ProxyConfig,
     ) -> Result<Self, Error> {
         let tls = client_config(tls)?;
+        let proxies = Arc::new(Proxies::new(proxy)?);
         let http = reqwest::Client::builder()
+            // reqwest asks the same decision as the WebSocket instead of reading the environment itself.
+            .proxy(proxies.reqwest())
             .use_preconfigured_tls(tls.clone())
             // Redirects are followed by hand, so that every hop is checked against the scope.
             .redirect(reqwest::redirect::Policy::none())
@@ -42,7 +49,61 @@ impl Env {
             http,
             tls: Arc::new(tls),
             secrets,
+            proxies,
         })
+    }
+
+    /// A request to `url` failed: as [`request_failed`], naming the proxy it went through, if any (its
+    /// address only, never its credentials).
+    pub(crate) async fn request_failed(
+        &self,
+        what: &str,
+        url: &url::Url,
+        e: &(dyn std::error::Error + Send + Sync + 'static),
+    ) -> AttemptError {
+        let Some(proxy) = self.proxies.for_url(url) else {
+            return request_failed(what, e);
+        };
+        let who = crate::proxy::name(&proxy);
+        let chain = error_chain(e);
+        // reqwest's tunnel (hyper-util's) says "unsuccessful" for any refusal but 407: ask the proxy once
+        // more, with a tunnel of the engine's own that reads its status, to tell 403 (stop) from 502 (retry).
+        if chain.contains("tunnel error: unsuccessful") {
+            if let Some(refused) = crate::proxy::why_no_tunnel(&proxy, url).await {
+                return refused;
+            }
+        }
+        // reqwest's CONNECT (hyper-util's tunnel) says 407 in these words, and folds every other refusal
+        // into "unsuccessful".
+        if chain.contains("proxy authorization required") {
+            return AttemptError::Fatal {
+                reason: if proxy.basic_auth().is_some() {
+                    format!("the proxy {who} refused its credentials (HTTP 407): the user or password in the proxy URL is wrong")
+                } else {
+                    format!("the proxy {who} asks for credentials (HTTP 407): put them in the proxy URL, http://user:password@host:port")
+                },
+            };
+        }
+        if chain.contains("SOCKS error") {
+            let target = format!(
+                "{}:{}",
+                url.host_str().unwrap_or(""),
+                url.port_or_known_default().unwrap_or(0)
+            );
+            return crate::proxy::socks_failed(&proxy, &target, &chain, &format!("{e:?}"));
+        }
+        match request_failed(what, e) {
+            AttemptError::Retry {
+                reason,
+                retry_after,
+            } => AttemptError::Retry {
+                reason: format!(
+                    "{reason} (through the proxy {who}: check that it runs and allows this destination, or list the host in NO_PROXY)"
+                ),
+                retry_after,
+            },
+            other => other,
+        }
     }
 
     /// The connection's headers for a request to `url`, with the secret ones put over them.
@@ -155,6 +216,10 @@ pub(crate) fn classify_status(
     .trim_end()
     .to_string();
     match status.as_u16() {
+        // Through a proxy to an http:// URL, the proxy answers in the server's place.
+        407 => AttemptError::Fatal {
+            reason: format!("{reason}: the proxy asks for credentials; put them in the proxy URL, http://user:password@host:port"),
+        },
         408 | 429 | 500..=599 => AttemptError::Retry {
             reason,
             retry_after,

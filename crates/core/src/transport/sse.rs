@@ -14,7 +14,7 @@ use tokio::time::{sleep, Instant, Sleep};
 use url::Url;
 
 use super::{
-    request::{classify_status, error_chain, last_event_id_header, request_failed, retry_after},
+    request::{classify_status, error_chain, last_event_id_header, retry_after},
     AttemptError, Env, Event, Notes, Received, UrlGuard,
 };
 use crate::{
@@ -158,10 +158,10 @@ pub(crate) async fn open(
         if let Some(b) = &body {
             req = req.body(b.clone());
         }
-        let response = req
-            .send()
-            .await
-            .map_err(|e| request_failed("network error", &e))?;
+        let response = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Err(env.request_failed("network error", &url, &e).await),
+        };
         let status = response.status();
         if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
             let next = redirect_target(&url, &response)?;

@@ -14,7 +14,6 @@ use futures_util::{
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    net::TcpStream,
     time::{sleep, timeout, timeout_at, Instant, Sleep},
 };
 use tokio_tungstenite::{
@@ -60,8 +59,8 @@ pub fn check_close(code: u16, reason: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// What a WebSocket upstream runs over: TCP, with or without TLS.
-pub(crate) type Socket = MaybeTlsStream<TcpStream>;
+/// What a WebSocket upstream runs over: TCP (direct, or through a proxy), with or without TLS.
+pub(crate) type Socket = MaybeTlsStream<crate::proxy::Stream>;
 
 /// Why the upstream is writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -477,10 +476,13 @@ pub(crate) async fn open(
         .max_message_size(Some(opts.max_message_size))
         .max_frame_size(Some(opts.max_message_size));
     let connector = Connector::Rustls(env.tls.clone());
-    match tokio_tungstenite::connect_async_tls_with_config(
+    // The socket first (through the proxy, if any, which never sees the scope: only the target is checked),
+    // then TLS to the target and the upgrade over it.
+    let stream = crate::proxy::connect(&env.proxies, &opts.url).await?;
+    match tokio_tungstenite::client_async_tls_with_config(
         request,
+        stream,
         Some(config),
-        true,
         Some(connector),
     )
     .await

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use tauri_plugin_realtime_core::{
     AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Connected, Error, Frame, Hub, HubConfig,
-    Share, State, Toggle, UrlGuard,
+    ProxySetting, Share, State, Toggle, UrlGuard,
 };
 use tokio::{
     sync::mpsc,
@@ -35,9 +35,14 @@ pub fn hub() -> Hub {
 }
 
 /// A hub for tests: `config`, but with the floor on intervals lowered to 10 ms, so that reconnects, polls
-/// and heartbeats can be watched in a fraction of a second (the floor itself has tests of its own).
+/// and heartbeats can be watched in a fraction of a second (the floor itself has tests of its own), and
+/// without a proxy unless the test names one.
 pub fn hub_with(mut config: HubConfig) -> Hub {
     config.limits.min_interval_ms = config.limits.min_interval_ms.min(10);
+    // Every test talks to loopback: a proxy from the machine's environment must not decide one.
+    if config.proxy.proxy == ProxySetting::System {
+        config.proxy.proxy = ProxySetting::None;
+    }
     Hub::new(config, tokio::runtime::Handle::current()).expect("hub")
 }
 
