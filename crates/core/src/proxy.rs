@@ -221,20 +221,26 @@ fn check_url(url: &str) -> Result<(), Error> {
 }
 
 /// The proxy's URL with its credentials, for reqwest (which reads them back into `Proxy-Authorization`).
-fn with_credentials(i: &Intercept) -> url::Url {
-    let mut url = url::Url::parse(&i.uri().to_string()).expect("hyper-util builds a valid URI");
+///
+/// A URI that the URL parser would not take (hyper-util's parse is laxer) goes to reqwest as it is: its
+/// request then fails with reqwest's error instead of going around the proxy.
+fn with_credentials(i: &Intercept) -> String {
+    let uri = i.uri().to_string();
+    let Ok(mut url) = url::Url::parse(&uri) else {
+        return uri;
+    };
     let (user, pass) = match (i.basic_auth(), i.raw_auth()) {
         (Some(basic), _) => match decode_basic(basic) {
             Some(pair) => pair,
-            None => return url,
+            None => return url.into(),
         },
         (None, Some((u, p))) => (u.to_owned(), p.to_owned()),
-        (None, None) => return url,
+        (None, None) => return url.into(),
     };
     // `set_username`/`set_password` percent-encode; hyper-util decodes again.
     let _ = url.set_username(&user);
     let _ = url.set_password(Some(&pass));
-    url
+    url.into()
 }
 
 fn decode_basic(value: &HeaderValue) -> Option<(String, String)> {
