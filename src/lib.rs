@@ -32,11 +32,11 @@ mod relay;
 pub mod scope;
 mod secrets;
 
+pub use crate::core::LinkCheck;
 pub use crate::core::{
     AllowAll, ChannelSink, ConnectOptions, Connected, ConnectionInfo, Frame, FrameSink,
     HeaderSource, Hub, HubConfig, Limits, Outgoing, State, TlsConfig, Transport, UrlGuard,
 };
-pub use crate::core::LinkCheck;
 pub use error::{Error, Result};
 pub use relay::EVENT_PREFIX;
 

@@ -3,9 +3,9 @@
 //! subscribers as numbered frames, decides after every end by the reconnect policy (`policy.rs`), degrades to
 //! polling and probes its way back, and writes what the app sends, holding it in the queue while down.
 //!
-//! One `select!` over cancellation, the hub's controls, the app's sends and the phase; each arm is one call.
-//! It never speaks WebSocket, SSE or HTTP (the transports do), and never touches the registry (the hub does):
-//! the hub talks to it only through channels, and cancelling its token ends it.
+//! One `select!` over cancellation, the hub's controls, wakes (`wake.rs`), the app's sends and the phase; each
+//! arm is one call. It never speaks WebSocket, SSE or HTTP (the transports do), and never touches the registry
+//! (the hub does): the hub talks to it only through channels, and cancelling its token ends it.
 
 use std::{
     future::Future,

@@ -215,7 +215,9 @@ fn clock(id: libc::clockid_t) -> Option<Duration> {
         return None;
     }
     let secs = u64::try_from(ts.tv_sec).ok()?;
-    let nanos = u32::try_from(ts.tv_nsec).ok().filter(|n| *n < 1_000_000_000)?;
+    let nanos = u32::try_from(ts.tv_nsec)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)?;
     Some(Duration::new(secs, nanos))
 }
 
@@ -442,7 +444,10 @@ mod tests {
         assert_eq!(slept(at(zero, max), at(max, zero)), zero);
         assert_eq!(slept(at(max, max), at(max, max)), zero);
         assert_eq!(slept(at(zero, zero), at(max, max)), zero);
-        assert_eq!(slept(at(zero, zero), at(max, Duration::from_nanos(1))), max - Duration::from_nanos(1));
+        assert_eq!(
+            slept(at(zero, zero), at(max, Duration::from_nanos(1))),
+            max - Duration::from_nanos(1)
+        );
     }
 
     struct Fixed(std::sync::Mutex<Vec<Option<Reading>>>);
@@ -488,8 +493,15 @@ mod tests {
         let clocks = SystemClocks::default();
         let a = clocks.read().expect("the clocks read");
         let b = clocks.read().expect("the clocks read");
-        assert!(b.awake >= a.awake, "expected the awake clock not to go back");
-        assert!(slept(a, b) < SLEEP_THRESHOLD, "expected no sleep between two reads, got {:?}", slept(a, b));
+        assert!(
+            b.awake >= a.awake,
+            "expected the awake clock not to go back"
+        );
+        assert!(
+            slept(a, b) < SLEEP_THRESHOLD,
+            "expected no sleep between two reads, got {:?}",
+            slept(a, b)
+        );
     }
 
     #[test]
@@ -501,20 +513,42 @@ mod tests {
         // The inventory.
         assert!(!a.take(true, v4, t0));
         let later = t0 + INVENTORY;
-        for local in ["127.0.0.1", "169.254.1.1", "fe80::1", "::1", "0.0.0.0", "ff02::1"] {
-            assert!(!a.take(true, local.parse().unwrap(), later), "expected {local} to be no change");
+        for local in [
+            "127.0.0.1",
+            "169.254.1.1",
+            "fe80::1",
+            "::1",
+            "0.0.0.0",
+            "ff02::1",
+        ] {
+            assert!(
+                !a.take(true, local.parse().unwrap(), later),
+                "expected {local} to be no change"
+            );
         }
-        assert!(!a.take(true, v4, later), "expected a known address to be no change");
+        assert!(
+            !a.take(true, v4, later),
+            "expected a known address to be no change"
+        );
         assert!(a.take(true, v6, later));
         assert!(a.take(false, v4, later));
-        assert!(!a.take(false, v4, later), "expected a second Down to be no change");
+        assert!(
+            !a.take(false, v4, later),
+            "expected a second Down to be no change"
+        );
         assert!(a.take(true, v4, later));
     }
 
     #[test]
     fn signals_merge() {
-        let woke = Signal { why: LinkCheck::Woke, slept: S(60) };
-        let net = Signal { why: LinkCheck::NetworkChanged, slept: Duration::ZERO };
+        let woke = Signal {
+            why: LinkCheck::Woke,
+            slept: S(60),
+        };
+        let net = Signal {
+            why: LinkCheck::NetworkChanged,
+            slept: Duration::ZERO,
+        };
         assert_eq!(net.merge(woke), woke);
         assert_eq!(woke.merge(net), woke);
         assert_eq!(net.merge(net), net);

@@ -77,13 +77,8 @@ fn test_hub() -> (Hub, Arc<TestClock>, mpsc::UnboundedSender<(bool, IpAddr)>) {
         ..Default::default()
     };
     config.limits.min_interval_ms = 10;
-    let hub = hub_with_wake_sources(
-        config,
-        tokio::runtime::Handle::current(),
-        clock.clone(),
-        rx,
-    )
-    .expect("hub");
+    let hub = hub_with_wake_sources(config, tokio::runtime::Handle::current(), clock.clone(), rx)
+        .expect("hub");
     // The machine's addresses as the watcher starts: its inventory, no change.
     tx.send((true, "192.0.2.1".parse().unwrap())).unwrap();
     (hub, clock, tx)
@@ -101,7 +96,9 @@ struct App {
 async fn chat(ws: WebSocketUpgrade, AxState(app): AxState<App>) -> impl IntoResponse {
     ws.on_upgrade(move |mut socket: WebSocket| async move {
         let n = app.sessions.fetch_add(1, Ordering::SeqCst) + 1;
-        let _ = socket.send(Message::Text(format!("hello {n}").into())).await;
+        let _ = socket
+            .send(Message::Text(format!("hello {n}").into()))
+            .await;
         let mut streaming = false;
         let mut i = 0u32;
         loop {
@@ -182,7 +179,13 @@ async fn after_a_sleep_a_connection_waiting_a_long_backoff_tries_at_once() {
     let (id, mut tape) = connect(&hub, ws(format!("ws://127.0.0.1:{port}/chat"), 60_000));
     let waiting = tape.state(State::Reconnecting).await;
     assert!(
-        matches!(waiting, Frame::State { delay_ms: Some(60_000), .. }),
+        matches!(
+            waiting,
+            Frame::State {
+                delay_ms: Some(60_000),
+                ..
+            }
+        ),
         "expected a 60 s wait, got {waiting:?}"
     );
     // The server comes up; without a wake, the connection would not look for a minute.
@@ -224,7 +227,9 @@ async fn deaf_link(hub: &Hub) -> (App, String, Frames) {
     hub.send(&id, OWNER, Outgoing::Text("deaf".into()))
         .await
         .unwrap();
-    app.seen.wait_for("the session going deaf", |s| s == "1:deaf").await;
+    app.seen
+        .wait_for("the session going deaf", |s| s == "1:deaf")
+        .await;
     (app, id, tape)
 }
 
@@ -305,7 +310,9 @@ async fn a_healthy_link_is_checked_without_a_reconnect_or_a_lost_frame() {
         .await;
     // And a network change too (merged or after the first: either way checked, and answered).
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    addresses.send((false, "192.0.2.1".parse().unwrap())).unwrap();
+    addresses
+        .send((false, "192.0.2.1".parse().unwrap()))
+        .unwrap();
     wait_until("a second ping", || {
         app.seen
             .all()
@@ -317,12 +324,17 @@ async fn a_healthy_link_is_checked_without_a_reconnect_or_a_lost_frame() {
     .await;
     // Well past the pong timeout.
     let last = tape.message_count();
-    tape.nth("more ticks", last + 40, |f| matches!(f, Frame::Message { .. }))
-        .await;
+    tape.nth("more ticks", last + 40, |f| {
+        matches!(f, Frame::Message { .. })
+    })
+    .await;
     let states: Vec<_> = tape.states();
     assert_eq!(
         states,
-        vec![(State::Connecting, Some(0), None), (State::Connected, None, None)],
+        vec![
+            (State::Connecting, Some(0), None),
+            (State::Connected, None, None)
+        ],
         "expected no other state"
     );
     assert_eq!(app.sessions.load(Ordering::SeqCst), 1);
@@ -380,7 +392,8 @@ async fn after_a_sleep_a_silent_event_stream_is_reopened_where_it_left_off() {
     let addr = raw_server(move |mut tcp, n| {
         let seen = seen.clone();
         async move {
-            let head = answer_sse(&mut tcp, format!("id: {n}\ndata: event {n}\n\n").as_bytes()).await;
+            let head =
+                answer_sse(&mut tcp, format!("id: {n}\ndata: event {n}\n\n").as_bytes()).await;
             seen.push(format!(
                 "{n}:{}",
                 head.as_deref()
@@ -406,7 +419,8 @@ async fn after_a_sleep_a_silent_event_stream_is_reopened_where_it_left_off() {
         ..once(format!("http://{addr}/events"))
     };
     let (id, mut tape) = connect(&hub, o);
-    tape.until("the first event", |f| is_message(f, "event 0")).await;
+    tape.until("the first event", |f| is_message(f, "event 0"))
+        .await;
     clock.sleep(600);
     let dropped = tape.state(State::Reconnecting).await;
     assert_eq!(
@@ -443,7 +457,8 @@ async fn after_a_sleep_polling_polls_at_once() {
         ..once(format!("http://{addr}/poll"))
     };
     let (id, mut tape) = connect(&hub, o);
-    tape.until("the first poll", |f| is_message(f, "poll 1")).await;
+    tape.until("the first poll", |f| is_message(f, "poll 1"))
+        .await;
     clock.sleep(600);
     tape.until("a poll right after the wake", |f| is_message(f, "poll 2"))
         .await;
