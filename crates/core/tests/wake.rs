@@ -2,7 +2,8 @@
 //! events injected (`testing::hub_with_wake_sources`): a simulated sleep makes a connection waiting out a
 //! long backoff try at once, and a WebSocket whose server stopped answering found dead at once; a network
 //! change does the same; a healthy link is checked without a reconnect, a lost or a repeated frame; a wall
-//! clock set back is no wake.
+//! clock set back is no wake; SSE and polling have checks of their own; an attempt stuck on the old network
+//! starts afresh; a server's `Retry-After` holds, less the time asleep.
 
 mod common;
 
@@ -482,6 +483,104 @@ async fn detection_can_be_turned_off_and_the_app_still_asks() {
         reason(&dropped),
         "no pong within 500 ms (checked after the machine woke)"
     );
+    hub.close(&id, OWNER, None, None).unwrap();
+    all_tasks_end(&hub).await;
+}
+
+/// An attempt under way when the network changes may be stuck on a route that is gone: it starts afresh
+/// instead of waiting out its minute-long connect timeout.
+#[tokio::test]
+async fn an_attempt_stuck_when_the_network_changes_starts_afresh() {
+    let (hub, _clock, _addresses) = test_hub();
+    let heads = Seen::default();
+    let seen = heads.clone();
+    // Reads the upgrade request and never answers: the attempt hangs.
+    let addr = raw_server(move |tcp, n| {
+        seen.push(format!("attempt {n}"));
+        silent(tcp, n)
+    })
+    .await;
+    let o = ConnectOptions {
+        connect_timeout_ms: Some(60_000),
+        ..ws(format!("ws://{addr}/chat"), 50)
+    };
+    let (id, mut tape) = connect(&hub, o);
+    heads
+        .wait_for("the first attempt", |s| s == "attempt 0")
+        .await;
+    // Older than a second: not one that began on the network as it is now.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    hub.check_links(LinkCheck::NetworkChanged);
+    heads
+        .wait_for("a fresh attempt", |s| s == "attempt 1")
+        .await;
+    assert_eq!(
+        tape.count(State::Reconnecting),
+        0,
+        "got {:?}",
+        tape.states()
+    );
+    tape.drain();
+    assert_eq!(
+        tape.count(State::Connecting),
+        2,
+        "expected the fresh attempt told as connecting, got {:?}",
+        tape.states()
+    );
+    hub.close(&id, OWNER, None, None).unwrap();
+    all_tasks_end(&hub).await;
+}
+
+/// A wait the server asked for (`Retry-After: 300`) holds through a network change, but the time asleep
+/// counts towards it: after a ten-minute sleep the connection tries at once.
+#[tokio::test]
+async fn a_servers_retry_after_holds_less_the_time_asleep() {
+    use axum::{
+        http::{header::RETRY_AFTER, StatusCode},
+        response::Response,
+    };
+    let (hub, clock, _addresses) = test_hub();
+    let app = App::default();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let chat_app = app.clone();
+    let router = Router::new().route(
+        "/chat",
+        get(move |ws: WebSocketUpgrade| {
+            let (counted, app) = (counted.clone(), chat_app.clone());
+            async move {
+                if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return (StatusCode::SERVICE_UNAVAILABLE, [(RETRY_AFTER, "300")])
+                        .into_response();
+                }
+                let r: Response = chat(ws, AxState(app)).await.into_response();
+                r
+            }
+        }),
+    );
+    let addr = serve(router).await;
+    let (id, mut tape) = connect(&hub, ws(format!("ws://{addr}/chat"), 50));
+    let waiting = tape.state(State::Reconnecting).await;
+    assert!(
+        matches!(
+            waiting,
+            Frame::State {
+                delay_ms: Some(300_000),
+                ..
+            }
+        ),
+        "expected the server's 300 s, got {waiting:?}"
+    );
+    hub.check_links(LinkCheck::NetworkChanged);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "expected the server's wait to hold"
+    );
+    clock.sleep(600);
+    tape.state(State::Connected).await;
+    tape.message("hello 1").await;
     hub.close(&id, OWNER, None, None).unwrap();
     all_tasks_end(&hub).await;
 }
