@@ -105,7 +105,8 @@ export interface HeartbeatOptions {
   /**
    * Time allowed for the pong (or the heartbeat's reply), in ms; at least 100. Default: 10000. Also the write
    * deadline: a message that takes longer to write means the server stopped reading, and the connection
-   * reconnects.
+   * reconnects. After the machine wakes or the network changes, it is also the time an SSE stream has to show a
+   * byte.
    */
   pongTimeoutMs?: number
   /** SSE: reconnect when no byte at all arrives for this long, in ms; at least 100. Default: 45000. */

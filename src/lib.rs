@@ -32,6 +32,7 @@ mod relay;
 pub mod scope;
 mod secrets;
 
+pub use crate::core::LinkCheck;
 pub use crate::core::{
     AllowAll, ChannelSink, ConnectOptions, Connected, ConnectionInfo, Frame, FrameSink,
     HeaderSource, Hub, HubConfig, Limits, Outgoing, State, TlsConfig, Transport, UrlGuard,
@@ -209,6 +210,14 @@ impl Builder {
         self
     }
 
+    /// Notice when the machine wakes from sleep or the network changes (and, on Android and iOS, when the app
+    /// comes back to the foreground), and have every live connection check its link then. Default: true.
+    /// The app can also tell the engine itself: `app.realtime().hub().check_links(LinkCheck::NetworkChanged)`.
+    pub fn detect_wake(mut self, enabled: bool) -> Self {
+        self.config.detect_wake = enabled;
+        self
+    }
+
     pub fn build<R: Runtime>(self) -> TauriPlugin<R> {
         let mut config = self.config;
         let secrets = secrets::SecretHeaderSet::new(self.secret_headers, self.header_source);
@@ -260,6 +269,18 @@ impl Builder {
                             if owner != RUST_OWNER && app.get_webview_window(&owner).is_none() {
                                 rt.hub.release_owner(&owner);
                             }
+                        }
+                    }
+                }
+                // The OS froze the app in the background: its links may have died meanwhile.
+                #[cfg(any(target_os = "android", target_os = "ios"))]
+                RunEvent::WindowEvent {
+                    event: WindowEvent::Resumed,
+                    ..
+                } => {
+                    if let Some(rt) = app.try_state::<Realtime<R>>() {
+                        if rt.hub.config().detect_wake {
+                            rt.hub.check_links(LinkCheck::Woke);
                         }
                     }
                 }

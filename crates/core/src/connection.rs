@@ -3,9 +3,9 @@
 //! subscribers as numbered frames, decides after every end by the reconnect policy (`policy.rs`), degrades to
 //! polling and probes its way back, and writes what the app sends, holding it in the queue while down.
 //!
-//! One `select!` over cancellation, the hub's controls, the app's sends and the phase; each arm is one call.
-//! It never speaks WebSocket, SSE or HTTP (the transports do), and never touches the registry (the hub does):
-//! the hub talks to it only through channels, and cancelling its token ends it.
+//! One `select!` over cancellation, the hub's controls, wakes (`wake.rs`), the app's sends and the phase; each
+//! arm is one call. It never speaks WebSocket, SSE or HTTP (the transports do), and never touches the registry
+//! (the hub does): the hub talks to it only through channels, and cancelling its token ends it.
 
 use std::{
     future::Future,
@@ -20,7 +20,7 @@ use std::{
 use futures_util::FutureExt;
 use serde::Serialize;
 use tokio::{
-    sync::{mpsc, oneshot},
+    sync::{mpsc, oneshot, watch},
     time::{sleep, Instant, Sleep},
 };
 use tokio_util::sync::CancellationToken;
@@ -35,12 +35,17 @@ use crate::{
     outbox::{Outbox, SendRequest, Wrote},
     policy::{decide, Ended, Step},
     queue::Outgoing,
-    time::millis,
+    time::{deadline, millis, server_delay},
     transport::{
         self, last_event_id_header, AttemptError, Env, Event, Notes, PollUpstream, PostFailed,
         Poster, Received, Upstream, UrlGuard, Writable,
     },
+    wake::Signal,
 };
+
+/// After a wake or a network change, an attempt to open that has been under way this long is started
+/// afresh (it may be stuck on a route that is gone); a younger one likely began on the network as it is now.
+const STUCK_AFTER: Duration = Duration::from_secs(1);
 
 /// Time allowed for our close handshake before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -127,6 +132,8 @@ pub(crate) struct Wiring {
     pub sends: mpsc::Receiver<SendRequest>,
     pub stats: Arc<Stats>,
     pub token: CancellationToken,
+    /// Wakes and network changes (`wake.rs`).
+    pub wake: watch::Receiver<Signal>,
 }
 
 type Opening = Pin<Box<dyn Future<Output = Result<Upstream, AttemptError>> + Send>>;
@@ -207,6 +214,8 @@ enum Input {
     Send(SendRequest),
     Posted(Result<(), PostFailed>),
     Phase(Happened),
+    /// The machine woke or the network changed (`None`: the hub's signal is gone).
+    Wake(Option<Signal>),
 }
 
 pub(crate) struct Connection {
@@ -231,6 +240,13 @@ pub(crate) struct Connection {
     resume: String,
     /// SSE and poll connections with a send URL: sends are POSTed there beside the stream, in every phase.
     lane: Option<Poster>,
+    /// Wakes and network changes; `None` once the hub's sender is gone.
+    wake: Option<watch::Receiver<Signal>>,
+    /// When the attempt under way started.
+    opened_at: Instant,
+    /// While waiting to retry: the earliest instant the server allowed (`Retry-After`), which a wake only
+    /// shortens by the time the machine slept.
+    server_wait: Option<Instant>,
 }
 
 impl Connection {
@@ -246,6 +262,7 @@ impl Connection {
             sends,
             stats,
             token,
+            wake,
         } = wiring;
         let backoff = opts.reconnect.clone().map(|r| {
             Backoff::new(r).with_fallback_after(opts.fallback.as_ref().map(|f| f.after_failures))
@@ -273,6 +290,9 @@ impl Connection {
             state: State::Connecting,
             attempt: 0,
             lane,
+            wake: Some(wake),
+            opened_at: Instant::now(),
+            server_wait: None,
         }
     }
 
@@ -307,6 +327,7 @@ impl Connection {
                 biased;
                 _ = self.token.cancelled() => Input::Exit,
                 c = self.ctl.recv() => Input::Control(c),
+                woke = woke(&mut self.wake) => Input::Wake(woke),
                 posted = posted(&mut self.lane), if self.lane.as_ref().is_some_and(Poster::busy) => Input::Posted(posted),
                 Some(req) = self.sends.recv(), if self.takes_sends() => Input::Send(req),
                 happened = self.phase.next() => Input::Phase(happened),
@@ -329,6 +350,10 @@ impl Connection {
                     self.on_phase(happened).await;
                     false
                 }
+                Input::Wake(signal) => {
+                    self.on_wake(signal).await;
+                    false
+                }
             };
             if done {
                 return;
@@ -343,6 +368,8 @@ impl Connection {
     /// Starts attempt `attempt` to open the stream.
     async fn open(&mut self, attempt: u32) {
         self.attempt = attempt;
+        self.opened_at = Instant::now();
+        self.server_wait = None;
         self.phase = Phase::Opening(Box::pin(self.opening()));
         self.set_state(State::Connecting, Some(attempt), None, None)
             .await;
@@ -513,6 +540,13 @@ impl Connection {
                 reason,
             } => {
                 self.attempt = attempt;
+                self.server_wait = match &ended {
+                    Ended::Attempt(AttemptError::Retry {
+                        retry_after: Some(asked),
+                        ..
+                    }) => Some(deadline(server_delay(*asked))),
+                    _ => None,
+                };
                 self.note_error(&reason);
                 self.phase = Phase::Waiting(Box::pin(sleep(delay)));
                 let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
@@ -627,6 +661,46 @@ impl Connection {
                 self.open(0).await;
             }
             Phase::Opening(_) | Phase::Waiting(_) | Phase::Ended => self.open(0).await,
+        }
+    }
+
+    /// The machine woke or the network changed: every link that may have died is checked now, and what was
+    /// waiting goes now. Quiet when the link is fine; one found dead ends as a drop and reconnects by the
+    /// policy, its reason saying why it was checked. `failed` and `disconnected` stay as they are.
+    async fn on_wake(&mut self, signal: Option<Signal>) {
+        let Some(signal) = signal else {
+            self.wake = None;
+            return;
+        };
+        let why = signal.why.cause();
+        let now = Instant::now();
+        if let Some(lane) = &self.lane {
+            // A POST waiting out its backoff goes now too.
+            lane.nudge();
+        }
+        match &mut self.phase {
+            Phase::Streaming(upstream) => upstream.check(why),
+            Phase::Waiting(timer) => {
+                // The failures before say nothing about the network now: the count starts afresh (for
+                // `maxRetries` and `afterFailures` too). A wait the server asked for still holds, less the
+                // time asleep, which counted as waiting.
+                self.attempt = 0;
+                let at = self
+                    .server_wait
+                    .and_then(|until| until.checked_sub(signal.slept))
+                    .map_or(now, |until| until.max(now));
+                timer.as_mut().reset(at);
+            }
+            Phase::Opening(_) if now.saturating_duration_since(self.opened_at) >= STUCK_AFTER => {
+                self.open(0).await
+            }
+            Phase::Opening(_) | Phase::Ended => {}
+            Phase::Polling { poll, probe } => {
+                poll.poll_now();
+                if let Some(Probe::Waiting(timer)) = probe {
+                    timer.as_mut().reset(now);
+                }
+            }
         }
     }
 
@@ -922,6 +996,17 @@ impl Connection {
             _ = token.cancelled() => {}
             _ = tell => {}
         }
+    }
+}
+
+/// The next wake or network change; `None` once the hub's sender is gone, never without a receiver.
+async fn woke(wake: &mut Option<watch::Receiver<Signal>>) -> Option<Signal> {
+    match wake {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(*rx.borrow_and_update()),
+            Err(_) => None,
+        },
+        None => std::future::pending().await,
     }
 }
 

@@ -45,6 +45,7 @@ mod sse;
 mod time;
 mod tls;
 mod transport;
+mod wake;
 pub mod wire;
 
 pub use error::Error;
@@ -64,6 +65,7 @@ pub use sink::{
 pub use time::MAX_SERVER_DELAY;
 pub use tls::{pem_certificates, TlsConfig};
 pub use transport::{AllowAll, HeaderSource, UrlGuard};
+pub use wake::LinkCheck;
 
 /// What the engine's own tests and benchmarks need beyond the public API. Not part of it: it may change in
 /// any release.
@@ -71,4 +73,25 @@ pub use transport::{AllowAll, HeaderSource, UrlGuard};
 pub mod testing {
     pub use crate::options::{is_forbidden_header, Resolved, Sharing};
     pub use crate::sse::{SseError, SseEvent, SseParser};
+    pub use crate::wake::{Clocks, Reading, SystemClocks};
+
+    /// A hub whose wake detection reads `clocks` and takes address events (`(true, addr)`: it came,
+    /// `(false, addr)`: it went) from `addresses` instead of the machine's.
+    pub fn hub_with_wake_sources(
+        config: crate::HubConfig,
+        runtime: tokio::runtime::Handle,
+        clocks: std::sync::Arc<dyn Clocks>,
+        addresses: tokio::sync::mpsc::UnboundedReceiver<(bool, std::net::IpAddr)>,
+    ) -> Result<crate::Hub, crate::Error> {
+        use futures_util::StreamExt;
+        let events = futures_util::stream::unfold(addresses, |mut rx| async move {
+            rx.recv().await.map(|e| (Ok(e), rx))
+        })
+        .boxed();
+        let sources = crate::wake::Sources {
+            clocks: Some(clocks),
+            network: Some(Some(events)),
+        };
+        crate::Hub::with_wake_sources(config, runtime, sources)
+    }
 }

@@ -147,7 +147,8 @@ impl Default for ReconnectOptions {
 pub struct HeartbeatOptions {
     /// WebSocket ping interval (and application heartbeat interval), in ms. Default: 30000.
     pub ping_interval_ms: u64,
-    /// Time allowed for the pong (or the heartbeat's reply), in ms. Default: 10000.
+    /// Time allowed for the pong (or the heartbeat's reply), in ms; after a wake or a network change, also the
+    /// time an SSE stream has to show a byte. Default: 10000.
     pub pong_timeout_ms: u64,
     /// SSE: reconnect when no byte at all arrives for this long, in ms. Default: 45000.
     pub idle_timeout_ms: u64,

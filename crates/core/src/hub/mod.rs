@@ -13,7 +13,7 @@ use std::{
 
 use futures_util::FutureExt;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use self::registry::{
@@ -33,6 +33,7 @@ use super::{
     sink::{deliver_loop, queue, BatchLimits, FrameSink, Inlet, SinkGone},
     tls::TlsConfig,
     transport::{check_close, Env, HeaderSource, UrlGuard},
+    wake::{self, LinkCheck, Signal, Sources},
 };
 
 /// Settings of the whole engine, chosen by the app's Rust code.
@@ -59,6 +60,9 @@ pub struct HubConfig {
     pub secret_headers: SecretHeaders,
     /// Which proxy every request goes through. Default: the environment, then the OS's settings.
     pub proxy: ProxyConfig,
+    /// Notice by itself when the machine wakes from sleep or the network changes, and have every live
+    /// connection check its link then ([`Hub::check_links`] works either way). Default: true.
+    pub detect_wake: bool,
 }
 
 /// Headers added by Rust code per URL; JavaScript never sees them and cannot override them.
@@ -89,6 +93,7 @@ impl Default for HubConfig {
             tls: TlsConfig::default(),
             secret_headers: SecretHeaders::default(),
             proxy: ProxyConfig::default(),
+            detect_wake: true,
         }
     }
 }
@@ -153,6 +158,9 @@ struct Inner {
     tracker: TaskTracker,
     root: CancellationToken,
     runtime: tokio::runtime::Handle,
+    /// What every connection hears of wakes and network changes, and the app's own signals to it.
+    wake: Arc<watch::Sender<Signal>>,
+    link_checks: mpsc::UnboundedSender<LinkCheck>,
 }
 
 /// The streaming engine's front door. Cheap to clone.
@@ -173,19 +181,40 @@ struct Authorised {
 impl Hub {
     /// Builds the engine; tasks run on `runtime`, so the hub can be used from any thread.
     pub fn new(config: HubConfig, runtime: tokio::runtime::Handle) -> Result<Self, Error> {
+        let sources = Sources::system(config.detect_wake);
+        Self::with_wake_sources(config, runtime, sources)
+    }
+
+    /// [`Hub::new`], watching `sources` for wakes and network changes (tests give their own).
+    pub(crate) fn with_wake_sources(
+        config: HubConfig,
+        runtime: tokio::runtime::Handle,
+        sources: Sources,
+    ) -> Result<Self, Error> {
         let env = Arc::new(Env::new(
             &config.tls,
             config.secret_headers.0.clone(),
             &config.proxy,
         )?);
+        let root = CancellationToken::new();
+        let (wake, _) = watch::channel(Signal {
+            why: LinkCheck::Woke,
+            slept: Duration::ZERO,
+        });
+        let wake = Arc::new(wake);
+        let (link_checks, asked) = mpsc::unbounded_channel();
+        // Not in the tracker: `live_tasks` counts connections' tasks. It ends with the hub or at shutdown.
+        runtime.spawn(wake::run(sources, asked, wake.clone(), root.child_token()));
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 env,
                 registry: Mutex::default(),
                 tracker: TaskTracker::new(),
-                root: CancellationToken::new(),
+                root,
                 runtime,
+                wake,
+                link_checks,
             }),
         })
     }
@@ -335,6 +364,7 @@ impl Hub {
                 sends: send_rx,
                 stats,
                 token: inner.root.child_token(),
+                wake: inner.wake.subscribe(),
             },
             subscriber,
         );
@@ -553,6 +583,15 @@ impl Hub {
             },
         );
         Ok(())
+    }
+
+    /// Every live connection checks its link now, as after a wake the engine noticed itself: for an app that
+    /// hears of a wake or a network change the engine cannot see (a mobile OS's resume, its own reachability
+    /// API). A connected WebSocket sends its heartbeat at once and reconnects if the answer does not come in
+    /// time; an SSE stream must show a byte within `pongTimeoutMs`; polling polls; one waiting to reconnect
+    /// tries at once. Quiet for a healthy link. Calls closer together than 2 s are merged.
+    pub fn check_links(&self, why: LinkCheck) {
+        let _ = self.inner.link_checks.send(why);
     }
 
     /// A fresh attempt now, e.g. from `failed`, or to skip a backoff wait.

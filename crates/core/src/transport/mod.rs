@@ -164,6 +164,15 @@ impl Upstream {
         }
     }
 
+    /// Checks the link now, out of turn, after a wake or a network change; `why` is said if it is dead. Quiet
+    /// when the link is healthy; a dead one ends as a drop, as a heartbeat would find it.
+    pub(crate) fn check(&mut self, why: &'static str) {
+        match self {
+            Upstream::Ws(ws) => ws.check(why),
+            Upstream::Sse(sse) => sse.check(why),
+        }
+    }
+
     /// The transport this upstream delivers by.
     pub(crate) fn transport(&self) -> Transport {
         match self {

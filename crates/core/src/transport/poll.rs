@@ -111,6 +111,17 @@ impl PollUpstream {
         }
     }
 
+    /// Polls at once, skipping the interval or a backoff after failed polls (after a wake or a network
+    /// change); a poll in flight is left to finish.
+    pub(crate) fn poll_now(&mut self) {
+        if self.fetching.is_none() {
+            self.next_poll.as_mut().reset(tokio::time::Instant::now());
+        }
+        if let Some(p) = &self.poster {
+            p.nudge();
+        }
+    }
+
     /// No poll is in flight: the stream may be probed now without the two overlapping.
     pub(crate) fn idle(&self) -> bool {
         self.fetching.is_none()

@@ -36,6 +36,10 @@ pub(crate) struct SseUpstream {
     resume: String,
     idle: Duration,
     idle_timer: Pin<Box<Sleep>>,
+    /// With the heartbeat on, the time a check of the link allows for the next byte (`pongTimeoutMs`).
+    check_within: Option<Duration>,
+    /// A check out of turn (after a wake or a network change) is waiting for a byte: said in the reason.
+    checking: Option<&'static str>,
     /// An oversized event ends the stream after the events before it are reported: the end, held for the
     /// next call.
     ending: Option<Ended>,
@@ -60,6 +64,8 @@ impl SseUpstream {
             resume: resume.to_owned(),
             idle,
             idle_timer: Box::pin(sleep(idle)),
+            check_within: opts.heartbeat.as_ref().map(|h| millis(h.pong_timeout_ms)),
+            checking: None,
             ending: None,
             since: Instant::now(),
             delivered: false,
@@ -73,6 +79,22 @@ impl SseUpstream {
         }
     }
 
+    /// Checks the link now, out of turn (`why` is said if it is found dead). An event stream cannot be asked
+    /// anything, so the check is a shorter idle timeout: some byte must come within `pongTimeoutMs`, or the
+    /// stream is taken for dead and reopened (with `Last-Event-ID`). A stream whose server sends more often
+    /// than that is not disturbed. With the heartbeat off nothing is checked: the app said the stream may stay
+    /// quiet.
+    pub(crate) fn check(&mut self, why: &'static str) {
+        let Some(within) = self.check_within else {
+            return;
+        };
+        let by = deadline(within);
+        if by < self.idle_timer.deadline() {
+            self.idle_timer.as_mut().reset(by);
+            self.checking = Some(why);
+        }
+    }
+
     pub(crate) async fn next(&mut self) -> Event {
         if let Some(ended) = self.ending.take() {
             return Event::Ended(ended);
@@ -80,6 +102,7 @@ impl SseUpstream {
         tokio::select! {
                 chunk = self.body.next() => match chunk {
                     Some(Ok(bytes)) => {
+                        self.checking = None;
                         self.idle_timer.as_mut().reset(deadline(self.idle));
                         let mut received = Received { bytes: bytes.len(), ..Received::default() };
                         let mut events = Vec::new();
@@ -116,7 +139,13 @@ impl SseUpstream {
                     None => Event::Ended(Ended::Finished { progress: self.progress() }),
                 },
                 _ = &mut self.idle_timer => {
-                    let reason = format!("no data for {} ms (idle timeout)", self.idle.as_millis());
+                    let reason = match self.checking {
+                        Some(why) => format!(
+                            "no data within {} ms ({why})",
+                            self.check_within.unwrap_or(self.idle).as_millis()
+                        ),
+                        None => format!("no data for {} ms (idle timeout)", self.idle.as_millis()),
+                    };
                     Event::Ended(Ended::Dropped { reason, progress: self.progress() })
                 }
         }

@@ -100,6 +100,9 @@ pub(crate) struct WsUpstream<S> {
     /// A reply to the application heartbeat must come by this.
     reply: Pin<Box<Sleep>>,
     awaiting_reply: bool,
+    /// A check of the link asked for out of turn (after a wake or a network change): said in the reason if it
+    /// finds the link dead, and until its answer comes.
+    checking: Option<&'static str>,
     /// The message being written: `pending` until the socket takes it, then flushed.
     pending: Option<Message>,
     writing: Option<Writing>,
@@ -148,6 +151,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
             awaiting_pong: false,
             reply: Box::pin(sleep(NEVER)),
             awaiting_reply: false,
+            checking: None,
             pending: None,
             writing: None,
             write_within,
@@ -188,6 +192,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
             .reset(deadline(self.write_within));
     }
 
+    /// Checks the link now, out of turn (`why` is said if it is found dead): the heartbeat goes at once (the
+    /// application message, or a protocol ping, also with the heartbeat off) and its answer must come within
+    /// the pong timeout (`connectTimeoutMs` with the heartbeat off). A healthy link answers and nothing shows.
+    /// While an answer is already awaited, that wait and its deadline are the check.
+    pub(crate) fn check(&mut self, why: &'static str) {
+        if self.awaiting_pong || self.awaiting_reply || self.ending.is_some() {
+            return;
+        }
+        self.checking = Some(why);
+        // Fires once the write in flight, if any, is done.
+        self.ping.as_mut().reset(Instant::now());
+    }
+
+    /// The reason a missing answer ends the link with.
+    fn unanswered(&self, what: String) -> String {
+        match self.checking {
+            Some(why) => format!("{what} ({why})"),
+            None => what,
+        }
+    }
+
     /// The heartbeat's next write: the application message (then the ping, when both are on), or the ping.
     fn beat(&mut self) {
         match &self.beat {
@@ -203,7 +228,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
     /// A heartbeat write went out: wait for its answer (an earlier wait keeps its deadline), then the ping
     /// that was due after it, if any.
     fn beat_written(&mut self, what: Writing) {
-        let within = self.heartbeat.map_or(NEVER, |(_, p)| p);
+        // The pong timeout, or `connectTimeoutMs` for a check with the heartbeat off.
+        let within = self.write_within;
         if what == Writing::Ping && !self.awaiting_pong {
             self.awaiting_pong = true;
             self.pong.as_mut().reset(deadline(within));
@@ -227,6 +253,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
             (Some(_), _) => (false, false),
         };
         if answers {
+            self.checking = None;
             self.awaiting_reply = false;
             self.reply.as_mut().reset(deadline(NEVER));
         }
@@ -320,6 +347,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
                         }, bytes.len());
                     }
                     Some(Ok(Message::Pong(_))) => {
+                        self.checking = None;
                         self.awaiting_pong = false;
                         self.pong.as_mut().reset(deadline(NEVER));
                     }
@@ -345,22 +373,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
                         return self.end(Ended::Dropped { reason, progress: self.progress() });
                     }
                 },
-                _ = &mut self.ping, if self.heartbeat.is_some() && self.writing.is_none() => {
+                _ = &mut self.ping, if (self.heartbeat.is_some() || self.checking.is_some()) && self.writing.is_none() => {
                     let every = self.heartbeat.map_or(NEVER, |(ping, _)| ping);
                     self.ping.as_mut().reset(deadline(every));
                     self.beat();
                 }
                 _ = &mut self.pong, if self.awaiting_pong => {
-                    let within = self.heartbeat.map_or(NEVER, |(_, p)| p);
-                    let reason = format!("no pong within {} ms", within.as_millis());
+                    let reason = self.unanswered(format!("no pong within {} ms", self.write_within.as_millis()));
                     return self.end(Ended::Dropped { reason, progress: self.progress() });
                 }
                 _ = &mut self.reply, if self.awaiting_reply => {
-                    let within = self.heartbeat.map_or(NEVER, |(_, p)| p).as_millis();
+                    let within = self.write_within.as_millis();
                     let reason = match self.beat.as_ref().and_then(|b| b.reply.as_deref()) {
                         Some(reply) => format!("no heartbeat reply {reply:?} within {within} ms"),
                         None => format!("no message after the heartbeat within {within} ms"),
                     };
+                    let reason = self.unanswered(reason);
                     return self.end(Ended::Dropped { reason, progress: self.progress() });
                 }
             }
