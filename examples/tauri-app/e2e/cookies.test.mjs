@@ -10,7 +10,8 @@
 //    the IPC only; and navigating the main window there does not come back: WebKitGTK will not follow the
 //    redirect from http to `tauri://`.) Now the stream opened through the plugin with `withCredentials: true` carries
 //    it and is accepted, and the one opened without is refused (401).
-// 3. The accepted stream's `Set-Cookie: demo_stream=...` lands in the webview's store: the next open carries it.
+// 3. The accepted stream's `Set-Cookie: demo_stream=...` lands in the webview's store: the next open carries it,
+// 4. and so does the webview's own next request to the server (signing in again in the sign-in window).
 //
 //   cargo build -p realtime-example          (after `npm run build` in examples/tauri-app)
 //   xvfb-run -a -s "-screen 0 1280x900x24" node --test examples/tauri-app/e2e/cookies.test.mjs
@@ -114,6 +115,23 @@ test('withCredentials: signed in by the page, a stream through the plugin carrie
     assert.ok(
       third.events.find((h) => h.status === 200)?.cookies.includes('demo_stream'),
       `expected the server to see demo_stream, got ${show(third.events)}`,
+    )
+
+    // 4. And the webview's own network stack has it too: the sign-in window's request carries both cookies.
+    await run(`delete document.getElementById('session-signin').dataset.signed`)
+    await click('#session-signin')
+    const again = await waitFor('a second sign-in', sessionLog, (l) => l.issued.length >= 2)
+    const signins = again.hits.filter((h) => h.path === '/session/signin')
+    assert.deepEqual(signins[0]?.cookies, [], `expected the first sign-in without cookies, got ${show(signins)}`)
+    assert.deepEqual(
+      [...(signins[1]?.cookies ?? [])].sort(),
+      ['demo_session', 'demo_stream'],
+      `expected the webview's own request to carry the cookie the plugin stored, got ${show(signins)}`,
+    )
+    await waitFor(
+      'the page to hear the second sign-in',
+      () => run(`return document.getElementById('session-signin').dataset.signed ?? null`),
+      (v) => v === 'true',
     )
   })
 })
