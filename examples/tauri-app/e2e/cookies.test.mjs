@@ -12,6 +12,7 @@
 //    it and is accepted, and the one opened without is refused (401).
 // 3. The accepted stream's `Set-Cookie: demo_stream=...` lands in the webview's store: the next open carries it,
 // 4. and so does the webview's own next request to the server (signing in again in the sign-in window).
+// Saves artifacts/e2e-cookies.png of the section.
 //
 //   cargo build -p realtime-example          (after `npm run build` in examples/tauri-app)
 //   xvfb-run -a -s "-screen 0 1280x900x24" node --test examples/tauri-app/e2e/cookies.test.mjs
@@ -19,9 +20,23 @@
 // Env and helpers: see webdriver.mjs. Only 127.0.0.1 is contacted.
 
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 
-import { click, run, show, startApp, startDemoServer, stopApp, waitFor, withLog } from './webdriver.mjs'
+import {
+  click,
+  repo,
+  run,
+  saveScreenshot,
+  show,
+  startApp,
+  startDemoServer,
+  stopApp,
+  waitFor,
+  withLog,
+} from './webdriver.mjs'
+
+const SCREENSHOT = join(repo, 'artifacts/e2e-cookies.png')
 
 let server
 
@@ -49,7 +64,7 @@ const lines = () =>
     }
     return { with: of('session-with'), without: of('session-without'), href: location.href }`)
 
-/** Clicks "Open the session streams" and waits until both lines settled, and the server saw both requests. */
+/** Clicks "Open the streams" and waits until both lines settled, and the server saw both requests. */
 async function openStreams(hitsBefore) {
   await run(`for (const id of ['session-with', 'session-without']) document.getElementById(id).dataset.state = 'idle'`)
   await click('#session-open')
@@ -133,5 +148,7 @@ test('withCredentials: signed in by the page, a stream through the plugin carrie
       () => run(`return document.getElementById('session-signin').dataset.signed ?? null`),
       (v) => v === 'true',
     )
+    await run(`document.getElementById('session-title').scrollIntoView({ block: 'start' })`)
+    await saveScreenshot(SCREENSHOT)
   })
 })

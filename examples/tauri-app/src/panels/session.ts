@@ -4,7 +4,7 @@
 // `open_signin_window`), which sets an HttpOnly session cookie: a first-party cookie in the webview's cookie store,
 // shared by the app's windows, as a web sign-in page leaves it. The window closes once the page has loaded and the
 // app tells this page (`session-signed-in`). (This page's CSP allows it no request of its own, and WebKitGTK does
-// not follow a redirect from http back to `tauri://`.) **Open the session streams** opens `/session/events`
+// not follow a redirect from http back to `tauri://`.) **Open the streams** opens `/session/events`
 // through the plugin twice: with `withCredentials: true` (the server accepts it and names the cookies it got, and
 // the `demo_stream` cookie it sets lands in the webview's store, so the next open carries it) and without (the
 // server answers 401).
@@ -40,7 +40,7 @@ async function openStream(url: string, withCredentials: boolean, line: HTMLEleme
     line.dataset.state = 'accepted'
     line.dataset.user = event.user
     line.dataset.cookies = event.cookies.join(',')
-    line.textContent = `${label}: accepted as ${event.user}, cookies sent: ${event.cookies.join(', ')}`
+    line.textContent = `${label}: accepted as ${event.user} (${event.cookies.join(', ')})`
   })
   conn.on('state', (frame) => {
     if (frame.state === 'failed') {
@@ -57,7 +57,7 @@ export function startSession(base: string): void {
   const signin = el<HTMLButtonElement>('session-signin')
   void listen('session-signed-in', () => {
     signin.dataset.signed = 'true'
-    signin.textContent = 'Signed in: sign in again'
+    signin.textContent = 'Sign in again'
   })
   signin.addEventListener('click', () => {
     invoke('open_signin_window').catch((error: unknown) => {
