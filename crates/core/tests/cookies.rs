@@ -463,3 +463,53 @@ async fn a_jar_that_panics_or_answers_garbage_costs_the_cookies_not_the_engine()
     let (_, mut frames) = connect_with(&hub, credentialed(format!("http://{addr}/sse")), &jar);
     frames.message("streamed").await;
 }
+
+/// A jar that does not answer until the test lets it (a webview's store whose GUI thread is busy).
+struct Stuck(Mutex<std::sync::mpsc::Receiver<()>>);
+
+impl CookieJar for Stuck {
+    fn cookie_header(&self, _url: &Url) -> Result<Option<HeaderValue>, String> {
+        let _ = self.0.lock().unwrap().recv();
+        Ok(Some(HeaderValue::from_static("session=s1")))
+    }
+    fn store(&self, _url: &Url, _set: &[HeaderValue]) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+#[tokio::test]
+async fn a_jar_that_does_not_answer_costs_the_request_its_cookies_after_the_wait() {
+    let (addr, site) = site().await;
+    let hub = hub();
+    let (release, stuck) = std::sync::mpsc::channel();
+    let jar: Arc<dyn CookieJar> = Arc::new(Stuck(Mutex::new(stuck)));
+    let started = std::time::Instant::now();
+    let (_, mut frames) = subscribe_with_cookies(
+        &hub,
+        None,
+        ConnectOptions {
+            connect_timeout_ms: Some(8000),
+            ..credentialed(format!("http://{addr}/open"))
+        },
+        OWNER,
+        Arc::new(AllowAll),
+        Some(jar),
+    )
+    .expect("connect");
+    frames.message("open").await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= tauri_plugin_realtime_core::COOKIE_WAIT,
+        "expected the request to wait for the jar first, it went after {waited:?}"
+    );
+    assert_eq!(site.seen.all(), ["/open -"], "sent without cookies");
+    let errors = frames.errors();
+    assert!(
+        errors
+            .iter()
+            .any(|(m, fatal)| !fatal && m.contains("did not answer within 5 s")),
+        "got {errors:?}"
+    );
+    // Lets the blocked thread end, so the runtime can.
+    drop(release);
+}
