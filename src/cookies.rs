@@ -122,7 +122,8 @@ fn parse(
     if c.secure() == Some(true) && url.scheme() != "https" && !is_loopback(url) {
         return Err(format!("{name}: a Secure cookie set over plain http"));
     }
-    // Max-Age wins over Expires (RFC 6265 section 5.3); given as an instant, every platform's store keeps it.
+    // Max-Age wins over Expires (RFC 6265 section 5.3); given as an instant too, whichever of the two a platform's
+    // conversion reads, the lifetime is the same.
     if let Some(age) = c.max_age() {
         c.set_expires(Expiration::DateTime(now.saturating_add(age)));
     }
