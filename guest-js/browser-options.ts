@@ -59,6 +59,8 @@ export interface BrowserOptions {
   postUrl: URL | undefined
   maxMessageSize: number
   connectTimeoutMs: number
+  /** `fetch`'s `credentials`: `include` with `withCredentials`, else fetch's own default. */
+  credentials: RequestCredentials
 }
 
 function invalid(message: string): RealtimeError {
@@ -207,7 +209,8 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
       )
     }
     if (forbiddenHeader(name, value)) {
-      throw invalid(`header ${JSON.stringify(name)} is forbidden to pages by the Fetch standard; leave it out`)
+      const cookie = /^cookie2?$/i.test(name) ? '; pass `withCredentials: true` to send the page\'s cookies' : ''
+      throw invalid(`header ${JSON.stringify(name)} is forbidden to pages by the Fetch standard; leave it out${cookie}`)
     }
   }
   const method = (options.method ?? 'GET').toUpperCase()
@@ -328,6 +331,9 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
   const maxMessageSize = integer('maxMessageSize', options.maxMessageSize, 16 << 20, 0, MAX_MESSAGE_SIZE)
   if (maxMessageSize === 0) throw invalid(`\`maxMessageSize\` must be between 1 and ${MAX_MESSAGE_SIZE} bytes`)
   const connectTimeoutMs = integer('connectTimeoutMs', options.connectTimeoutMs, 10_000, MIN_INTERVAL_MS)
+  if (options.withCredentials !== undefined && typeof options.withCredentials !== 'boolean') {
+    throw invalid('`withCredentials` must be true or false')
+  }
 
   if (transport === 'websocket' && typeof WebSocket === 'undefined') {
     throw new RealtimeError('no WebSocket in this environment: outside Tauri the bindings need the browser\'s own')
@@ -351,5 +357,6 @@ export function resolveBrowserOptions(options: ConnectOptions): BrowserOptions {
     postUrl,
     maxMessageSize,
     connectTimeoutMs,
+    credentials: options.withCredentials === true ? 'include' : 'same-origin',
   }
 }

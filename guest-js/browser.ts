@@ -416,7 +416,12 @@ class BrowserConnection implements Backend {
       abort.abort()
     })
     try {
-      const response = await fetch(fallback.pollUrl.href, { headers, signal: abort.signal, cache: 'no-store' })
+      const response = await fetch(fallback.pollUrl.href, {
+        headers,
+        signal: abort.signal,
+        cache: 'no-store',
+        credentials: opts.credentials,
+      })
       const status = response.status
       if (status === 304) return { kind: 'nothing' }
       if (status < 200 || status > 299) {
@@ -509,6 +514,7 @@ class BrowserConnection implements Backend {
         body: payload as BodyInit,
         signal: abort.signal,
         cache: 'no-store',
+        credentials: opts.credentials,
       })
       void response.body?.cancel().catch(() => undefined)
       if (!response.ok) return `sendUrl answered HTTP ${response.status}`
@@ -678,7 +684,13 @@ class BrowserConnection implements Backend {
     }
     // Sent on every attempt that has one (WHATWG), the first one included when `lastEventId` is given.
     this.resumeHeader(headers)
-    const init: RequestInit = { method: opts.method, headers, signal: abort.signal, cache: 'no-store' }
+    const init: RequestInit = {
+      method: opts.method,
+      headers,
+      signal: abort.signal,
+      cache: 'no-store',
+      credentials: opts.credentials,
+    }
     if (opts.body !== undefined) init.body = opts.body
     fetch(opts.url.href, init).then(
       (response) => {
@@ -873,6 +885,7 @@ class BrowserConnection implements Backend {
           body: payload as BodyInit,
           signal: abort.signal,
           cache: 'no-store',
+          credentials: this.opts.credentials,
         })
         void response.body?.cancel().catch(() => undefined)
         if (response.ok) {

@@ -9,13 +9,10 @@ import type { ConnectOptions, Frame } from './types.js'
 
 /**
  * The plugin's options for {@link RealtimeEventSource}: `headers`, `method`, `body`, `lastEventId` and the rest
- * of {@link ConnectOptions} besides the URL. `withCredentials` is accepted for source compatibility and ignored:
- * the Rust side keeps no cookie jar; send credentials with `headers`. Outside Tauri likewise: `fetch` sends the
- * page's cookies to its own origin only.
+ * of {@link ConnectOptions} besides the URL. `withCredentials` is `EventSource`'s own: the webview's cookies go
+ * with every request and `Set-Cookie` lands in its store (outside Tauri, `fetch` with `credentials: 'include'`).
  */
-export interface RealtimeEventSourceInit extends Omit<ConnectOptions, 'url' | 'protocols'> {
-  withCredentials?: boolean
-}
+export type RealtimeEventSourceInit = Omit<ConnectOptions, 'url' | 'protocols'>
 
 type Handler<E extends Event> = ((this: RealtimeEventSource, ev: E) => unknown) | null
 
@@ -34,8 +31,8 @@ export class RealtimeEventSource extends EventTarget {
   readonly CLOSED = 2
 
   readonly url: string
-  /** Always false: see {@link RealtimeEventSourceInit}. */
-  readonly withCredentials: boolean = false
+  /** Whether the stream carries the webview's cookies, as given to the constructor. Default: false. */
+  readonly withCredentials: boolean
 
   onopen: Handler<Event> = null
   onmessage: Handler<MessageEvent> = null
@@ -61,8 +58,8 @@ export class RealtimeEventSource extends EventTarget {
       const h = { open: this.onopen, message: this.onmessage, error: this.onerror }[type]
       return (h ?? null) as ((this: RealtimeEventSource, ev: Event) => unknown) | null
     })
-    const { withCredentials: _ignored, ...rest } = init ?? {}
-    connectInternal({ ...rest, url: this.url }).then(
+    this.withCredentials = init?.withCredentials === true
+    connectInternal({ ...init, url: this.url }).then(
       (conn) => this.attach(conn),
       (e: unknown) => {
         this.lastError = toRealtimeError(e).message

@@ -221,6 +221,14 @@ export interface ConnectOptions {
   maxMessageSize?: number
   /** Time allowed to open the stream (TCP, TLS, upgrade or response headers), in ms; at least 100. Default: 10000. */
   connectTimeoutMs?: number
+  /**
+   * Send this webview's cookies for each request's URL (the WebSocket upgrade, the SSE request and every redirect
+   * hop, polls, `sendUrl` POSTs) and store every response's `Set-Cookie` back into the webview's cookie store, as
+   * `EventSource`'s option of that name does. A `share` key of a credentialed connection can be joined only from
+   * the webview that opened it. Outside Tauri: `fetch` with `credentials: 'include'` (a browser's WebSocket sends
+   * its cookies anyway). Default: false.
+   */
+  withCredentials?: boolean
 }
 
 /** What the `connect` command gives. */

@@ -11,6 +11,7 @@ use tauri::{
 };
 
 use crate::{
+    cookies::WebviewJar,
     core::{
         new_id, AckWindow, ConnectOptions, ConnectRequest, Connected, ConnectionInfo, Outgoing,
         MAX_ACK_BYTES, MAX_ACK_FRAMES,
@@ -93,12 +94,15 @@ pub(crate) async fn connect<R: Runtime>(
         window,
     ));
     let guard = Arc::new(Scope::from_ipc(&command_scope, &global_scope));
+    // Used only by a connect with `withCredentials: true`, from the engine's blocking pool.
+    let cookies = Arc::new(WebviewJar(webview.clone()));
     let connected = app.realtime().hub().connect(ConnectRequest {
         id: Some(id),
         options,
         owner: webview.label().to_owned(),
         sink,
         guard,
+        cookies: Some(cookies),
     })?;
     Ok(connected)
 }

@@ -25,6 +25,7 @@ use tauri::{
 };
 
 mod commands;
+mod cookies;
 /// The engine, which knows nothing of Tauri (the crate `tauri-plugin-realtime-core`).
 pub use tauri_plugin_realtime_core as core;
 mod error;
@@ -34,7 +35,7 @@ mod secrets;
 
 pub use crate::core::LinkCheck;
 pub use crate::core::{
-    AllowAll, ChannelSink, ConnectOptions, Connected, ConnectionInfo, Frame, FrameSink,
+    AllowAll, ChannelSink, ConnectOptions, Connected, ConnectionInfo, CookieJar, Frame, FrameSink,
     HeaderSource, Hub, HubConfig, Limits, Outgoing, State, TlsConfig, Transport, UrlGuard,
 };
 pub use error::{Error, Result};
@@ -75,6 +76,7 @@ impl<R: Runtime> Realtime<R> {
             owner: RUST_OWNER.to_owned(),
             sink,
             guard: Arc::new(AllowAll),
+            cookies: None,
         })?)
     }
 

@@ -301,7 +301,7 @@ describe('outside Tauri, what a browser cannot do is refused', () => {
       [{ url: ws, headers: { 'X-Token': 't' } }, /^`headers` on a WebSocket is not available outside Tauri: the browser's WebSocket cannot send request headers/],
       [{ url: ws, heartbeat: { pingIntervalMs: 1000 } }, /^`heartbeat.pingIntervalMs` without `heartbeat.message` is not available outside Tauri: a browser cannot send WebSocket pings/],
       [{ url: sse, body: '{}' }, /^`body` with GET is not available outside Tauri: .*set `method: 'POST'`/],
-      [{ url: sse, headers: { Cookie: 'a=b' } }, /header "Cookie" is forbidden to pages by the Fetch standard/],
+      [{ url: sse, headers: { Cookie: 'a=b' } }, /header "Cookie" is forbidden to pages by the Fetch standard; leave it out; pass `withCredentials: true`/],
       [{ url: sse, method: 'TRACE' }, /HTTP method TRACE is not allowed/],
       [{ url: sse, protocols: ['chat'] }, /`protocols` is only for WebSocket connections/],
       [{ url: ws, method: 'POST' }, /`method` and `body` are only for SSE connections/],
@@ -802,6 +802,56 @@ describe('outside Tauri, SSE over fetch', () => {
 })
 
 // --- polling ------------------------------------------------------------------------------------------------------
+
+describe('outside Tauri, withCredentials', () => {
+  /** Every fetch's URL path and `credentials`, while the test runs. */
+  function spyFetch(): string[] {
+    const seen: string[] = []
+    const real = globalThis.fetch
+    globalThis.fetch = ((input: RequestInfo | URL, init?: RequestInit) => {
+      seen.push(`${new URL(String(input)).pathname} ${init?.credentials ?? '(default)'}`)
+      return real(input, init)
+    }) as typeof fetch
+    cleanups.push(() => {
+      globalThis.fetch = real
+    })
+    return seen
+  }
+
+  it("makes SSE, polls and sends fetch with credentials: 'include', and only then", async () => {
+    const server = await httpServer((req, res) => {
+      if (req.method === 'POST') res.writeHead(204).end()
+      else if (req.url?.startsWith('/poll')) res.writeHead(200, { 'Content-Type': 'text/plain' }).end('p')
+      else eventStream(res, 'data: a\n\n')
+    })
+    const base = server.url.replace('/stream', '')
+    const seen = spyFetch()
+    const sse = await open({ url: server.url, sendUrl: `${base}/send`, withCredentials: true, reconnect: fast })
+    await until('a message', () => sse.frames.some((f) => f.kind === 'message'))
+    await sse.conn.send('x')
+    const poll = await open({ url: `${base}/poll`, transport: 'poll', withCredentials: true })
+    await until('a poll', () => poll.frames.some((f) => f.kind === 'message'))
+    const plain = await open({ url: server.url, reconnect: fast })
+    await until('a message', () => plain.frames.some((f) => f.kind === 'message'))
+    expect(seen).toEqual(['/stream include', '/send include', '/poll include', '/stream same-origin'])
+    await expect(connect({ url: server.url, withCredentials: 'yes' as unknown as boolean })).rejects.toThrow(
+      '`withCredentials` must be true or false',
+    )
+  })
+
+  it('RealtimeEventSource honours { withCredentials } as EventSource does', async () => {
+    const server = await httpServer((_req, res) => eventStream(res, 'data: a\n\n'))
+    const seen = spyFetch()
+    const source = new RealtimeEventSource(server.url, { withCredentials: true })
+    cleanups.push(() => source.close())
+    expect(source.withCredentials).toBe(true)
+    await until('a request', () => seen.length > 0)
+    expect(seen[0]).toBe('/stream include')
+    const plain = new RealtimeEventSource(server.url)
+    cleanups.push(() => plain.close())
+    expect(plain.withCredentials).toBe(false)
+  })
+})
 
 describe('outside Tauri, the polling fallback over fetch', () => {
   it('polls at once when the server cannot stream, relays changed bodies only, and probes back to the stream', async () => {

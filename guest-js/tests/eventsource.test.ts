@@ -37,7 +37,7 @@ describe('RealtimeEventSource', () => {
     expect(() => new RealtimeEventSource('::')).toThrow(expect.objectContaining({ name: 'SyntaxError' }))
   })
 
-  it('sends headers, method, body and lastEventId to Rust, and leaves withCredentials out', async () => {
+  it('sends headers, method, body, lastEventId and withCredentials to Rust', async () => {
     new RealtimeEventSource('https://api.example.test/v1/chat', {
       headers: { authorization: 'Bearer t' },
       method: 'POST',
@@ -53,6 +53,7 @@ describe('RealtimeEventSource', () => {
       method: 'POST',
       body: '{"prompt":"hi"}',
       lastEventId: '7',
+      withCredentials: true,
       reconnect: { maxRetries: 3 },
     })
   })

@@ -67,6 +67,7 @@ const TS_FIELDS = {
   ConnectOptions: {
     url: 1, transport: 1, headers: 1, protocols: 1, method: 1, body: 1, lastEventId: 1, sendUrl: 1,
     reconnect: 1, heartbeat: 1, queue: 1, fallback: 1, share: 1, maxMessageSize: 1, connectTimeoutMs: 1,
+    withCredentials: 1,
   } satisfies Record<keyof ConnectOptions, 1>,
   ReconnectOptions: {
     initialDelayMs: 1, multiplier: 1, maxDelayMs: 1, jitter: 1, maxRetries: 1, stableAfterMs: 1, onNormalClose: 1,

@@ -445,6 +445,7 @@ async fn run(args: Args) -> u8 {
         owner: "tap".into(),
         sink: Arc::new(ChannelSink(frames_tx)),
         guard: Arc::new(AllowAll),
+        cookies: None,
     });
     let id = match connected {
         Ok(c) => c.id,

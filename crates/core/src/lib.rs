@@ -19,6 +19,7 @@
 //!     owner: "me".into(),
 //!     sink: Arc::new(ChannelSink(tx)),
 //!     guard: Arc::new(AllowAll),
+//!     cookies: None,
 //! })?;
 //! while let Some(batch) = frames.recv().await {
 //!     for frame in batch {
@@ -30,6 +31,7 @@
 
 mod backoff;
 mod connection;
+mod cookies;
 mod error;
 mod fanout;
 mod frame;
@@ -48,6 +50,7 @@ mod transport;
 mod wake;
 pub mod wire;
 
+pub use cookies::{CookieJar, COOKIE_WAIT, MAX_COOKIE_HEADER};
 pub use error::Error;
 pub use frame::{Frame, State, Transport};
 pub use hub::{new_id, ConnectRequest, Connected, ConnectionInfo, Hub, HubConfig, SecretHeaders};

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, time::Duration};
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
-use super::{error::Error, frame::Transport};
+use super::{cookies::Cookies, error::Error, frame::Transport};
 
 /// What the app asks for. Unknown fields are refused so that a typo is an error, not a silent default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -61,6 +61,12 @@ pub struct ConnectOptions {
     /// Time allowed to open the stream (TCP, TLS, upgrade or response headers), in ms. Default: 10000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_timeout_ms: Option<u64>,
+    /// Send the caller's cookies for each request's URL (upgrade, stream and every redirect hop, poll, send)
+    /// and store every response's `Set-Cookie` back, as `EventSource`'s option of that name does. Needs a
+    /// caller with a cookie store ([`ConnectRequest::cookies`](crate::ConnectRequest::cookies): the webview,
+    /// in the plugin). Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub with_credentials: bool,
 }
 
 /// `false`, `true` (the defaults) or an object of settings.
@@ -270,6 +276,10 @@ pub struct Resolved {
     pub sharing: Sharing,
     /// The options in a canonical form, without `share`: what a joiner's options must equal.
     pub fingerprint: String,
+    /// Whether requests carry the caller's cookies (`withCredentials`).
+    pub with_credentials: bool,
+    /// The opener's cookie jar, when `withCredentials` is on: set by the hub, not by the options.
+    pub(crate) cookies: Option<Cookies>,
 }
 
 impl Resolved {
@@ -385,6 +395,13 @@ impl ConnectOptions {
                 ))
             })?;
             if is_forbidden_header(&n, value) {
+                if matches!(n.as_str(), "cookie" | "cookie2") {
+                    return Err(Error::InvalidOptions(format!(
+                        "header {name:?} cannot be set from the options: the Fetch standard forbids it to pages; \
+                         pass `withCredentials: true` to send the webview's own cookies, or set it from Rust \
+                         with Builder::secret_header"
+                    )));
+                }
                 return Err(Error::InvalidOptions(format!(
                     "header {name:?} cannot be set from the options: the Fetch standard forbids it to pages \
                      (it could retarget or smuggle the request); leave it to the engine, or set it from Rust \
@@ -567,6 +584,8 @@ impl ConnectOptions {
             connect_timeout: Duration::from_millis(connect_timeout_ms),
             sharing,
             fingerprint,
+            with_credentials: self.with_credentials,
+            cookies: None,
         })
     }
 }

@@ -1609,6 +1609,7 @@ async fn observe(case: &Case, thread: &str, server: &Arc<Script>) -> Result<(), 
         owner: OWNER.into(),
         sink: Arc::new(ChannelSink(tx)),
         guard: Arc::new(AllowAll),
+        cookies: None,
     });
     let id = match connected {
         Err(Error::InvalidOptions(msg)) => {

@@ -268,6 +268,7 @@ async fn a_sink_that_panics_releases_its_subscription() {
         owner: OWNER.into(),
         sink: Arc::new(PanickingSink),
         guard: Arc::new(AllowAll),
+        cookies: None,
     })
     .expect("connect");
     wait_until("the subscription to be released", || {
@@ -431,6 +432,7 @@ async fn a_slow_subscriber_holds_its_byte_budget_not_a_thousand_messages() {
             owner: OWNER.into(),
             sink: Arc::new(Stalled(window, delivered.clone())),
             guard: Arc::new(AllowAll),
+            cookies: None,
         })
         .expect("connect");
     wait_until("the first frames to be delivered", || {
@@ -1009,6 +1011,7 @@ async fn shutdown_ends_a_delivery_that_waits_for_an_acknowledgement() {
             delivered.clone(),
         )),
         guard: Arc::new(AllowAll),
+        cookies: None,
     })
     .expect("connect");
     wait_until("the first frame, which fills the window", || {

@@ -129,7 +129,7 @@ test('Refuse streaming: the feed polls, the chat waits; Allow streaming brings b
     const box = await run(`const r = document.querySelector('[data-panel="control"]').getBoundingClientRect()
       return { top: r.top, bottom: r.bottom, vh: innerHeight }`)
     assert.ok(box.top >= 0 && box.bottom <= box.vh, `expected the control panel in view, got ${show(box)}`)
-    const shown = await run(`return Array.from(document.querySelectorAll('[data-panel="control"] button'), (b) => b.textContent)`)
+    const shown = await run(`return Array.from(document.querySelectorAll('[data-panel="control"] .control-grid button'), (b) => b.textContent)`)
     assert.deepEqual(shown, ['Drop every connection', 'Stop the server', 'Allow streaming', 'Slow every stream', 'Stop answering pings'],
       `expected the control buttons, got ${show(shown)}`)
     await saveScreenshot(SCREENSHOT)

@@ -10,6 +10,7 @@ import { invoke } from '@tauri-apps/api/core'
 import { connect, decodeBinary, type Connection, type MessageFrame } from 'tauri-plugin-realtime-api'
 import { DeliveryTracker, reconnectBanner } from './panels/chat'
 import { startControl, showControlStatus } from './panels/control'
+import { startSession } from './panels/session'
 import { startTopics, showTopicsStatus, type TopicSocketStatus } from './panels/topics'
 import './style.css'
 import { startConnectionPanels } from './panels/connections'
@@ -443,6 +444,7 @@ async function main(): Promise<void> {
   })
   ui.feed.toggle.addEventListener('click', () => void toggleStreaming())
   startControl({ onStatus: showStatus, setStreaming })
+  startSession(urls.base)
   // Components, the POST + SSE chat, the raw contract, the drop-in classes: src/panels/.
   startConnectionPanels(el('main-panels'), urls)
 

@@ -22,6 +22,7 @@ use self::registry::{
 };
 use super::{
     connection::{Connection, Control, Stats, Wiring},
+    cookies::{CookieJar, Cookies},
     error::Error,
     fanout::Subscriber,
     frame::{State, Transport},
@@ -109,6 +110,9 @@ pub struct ConnectRequest {
     pub sink: Arc<dyn FrameSink>,
     /// Checks the URLs of the request and every redirect hop.
     pub guard: Arc<dyn UrlGuard>,
+    /// The owner's cookie store, used when the options ask for `withCredentials` (the plugin passes the
+    /// calling webview's). `None`: a connect with `withCredentials: true` is refused.
+    pub cookies: Option<Arc<dyn CookieJar>>,
 }
 
 /// The answer to `connect`.
@@ -265,11 +269,11 @@ impl Hub {
         let (upstream, state, shared) =
             match joinable(&mut reg, key.as_deref(), &resolved.fingerprint)? {
                 Some(uid) => {
-                    let state = self.join(&mut reg, uid, &*req.guard, subscriber)?;
+                    let state = self.join(&mut reg, uid, &req, subscriber)?;
                     (uid, state, true)
                 }
                 None => {
-                    let opened = (resolved, reaches, key);
+                    let opened = (resolved, reaches, key, req.owner.clone());
                     let uid = self.spawn(&mut reg, opened, req.guard.clone(), subscriber)?;
                     (uid, State::Connecting, false)
                 }
@@ -296,7 +300,7 @@ impl Hub {
         &self,
         reg: &mut Registry,
         uid: u64,
-        guard: &dyn UrlGuard,
+        req: &ConnectRequest,
         subscriber: Subscriber,
     ) -> Result<State, Error> {
         let up = reg
@@ -305,7 +309,16 @@ impl Hub {
             .ok_or_else(|| Error::Closed(subscriber.id.to_string()))?;
         // A share key must not let a webview read a URL its own scope refuses.
         for u in &up.reaches {
-            guard.check(u).map_err(Error::UrlNotAllowed)?;
+            req.guard.check(u).map_err(Error::UrlNotAllowed)?;
+        }
+        // A credentialed upstream speaks with its opener's cookies, and stores what servers set into the
+        // opener's store: another webview joining it would read a stream signed in as someone else.
+        if up.credentials_of.as_ref().is_some_and(|o| *o != req.owner) {
+            return Err(Error::InvalidOptions(
+                "this share key is held by a `withCredentials` connection of another webview, which carries \
+                 that webview's cookies; connect with your own share key (or none) to use your own"
+                    .into(),
+            ));
         }
         if let Some(linger) = up.linger.take() {
             linger.token.cancel();
@@ -324,12 +337,12 @@ impl Hub {
     fn spawn(
         &self,
         reg: &mut Registry,
-        ok: (Resolved, Vec<url::Url>, Option<String>),
+        ok: (Resolved, Vec<url::Url>, Option<String>, String),
         guard: Arc<dyn UrlGuard>,
         subscriber: Subscriber,
     ) -> Result<u64, Error> {
         let inner = &self.inner;
-        let (resolved, reaches, key) = ok;
+        let (resolved, reaches, key, owner) = ok;
         if reg.upstreams.len() >= inner.config.max_connections && !evict_lingering(reg) {
             return Err(Error::TooManyConnections(format!(
                 "{} upstream connections are open, the limit is {}",
@@ -354,6 +367,7 @@ impl Hub {
             subs: HashSet::from([subscriber.id.clone()]),
             linger: None,
             max_message_size: resolved.max_message_size,
+            credentials_of: resolved.cookies.is_some().then_some(owner),
         };
         let conn = Connection::new(
             Arc::new(resolved),
@@ -752,7 +766,17 @@ fn authorise(req: &ConnectRequest, config: &HubConfig) -> Result<Authorised, Err
         Some(id) => return Err(Error::InvalidId(id.clone())),
         None => new_id().into(),
     };
-    let resolved = req.options.resolve(&config.limits)?;
+    let mut resolved = req.options.resolve(&config.limits)?;
+    if resolved.with_credentials {
+        let jar = req.cookies.clone().ok_or_else(|| {
+            Error::InvalidOptions(
+                "`withCredentials: true` needs the caller's cookie store, and this caller has none (a connect \
+                 from Rust or tap): leave it out and send a Cookie header from Rust instead"
+                    .into(),
+            )
+        })?;
+        resolved.cookies = Some(Cookies(jar));
+    }
     let mut reaches = vec![resolved.url.clone()];
     reaches.extend(resolved.send_url.clone());
     if let Some(f) = &resolved.fallback {

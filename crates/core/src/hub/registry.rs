@@ -36,6 +36,8 @@ pub(super) struct Upstream {
     /// Set while it has no subscriber and waits out the linger.
     pub(super) linger: Option<Lingering>,
     pub(super) max_message_size: usize,
+    /// The owner whose cookies it carries (`withCredentials`): only that owner may join it.
+    pub(super) credentials_of: Option<String>,
 }
 
 /// An upstream with no subscriber, waiting out the linger before it closes with `code` and `reason`.

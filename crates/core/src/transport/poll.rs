@@ -24,6 +24,7 @@ use super::{
     AttemptError, Env, Event, Notes, Received, Writable,
 };
 use crate::{
+    cookies::Cookies,
     frame::{FrameBody, Transport},
     options::Resolved,
     policy::Ended,
@@ -76,14 +77,18 @@ impl PollUpstream {
             .filter(|_| posts)
             .map(|u| Poster::new(opts.clone(), env.clone(), notes.clone(), u));
         let fetch: Fetch = Box::new(move |mut poller: Poller, resume: &str| {
-            let (env, opts, url) = (env.clone(), opts.clone(), url.clone());
-            let headers = env.headers_for(&opts.headers, &url, &notes);
+            let (env, opts, url, notes) = (env.clone(), opts.clone(), url.clone(), notes.clone());
             let resume = resume.to_owned();
             Box::pin(async move {
-                let polled = tokio::time::timeout(
-                    opts.connect_timeout,
-                    poller.poll(&env, &url, &headers, &resume, opts.max_message_size),
-                )
+                let polled = tokio::time::timeout(opts.connect_timeout, async {
+                    let headers = env
+                        .headers_with_cookies(&opts, &opts.headers, &url, &notes)
+                        .await;
+                    let jar = opts.cookies.as_ref().map(|c| (c, &*notes));
+                    poller
+                        .poll(&env, &url, &headers, &resume, opts.max_message_size, jar)
+                        .await
+                })
                 .await
                 .unwrap_or_else(|_| {
                     Err(AttemptError::Retry {
@@ -275,6 +280,7 @@ impl Poller {
         headers: &[(http::HeaderName, http::HeaderValue)],
         last_event_id: &str,
         max_size: usize,
+        jar: Option<(&Cookies, &Notes)>,
     ) -> Result<Polled, AttemptError> {
         let mut req = env.http.get(url.clone());
         for (n, v) in headers {
@@ -293,6 +299,9 @@ impl Poller {
             Ok(r) => r,
             Err(e) => return Err(env.request_failed("poll failed", url, &e).await),
         };
+        if let Some((jar, notes)) = jar {
+            jar.store_from(url, response.headers(), notes).await;
+        }
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED {
             return Ok(Polled::Nothing);

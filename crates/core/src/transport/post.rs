@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use url::Url;
 
 use super::{
-    request::{classify_status, retry_after},
+    request::{classify_status, retry_after, store_cookies},
     AttemptError, Env, Notes,
 };
 use crate::{backoff::Backoff, options::Resolved, queue::Outgoing, time::deadline};
@@ -206,7 +206,9 @@ async fn post_once(
     key: &HeaderValue,
 ) -> Result<(), AttemptError> {
     // Secret headers are asked for on every try: a token the app refreshed meanwhile is the one sent.
-    let mut headers = env.headers_for(&opts.headers, url, notes);
+    let mut headers = env
+        .headers_with_cookies(opts, &opts.headers, url, notes)
+        .await;
     let has = |headers: &[(http::HeaderName, HeaderValue)], name: &str| {
         headers.iter().any(|(n, _)| n.as_str() == name)
     };
@@ -240,6 +242,7 @@ async fn post_once(
                     .await)
             }
         };
+        store_cookies(opts, url, r.headers(), notes).await;
         let status = r.status();
         if !status.is_success() {
             return Err(classify_status(status, retry_after(r.headers())));

@@ -14,6 +14,7 @@ use std::{
 use super::{AttemptError, HeaderSource};
 use crate::{
     error::Error,
+    options::Resolved,
     proxy::{Proxies, ProxyConfig},
     time::server_delay,
     tls::{client_config, TlsConfig},
@@ -114,6 +115,39 @@ impl Env {
         notes: &Notes,
     ) -> Vec<(http::HeaderName, http::HeaderValue)> {
         request_headers(own, self.secrets.as_deref(), url, notes)
+    }
+
+    /// [`Env::headers_for`], plus the caller's cookies for `url` when the connection was opened with
+    /// `withCredentials`. A secret `Cookie` header from Rust wins: the jar is not asked.
+    pub(crate) async fn headers_with_cookies(
+        &self,
+        opts: &Resolved,
+        own: &[(http::HeaderName, http::HeaderValue)],
+        url: &url::Url,
+        notes: &Notes,
+    ) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        let mut headers = self.headers_for(own, url, notes);
+        if let Some(jar) = &opts.cookies {
+            if !headers.iter().any(|(n, _)| n == http::header::COOKIE) {
+                if let Some(cookie) = jar.header_for(url, notes).await {
+                    headers.push((http::header::COOKIE, cookie));
+                }
+            }
+        }
+        headers
+    }
+}
+
+/// Stores a response's `Set-Cookie` values in the caller's jar, when the connection was opened with
+/// `withCredentials`: every response, a redirect's or an error status's too, as a browser does.
+pub(crate) async fn store_cookies(
+    opts: &Resolved,
+    url: &url::Url,
+    headers: &http::HeaderMap,
+    notes: &Notes,
+) {
+    if let Some(jar) = &opts.cookies {
+        jar.store_from(url, headers, notes).await;
     }
 }
 

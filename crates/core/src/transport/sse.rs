@@ -14,7 +14,7 @@ use tokio::time::{sleep, Instant, Sleep};
 use url::Url;
 
 use super::{
-    request::{classify_status, error_chain, last_event_id_header, retry_after},
+    request::{classify_status, error_chain, last_event_id_header, retry_after, store_cookies},
     AttemptError, Env, Event, Notes, Received, UrlGuard,
 };
 use crate::{
@@ -178,7 +178,8 @@ pub(crate) async fn open(
             .filter(|(name, _)| same_origin || !is_credential(name))
             .cloned()
             .collect();
-        for (name, value) in env.headers_for(&own, &url, notes) {
+        // Cookies, like secret headers, go by each hop's own URL, as a browser's jar would choose them.
+        for (name, value) in env.headers_with_cookies(opts, &own, &url, notes).await {
             req = req.header(name, value);
         }
         if let Some(id) = last_event_id_header(resume) {
@@ -191,6 +192,7 @@ pub(crate) async fn open(
             Ok(r) => r,
             Err(e) => return Err(env.request_failed("network error", &url, &e).await),
         };
+        store_cookies(opts, &url, response.headers(), notes).await;
         let status = response.status();
         if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
             let next = redirect_target(&url, &response)?;

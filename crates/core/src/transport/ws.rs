@@ -25,7 +25,7 @@ use tokio_tungstenite::{
 };
 
 use super::{
-    request::{classify_status, retry_after, tls_failure},
+    request::{classify_status, retry_after, store_cookies, tls_failure},
     AttemptError, Env, Event, Notes, Writable,
 };
 use crate::{
@@ -489,8 +489,11 @@ pub(crate) async fn open(
         .map_err(|e| AttemptError::Fatal {
             reason: format!("invalid WebSocket request: {e}"),
         })?;
+    let own = env
+        .headers_with_cookies(opts, &opts.headers, &opts.url, notes)
+        .await;
     let headers = request.headers_mut();
-    for (name, value) in env.headers_for(&opts.headers, &opts.url, notes) {
+    for (name, value) in own {
         headers.append(name, value);
     }
     if !opts.protocols.is_empty() {
@@ -516,12 +519,17 @@ pub(crate) async fn open(
     .await
     {
         Ok((ws, response)) => {
+            store_cookies(opts, &opts.url, response.headers(), notes).await;
             let protocol = response
                 .headers()
                 .get(http::header::SEC_WEBSOCKET_PROTOCOL)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             Ok(WsUpstream::new(ws, protocol, opts))
+        }
+        Err(tungstenite::Error::Http(response)) => {
+            store_cookies(opts, &opts.url, response.headers(), notes).await;
+            Err(classify(tungstenite::Error::Http(response)))
         }
         Err(e) => Err(classify(e)),
     }

@@ -6,8 +6,8 @@
 use std::{sync::Arc, time::Duration};
 
 use tauri_plugin_realtime_core::{
-    AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Connected, Error, Frame, Hub, HubConfig,
-    ProxySetting, Share, State, Toggle, UrlGuard,
+    AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Connected, CookieJar, Error, Frame, Hub,
+    HubConfig, ProxySetting, Share, State, Toggle, UrlGuard,
 };
 use tokio::{
     sync::mpsc,
@@ -87,6 +87,18 @@ pub fn subscribe(
     owner: &str,
     guard: Arc<dyn UrlGuard>,
 ) -> Result<(String, Frames), Error> {
+    subscribe_with_cookies(hub, id, options, owner, guard, None)
+}
+
+/// [`subscribe`], with the owner's cookie jar for `withCredentials`.
+pub fn subscribe_with_cookies(
+    hub: &Hub,
+    id: Option<&str>,
+    options: ConnectOptions,
+    owner: &str,
+    guard: Arc<dyn UrlGuard>,
+    cookies: Option<Arc<dyn CookieJar>>,
+) -> Result<(String, Frames), Error> {
     let (tx, rx) = mpsc::unbounded_channel();
     let connected = hub.connect(ConnectRequest {
         id: id.map(str::to_owned),
@@ -94,6 +106,7 @@ pub fn subscribe(
         owner: owner.into(),
         sink: Arc::new(ChannelSink(tx)),
         guard,
+        cookies,
     })?;
     let frames = Frames {
         id: connected.id.clone(),

@@ -17,7 +17,7 @@ use std::{net::SocketAddr, time::Duration};
 use demo::{
     DemoHandle, DemoServer, DemoStatus, DemoUrls, PingsRequest, SlowRequest, StreamingSwitch,
 };
-use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
+use tauri::{AppHandle, Emitter, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
 /// Label of the second, chat-only window (listed in `capabilities/default.json`).
 pub const SECOND_WINDOW: &str = "second";
@@ -201,6 +201,41 @@ async fn open_second_window<R: Runtime>(app: AppHandle<R>) -> Result<(), String>
     .map_err(|e| e.to_string())
 }
 
+/// Label of the sign-in window that the session cookie section opens.
+pub const SIGNIN_WINDOW: &str = "signin";
+
+/// Opens the demo server's sign-in page in a window of its own: a top-level page of the server's origin, so the
+/// session cookie it sets is first-party and lands in the webview's cookie store, which every window of the app
+/// shares. When the page has loaded, the window closes and the main window hears `session-signed-in`. The page
+/// is remote: no capability lists this window, so it gets no command. (Navigating the main window there and
+/// redirecting back does not work: WebKitGTK will not follow a redirect from http to `tauri://`.)
+#[tauri::command]
+async fn open_signin_window<R: Runtime>(
+    app: AppHandle<R>,
+    urls: tauri::State<'_, DemoUrls>,
+) -> Result<(), String> {
+    if let Some(window) = app.get_webview_window(SIGNIN_WINDOW) {
+        window.close().map_err(|e| e.to_string())?;
+    }
+    let url: tauri::Url = format!("{}/session/signin", urls.base)
+        .parse()
+        .map_err(|e| format!("bad demo server URL: {e}"))?;
+    WebviewWindowBuilder::new(&app, SIGNIN_WINDOW, WebviewUrl::External(url))
+        .title("Sign in to the demo server")
+        .inner_size(420.0, 240.0)
+        .on_page_load(|window, payload| {
+            if payload.event() == tauri::webview::PageLoadEvent::Finished
+                && payload.url().path() == "/session/signin"
+            {
+                let _ = window.emit_to("main", "session-signed-in", ());
+                let _ = window.close();
+            }
+        })
+        .build()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Closes the window that asks: the chat-only window's "Close window" button.
 #[tauri::command]
 fn close_window<R: Runtime>(window: tauri::Window<R>) -> Result<(), String> {
@@ -232,6 +267,7 @@ pub fn register<R: tauri::Runtime>(
             demo_set_slow,
             demo_set_pings,
             open_second_window,
+            open_signin_window,
             close_window,
             connections::demo_room_feeds_status,
             connections::demo_room_restart

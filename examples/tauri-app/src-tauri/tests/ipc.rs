@@ -606,3 +606,54 @@ fn send_beside_an_event_stream_posts_with_the_content_type_it_is_given() {
     let e = invoke(&main, "send", json!({ "id": "bare", "data": "x" })).unwrap_err();
     assert!(e.contains("needs `sendUrl`"), "got {e:?}");
 }
+
+/// `withCredentials` through the IPC: the command brings the calling webview's cookie store (empty on the mock
+/// runtime), so the connect is accepted and the demo server's session stream refuses it for want of a cookie (a
+/// request without cookies, not a refused option). A `Cookie` header stays refused, pointing at
+/// `withCredentials`.
+#[test]
+fn with_credentials_goes_through_the_ipc_and_a_cookie_header_points_at_it() {
+    let server = server();
+    let app = app(&server);
+    let main = window(&app, "main");
+    let url = format!("{}/session/events", server.urls().base);
+    invoke(
+        &main,
+        "connect",
+        json!({ "id": "c", "options": { "url": url, "withCredentials": true, "reconnect": false } }),
+    )
+    .unwrap_or_else(|e| panic!("expected withCredentials accepted from a webview, got {e}"));
+    wait_for("the session stream to be refused", || {
+        invoke(&main, "inspect", json!({ "id": "c" })).unwrap()[0]["state"] == "failed"
+    });
+    let info = &invoke(&main, "inspect", json!({ "id": "c" })).unwrap()[0];
+    assert!(
+        info["lastError"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("401"),
+        "expected the server's 401, got {info}"
+    );
+    let body = tauri::async_runtime::block_on(async {
+        reqwest::get(format!("{}/session/log", server.urls().base))
+            .await?
+            .bytes()
+            .await
+    })
+    .expect("the session log");
+    let log: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(
+        log["hits"],
+        json!([{ "path": "/session/events", "cookies": [], "status": 401 }])
+    );
+    let e = invoke(
+        &main,
+        "connect",
+        json!({ "options": { "url": url, "headers": { "Cookie": "demo_session=user-1" } } }),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("forbids") && e.contains("withCredentials"),
+        "expected the Cookie header refused, naming withCredentials, got {e}"
+    );
+}

@@ -30,7 +30,8 @@
 //!
 //! The panels' endpoints: `room.rs`, a POST + SSE chat room (`GET /room/events`, `POST /room/messages`,
 //! `GET /room/log`, `POST /control/room` to restart it), and `feeds.rs`, open `/feed/stream?via=...` responses
-//! per name (`GET /feeds`).
+//! per name (`GET /feeds`), and `session.rs`, a session held in a cookie (`GET /session/signin`, the SSE
+//! `GET /session/events` that answers 401 without it, `GET /session/log`).
 //!
 //! It is also meant as a plain sample of such a server: nothing in here knows about Tauri. It listens on loopback
 //! only and stops with [`DemoServer::shutdown`] (or when the handle is dropped). The `realtime-demo-server` binary
@@ -43,6 +44,7 @@ mod faults;
 mod feeds;
 mod room;
 mod samples;
+mod session;
 mod summary_poll;
 #[cfg(test)]
 mod tests;
@@ -64,6 +66,7 @@ pub use samples::{
     feed_text, summary_words, FeedEvent, DEFAULT_QUERY, FEED_BACKLOG, FEED_EVENT, FEED_KEEP,
     FEED_WINDOW, RETRY, WELCOME,
 };
+pub use session::{SessionHit, SessionLog, SESSION_COOKIE, STREAM_COOKIE};
 pub use summary_poll::{summary_document, SUMMARY_POLL_WORDS};
 pub use topics::{TopicSocket, PUBLISH_EVERY};
 
@@ -207,6 +210,8 @@ struct Shared {
     room: room::Room,
     /// Open `/feed/stream?via=...` responses per name (`feeds.rs`).
     feeds: feeds::FeedHolders,
+    /// Sessions held in cookies, and what the session routes saw (`session.rs`).
+    sessions: session::Sessions,
 }
 
 impl std::fmt::Debug for Shared {
@@ -228,6 +233,7 @@ impl Shared {
             topics: topics::Topics::default(),
             room: room::Room::new(),
             feeds: feeds::FeedHolders::default(),
+            sessions: session::Sessions::default(),
         }
     }
 
@@ -254,6 +260,7 @@ fn router(shared: AppState) -> Router {
         .merge(room::routes())
         .merge(feeds::routes())
         .merge(summary_poll::routes())
+        .merge(session::routes())
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             feeds::count,
