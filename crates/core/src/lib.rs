@@ -60,7 +60,7 @@ pub use sink::{
     AckWindow, BatchLimits, ChannelSink, FrameSink, SinkGone, MAX_ACK_BYTES, MAX_ACK_FRAMES,
 };
 pub use time::MAX_SERVER_DELAY;
-pub use tls::{pem_certificates, TlsConfig};
+pub use tls::{pem_certificates, ClientIdentity, TlsConfig, UrlMatcher};
 pub use transport::{AllowAll, HeaderSource, UrlGuard};
 
 /// What the engine's own tests and benchmarks need beyond the public API. Not part of it: it may change in

@@ -82,7 +82,13 @@ impl PollUpstream {
             Box::pin(async move {
                 let polled = tokio::time::timeout(
                     opts.connect_timeout,
-                    poller.poll(&env.http, &url, &headers, &resume, opts.max_message_size),
+                    poller.poll(
+                        &env.http.for_request(&url),
+                        &url,
+                        &headers,
+                        &resume,
+                        opts.max_message_size,
+                    ),
                 )
                 .await
                 .unwrap_or_else(|_| {

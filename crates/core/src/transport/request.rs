@@ -11,38 +11,53 @@ use std::{
     time::Duration,
 };
 
-use super::{AttemptError, HeaderSource};
+use super::{clients::Clients, AttemptError, HeaderSource};
 use crate::{
     error::Error,
     time::server_delay,
-    tls::{client_config, TlsConfig},
+    tls::{client_config, http_alpn, with_identity, ClientIdentity, TlsConfig},
 };
 
-/// What every connection shares: the HTTP client, the TLS configuration and the app's secret headers.
+/// What every connection shares: the HTTP clients, the TLS configuration and the app's secret headers.
 pub(crate) struct Env {
-    pub http: reqwest::Client,
-    pub tls: Arc<rustls::ClientConfig>,
+    /// The HTTP clients, chosen per request URL (`clients.rs`).
+    pub http: Arc<Clients>,
+    /// The WebSocket's TLS, per client identity as in [`Clients`]: `[0]` without a client certificate.
+    ws_tls: Vec<Arc<rustls::ClientConfig>>,
+    identities: Vec<ClientIdentity>,
     pub secrets: Option<Arc<dyn HeaderSource>>,
 }
 
 impl Env {
+    /// `http1_only`: no HTTP/2 even where the server offers it.
     pub(crate) fn new(
         tls: &TlsConfig,
+        http1_only: bool,
         secrets: Option<Arc<dyn HeaderSource>>,
     ) -> Result<Self, Error> {
-        let tls = client_config(tls)?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls.clone())
-            // Redirects are followed by hand, so that every hop is checked against the scope.
-            .redirect(reqwest::redirect::Policy::none())
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| Error::Tls(e.to_string()))?;
+        let base = client_config(tls)?;
+        let http = Arc::new(Clients::new(&base, &tls.client_identities, http1_only)?);
+        // tungstenite speaks WebSocket over HTTP/1.1 only (no RFC 8441), so it never offers h2.
+        let ws_tls = std::iter::once(None)
+            .chain(tls.client_identities.iter().map(Some))
+            .map(|id| Arc::new(with_identity(&base, id, http_alpn(true))))
+            .collect();
         Ok(Self {
             http,
-            tls: Arc::new(tls),
+            ws_tls,
+            identities: tls.client_identities.clone(),
             secrets,
         })
+    }
+
+    /// The WebSocket's TLS configuration for `url`, with the client certificate it asks for.
+    pub(crate) fn ws_tls(&self, url: &url::Url) -> Arc<rustls::ClientConfig> {
+        let i = self
+            .identities
+            .iter()
+            .position(|id| id.matches(url))
+            .map_or(0, |i| i + 1);
+        self.ws_tls[i].clone()
     }
 
     /// The connection's headers for a request to `url`, with the secret ones put over them.
@@ -167,10 +182,31 @@ pub(crate) fn classify_status(
 /// found anywhere in an error's chain. Libraries wrap rustls errors in `io::Error`s, so look inside those too.
 pub(crate) fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     fn fatal(r: &rustls::Error) -> Option<String> {
+        use rustls::AlertDescription as A;
         match r {
             rustls::Error::InvalidCertificate(_)
             | rustls::Error::NoCertificatesPresented
             | rustls::Error::PeerIncompatible(_) => Some(format!("TLS error: {r}")),
+            // TLS 1.3 names it; over TLS 1.2 a server without a certificate from us says only "handshake
+            // failure", which could be anything, so that one stays a network error.
+            rustls::Error::AlertReceived(A::CertificateRequired) => Some(
+                "TLS error: the server requires a client certificate (TLS alert certificate_required); give one \
+                 for this URL with the plugin's Builder::client_identity (tap: --cert and --key)"
+                    .into(),
+            ),
+            rustls::Error::AlertReceived(
+                a @ (A::BadCertificate
+                | A::UnsupportedCertificate
+                | A::CertificateRevoked
+                | A::CertificateExpired
+                | A::CertificateUnknown
+                | A::UnknownCA
+                | A::AccessDenied),
+            ) => Some(format!(
+                "TLS error: the server refused the client certificate, or the lack of one (TLS alert {a:?}); check \
+                 the one given for this URL with Builder::client_identity (tap: --cert), and which CA the server \
+                 trusts"
+            )),
             _ => None,
         }
     }

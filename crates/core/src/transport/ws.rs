@@ -476,7 +476,7 @@ pub(crate) async fn open(
     let config = WebSocketConfig::default()
         .max_message_size(Some(opts.max_message_size))
         .max_frame_size(Some(opts.max_message_size));
-    let connector = Connector::Rustls(env.tls.clone());
+    let connector = Connector::Rustls(env.ws_tls(&opts.url));
     match tokio_tungstenite::connect_async_tls_with_config(
         request,
         Some(config),
