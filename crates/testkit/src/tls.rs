@@ -1,5 +1,5 @@
 //! TLS on loopback: a CA and certificates made by rcgen, and a server that serves an axum router over TLS with
-//! ALPN (HTTP/2, HTTP/1.1 or both, hyper-util's `auto` builder telling them apart), optionally requiring a
+//! ALPN (HTTP/2, HTTP/1.1 or both: hyper's server for the protocol ALPN chose), optionally requiring a
 //! client certificate signed by the CA. It counts the TCP connections it accepted and records the HTTP version
 //! of every request, and whether its connection presented a client certificate.
 
@@ -11,9 +11,9 @@ use std::{
     },
 };
 
+use hyper::server::conn::{http1, http2};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
     service::TowerToHyperService,
 };
 use rcgen::{
@@ -193,6 +193,7 @@ pub async fn serve_tls(
                     Err(_) => return stats.refused.push("handshake timed out"),
                 };
                 let with_cert = tls.get_ref().1.peer_certificates().is_some();
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                 let service = TowerToHyperService::new(app);
                 let record = stats.clone();
                 let service = hyper::service::service_fn(move |req: axum::http::Request<_>| {
@@ -203,14 +204,23 @@ pub async fn serve_tls(
                         .push((req.uri().path().to_owned(), req.version(), with_cert));
                     hyper::service::Service::call(&service, req)
                 });
-                let mut builder = auto::Builder::new(TokioExecutor::new());
-                if let Some(n) = serve.max_streams {
-                    builder.http2().max_concurrent_streams(n);
+                let io = TokioIo::new(tls);
+                // By what ALPN chose, as browsers' servers do; HTTP/1.1 with upgrades, for WebSockets.
+                let served = if h2 {
+                    let mut builder = http2::Builder::new(TokioExecutor::new());
+                    if let Some(n) = serve.max_streams {
+                        builder.max_concurrent_streams(n);
+                    }
+                    builder.serve_connection(io, service).await
+                } else {
+                    http1::Builder::new()
+                        .serve_connection(io, service)
+                        .with_upgrades()
+                        .await
+                };
+                if let Err(e) = served {
+                    stats.refused.push(format!("connection error: {e}"));
                 }
-                if !serve.alpn.iter().any(|p| p == b"h2") {
-                    builder = builder.http1_only();
-                }
-                let _ = builder.serve_connection(TokioIo::new(tls), service).await;
             });
         }
     });

@@ -178,6 +178,18 @@ pub(crate) fn classify_status(
     }
 }
 
+/// Alerts a server sends about the client's certificate (or its lack), which retrying cannot fix.
+const CERTIFICATE_ALERTS: [rustls::AlertDescription; 8] = [
+    rustls::AlertDescription::CertificateRequired,
+    rustls::AlertDescription::BadCertificate,
+    rustls::AlertDescription::UnsupportedCertificate,
+    rustls::AlertDescription::CertificateRevoked,
+    rustls::AlertDescription::CertificateExpired,
+    rustls::AlertDescription::CertificateUnknown,
+    rustls::AlertDescription::UnknownCA,
+    rustls::AlertDescription::AccessDenied,
+];
+
 /// A TLS failure that retrying cannot fix (an untrusted or invalid certificate, no common protocol),
 /// found anywhere in an error's chain. Libraries wrap rustls errors in `io::Error`s, so look inside those too.
 pub(crate) fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
@@ -194,15 +206,7 @@ pub(crate) fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<Strin
                  for this URL with the plugin's Builder::client_identity (tap: --cert and --key)"
                     .into(),
             ),
-            rustls::Error::AlertReceived(
-                a @ (A::BadCertificate
-                | A::UnsupportedCertificate
-                | A::CertificateRevoked
-                | A::CertificateExpired
-                | A::CertificateUnknown
-                | A::UnknownCA
-                | A::AccessDenied),
-            ) => Some(format!(
+            rustls::Error::AlertReceived(a) if CERTIFICATE_ALERTS.contains(a) => Some(format!(
                 "TLS error: the server refused the client certificate, or the lack of one (TLS alert {a:?}); check \
                  the one given for this URL with Builder::client_identity (tap: --cert), and which CA the server \
                  trusts"
@@ -214,6 +218,16 @@ pub(crate) fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<Strin
     while let Some(err) = current {
         if let Some(r) = err.downcast_ref::<rustls::Error>() {
             return fatal(r);
+        }
+        // HTTP/2 (h2) keeps an I/O error's kind and text only, so an alert read on an HTTP/2 connection comes as
+        // text: rustls's own, for the alerts that say something about the client certificate.
+        let text = err.to_string();
+        if let Some(r) = CERTIFICATE_ALERTS
+            .iter()
+            .map(|a| rustls::Error::AlertReceived(*a))
+            .find(|r| text.contains(&r.to_string()))
+        {
+            return fatal(&r);
         }
         // `io::Error::source` skips the error it wraps, so step into it by hand.
         current = match err
