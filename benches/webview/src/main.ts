@@ -33,6 +33,7 @@ interface Config {
   pollRates: number[]
   pollS: number
   scaling: number[]
+  protocols: ('HTTP/1.1' | 'HTTP/2')[]
   idleS: number
   burstN: number
   burstSize: number
@@ -738,7 +739,7 @@ async function main(): Promise<void> {
   // Scaling first, in a fresh process: memory freed by other workloads would hide what streams cost.
   if (has('scaling')) {
     for (const streams of cfg.scaling) {
-      for (const protocol of ['HTTP/1.1', 'HTTP/2'] as const) {
+      for (const protocol of cfg.protocols) {
         await guarded(`scaling ${streams} ${protocol}`, () => scaling(streams, protocol), { workload: 'scaling', streams, protocol })
       }
     }

@@ -10,7 +10,8 @@
 //! `BENCH_REPS` (repetitions, default 3, 1 when quick), `BENCH_ONLY` (comma-separated workloads: `tp64`, `tp16k`,
 //! `latency`, `poll`, `scaling`, `burst`, `micro`), `BENCH_TIMEOUT_S` (the whole run, default 1200: then the results so far
 //! are written and the app exits with status 3),
-//! `BENCH_MECHS` (comma-separated mechanisms, e.g. `realtime-ws`: to profile one).
+//! `BENCH_MECHS` (comma-separated mechanisms, e.g. `realtime-ws`: to profile one), `BENCH_PROTOCOLS` (the
+//! scaling workload's, in order: `http1,http2` by default; one alone measures it in a fresh app).
 
 // Keeps a console window from opening next to the app on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
@@ -55,6 +56,8 @@ struct Config {
     poll_rates: Vec<u32>,
     poll_s: f64,
     scaling: Vec<u32>,
+    /// The scaling workload's protocols, in order: `HTTP/1.1`, `HTTP/2` (`BENCH_PROTOCOLS=http1,http2`).
+    protocols: Vec<String>,
     idle_s: f64,
     burst_n: u32,
     burst_size: u32,
@@ -113,6 +116,19 @@ impl Config {
                 vec![1, 10, 100]
             } else {
                 vec![1, 10, 100, 1_000]
+            },
+            protocols: match std::env::var("BENCH_PROTOCOLS") {
+                Ok(v) if !v.trim().is_empty() => v
+                    .split(',')
+                    .map(|p| match p.trim() {
+                        "http1" => Ok("HTTP/1.1".to_owned()),
+                        "http2" => Ok("HTTP/2".to_owned()),
+                        other => Err(format!(
+                            "BENCH_PROTOCOLS: unknown protocol {other:?} (known: http1, http2)"
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?,
+                _ => vec!["HTTP/1.1".to_owned(), "HTTP/2".to_owned()],
             },
             idle_s: if quick { 2.0 } else { 5.0 },
             burst_n: if quick { 20_000 } else { 200_000 },
