@@ -29,14 +29,16 @@ mod cookies;
 /// The engine, which knows nothing of Tauri (the crate `tauri-plugin-realtime-core`).
 pub use tauri_plugin_realtime_core as core;
 mod error;
+mod identities;
 mod relay;
 pub mod scope;
 mod secrets;
 
 pub use crate::core::LinkCheck;
 pub use crate::core::{
-    AllowAll, ChannelSink, ConnectOptions, Connected, ConnectionInfo, CookieJar, Frame, FrameSink,
-    HeaderSource, Hub, HubConfig, Limits, Outgoing, State, TlsConfig, Transport, UrlGuard,
+    AllowAll, ChannelSink, ClientIdentity, ConnectOptions, Connected, ConnectionInfo, CookieJar,
+    Frame, FrameSink, HeaderSource, Hub, HubConfig, Limits, Outgoing, State, TlsConfig, Transport,
+    UrlGuard,
 };
 pub use error::{Error, Result};
 pub use relay::EVENT_PREFIX;
@@ -109,6 +111,7 @@ pub struct Builder {
     secret_headers: Vec<(String, String, String)>,
     header_source: Option<Arc<dyn HeaderSource>>,
     pem_roots: Vec<Vec<u8>>,
+    client_identities: Vec<(String, Vec<u8>, Vec<u8>)>,
 }
 
 impl Builder {
@@ -205,6 +208,37 @@ impl Builder {
         self
     }
 
+    /// Presents a client certificate (mutual TLS) to every server whose URL matches `url_pattern` (the scope's
+    /// URL pattern syntax) and asks for one: WebSocket upgrades, SSE requests (each redirect hop by its own URL),
+    /// polls and `sendUrl` posts. `cert_pem` holds the certificate chain, the client's own certificate first;
+    /// `key_pem` its private key (PKCS#8, PKCS#1 or SEC1); both may be the same text. Several identities may be
+    /// given: the first whose pattern matches is presented. No certificate, no key, a key that is not the
+    /// certificate's or an invalid pattern fails the plugin's setup with a message saying which. Default: none.
+    ///
+    /// ```ignore
+    /// tauri_plugin_realtime::Builder::new()
+    ///     .client_identity("https://devices.example.com/*", cert_pem, key_pem)
+    ///     .build()
+    /// ```
+    pub fn client_identity(
+        mut self,
+        url_pattern: impl Into<String>,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.client_identities
+            .push((url_pattern.into(), cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// HTTP/1.1 only: no HTTP/2 for event streams, polls and sends even where a server offers it. Default: HTTP/2
+    /// over TLS where the server offers it (ALPN), so streams, polls and sends to one origin share a connection;
+    /// WebSockets and cleartext `http://` are HTTP/1.1 either way.
+    pub fn http1_only(mut self) -> Self {
+        self.config.http1_only = true;
+        self
+    }
+
     /// Computes secret headers per request, e.g. a token read from the OS keychain and refreshed as needed.
     /// Its headers come after those of [`Builder::secret_header`] and win over them.
     pub fn header_source(mut self, source: impl HeaderSource) -> Self {
@@ -224,6 +258,7 @@ impl Builder {
         let mut config = self.config;
         let secrets = secrets::SecretHeaderSet::new(self.secret_headers, self.header_source);
         let pem_roots = self.pem_roots;
+        let identities = identities::client_identities(self.client_identities);
         PluginBuilder::new("realtime")
             .invoke_handler(tauri::generate_handler![
                 commands::connect,
@@ -242,6 +277,7 @@ impl Builder {
                         .extra_roots
                         .extend(core::pem_certificates(pem).map_err(Error::from)?);
                 }
+                config.tls.client_identities = identities?;
                 config.secret_headers =
                     core::SecretHeaders(secrets?.map(|s| Arc::new(s) as Arc<dyn HeaderSource>));
                 let tauri::async_runtime::RuntimeHandle::Tokio(runtime) =

@@ -20,6 +20,7 @@ import { receiver } from '../../../dist-js/receiver.js'
 
 interface Config {
   http: string
+  https: string
   ws: string
   quick: boolean
   reps: number
@@ -32,6 +33,7 @@ interface Config {
   pollRates: number[]
   pollS: number
   scaling: number[]
+  protocols: ('HTTP/1.1' | 'HTTP/2')[]
   idleS: number
   burstN: number
   burstSize: number
@@ -457,7 +459,9 @@ interface ServerStats {
 }
 const serverStats = async () => (await fetch(`${cfg.http}/stats`, { cache: 'no-store' })).json() as Promise<ServerStats>
 
-async function scaling(streams: number) {
+/** Idle streams to the bench server over cleartext HTTP/1.1 (a connection each), or over TLS with HTTP/2 (shared). */
+async function scaling(streams: number, protocol: 'HTTP/1.1' | 'HTTP/2') {
+  const base = protocol === 'HTTP/2' ? cfg.https : cfg.http
   // Streams of the previous step linger a few seconds in Rust after close (the plugin's default): wait for them.
   await waitUntil('previous idle streams closed', async () => (await serverStats()).idleOpen === 0, 30_000)
   await sleep(1000)
@@ -474,7 +478,7 @@ async function scaling(streams: number) {
         const k = i + j
         const c = await withTimeout(
           'connect',
-          connect({ url: `${cfg.http}/idle?k=${k}&run=${run}`, share: false }),
+          connect({ url: `${base}/idle?k=${k}&run=${run}`, share: false }),
           30_000,
         )
         c.on('message', () => {
@@ -510,6 +514,7 @@ async function scaling(streams: number) {
   const result = {
     workload: 'scaling',
     streams,
+    protocol,
     openMs: round(openMs, 1),
     serverOpen,
     working,
@@ -526,7 +531,7 @@ async function scaling(streams: number) {
   }
   await record(result)
   log(
-    `scaling ${streams} SSE streams: opened in ${result.openMs} ms, ${working}/${streams} working, ` +
+    `scaling ${streams} SSE streams over ${protocol}: opened in ${result.openMs} ms, ${working}/${streams} working, ` +
       `app +${result.appKbPerStream} KiB/stream, web process +${result.webKbPerStream} KiB/stream`,
   )
 }
@@ -733,7 +738,11 @@ async function main(): Promise<void> {
 
   // Scaling first, in a fresh process: memory freed by other workloads would hide what streams cost.
   if (has('scaling')) {
-    for (const streams of cfg.scaling) await guarded(`scaling ${streams}`, () => scaling(streams), { workload: 'scaling', streams })
+    for (const streams of cfg.scaling) {
+      for (const protocol of cfg.protocols) {
+        await guarded(`scaling ${streams} ${protocol}`, () => scaling(streams, protocol), { workload: 'scaling', streams, protocol })
+      }
+    }
   }
 
   if (has('tp64') || has('tp16k')) {

@@ -11,6 +11,7 @@
 //!                            [--echo] [--protocol P]... [--max-message-size BYTES]
 //!                            [--poll-url URL] [--send-url URL] [--poll-interval-ms N]
 //!                            [--probe-interval-ms N] [--after-failures N]
+//!                            [--cacert FILE] [--cert FILE] [--key FILE] [--http1.1]
 //! ```
 //!
 //! - `URL`: `ws://`, `wss://`, `http://` or `https://`; the transport defaults from the scheme. It may come
@@ -31,6 +32,12 @@
 //!   polls the URL itself from the start.
 //! - `--protocol P`: a WebSocket subprotocol to offer (repeat for more).
 //! - `--max-message-size BYTES`: the largest message accepted from the server; default 16 MiB.
+//! - `--cacert FILE`: a PEM bundle of CA certificates to trust besides the built-in roots (a company CA, a
+//!   test server's).
+//! - `--cert FILE`, `--key FILE`: a client certificate (PEM, the client's own certificate first) and its
+//!   private key, presented to every server that asks (mutual TLS). As with curl, the key may be in the
+//!   certificate's file: without `--key` it is read from there.
+//! - `--http1.1`: no HTTP/2 for SSE, polls and sends (by default they use it where a server offers it over TLS).
 //! - `--echo` (WebSocket): send every received message back unchanged, text as text and binary as binary,
 //!   in the order received. This is how the Autobahn fuzzingserver drives a client; run each case with
 //!   `--echo --no-reconnect`, so that a connection the client had to fail is not opened again.
@@ -74,6 +81,7 @@ use std::{
     collections::BTreeMap,
     ffi::OsString,
     io::{BufRead, Write},
+    path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
     time::Duration,
@@ -81,9 +89,9 @@ use std::{
 
 use clap::{error::ErrorKind, Parser, ValueEnum};
 use tauri_plugin_realtime_core::{
-    AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Error, FallbackOptions, Frame, Hub,
-    HubConfig, Limits, Outgoing, ProxyConfig, ProxySetting, ReconnectOptions, State, Toggle,
-    Transport,
+    pem_certificates, AllowAll, ChannelSink, ClientIdentity, ConnectOptions, ConnectRequest, Error,
+    FallbackOptions, Frame, Hub, HubConfig, Limits, Outgoing, ProxyConfig, ProxySetting,
+    ReconnectOptions, State, TlsConfig, Toggle, Transport,
 };
 use tokio::sync::mpsc;
 
@@ -95,7 +103,7 @@ tap [URL] [--options JSON] [--transport websocket|sse|poll] [--header 'K: V']...
            [--protocol P]... [--max-message-size BYTES]
            [--poll-url URL] [--send-url URL] [--poll-interval-ms N] [--probe-interval-ms N]
            [--after-failures N]
-           [--proxy URL] [--noproxy LIST]";
+           [--proxy URL] [--noproxy LIST] [--cacert FILE] [--cert FILE] [--key FILE] [--http1.1]";
 const ABOUT: &str = "\
 Prints every frame of the stream as one JSON line on stdout; sends each stdin line as text with send() (a POST
 to sendUrl beside SSE and polling).";
@@ -186,6 +194,23 @@ struct Cli {
     /// '*' for every host; overrides NO_PROXY
     #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
     noproxy: Option<String>,
+    /// A PEM bundle of CA certificates to trust, besides the built-in roots
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    cacert: Option<PathBuf>,
+    /// A PEM client certificate to present to every server that asks (mutual TLS); may hold the key too
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    cert: Option<PathBuf>,
+    /// The client certificate's PEM private key [default: read from the --cert file]
+    #[arg(
+        long,
+        value_name = "FILE",
+        allow_hyphen_values = true,
+        requires = "cert"
+    )]
+    key: Option<PathBuf>,
+    /// HTTP/1.1 only: no HTTP/2 for SSE, polls and sends, even where the server offers it
+    #[arg(long = "http1.1", overrides_with = "http1_1")]
+    http1_1: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -222,6 +247,53 @@ struct Args {
     options: ConnectOptions,
     echo: bool,
     proxy: ProxyConfig,
+    /// `--cacert`, `--cert` and `--key`.
+    tls: TlsConfig,
+    http1_only: bool,
+}
+
+/// A file a flag names, whole.
+fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{flag} {}: cannot read it: {e}", path.display()))
+}
+
+/// The TLS flags: CA certificates to trust, and a client identity for every URL.
+fn tls_config(
+    cacert: Option<&Path>,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<TlsConfig, String> {
+    let mut tls = TlsConfig::default();
+    if let Some(path) = cacert {
+        tls.extra_roots = pem_certificates(&read_file("--cacert", path)?)
+            .map_err(|e| format!("--cacert {}: {}", path.display(), tls_message(e)))?;
+    }
+    if let Some(cert_path) = cert {
+        let cert = read_file("--cert", cert_path)?;
+        // As curl: without --key, the key is in the certificate's file.
+        let key_pem = match key {
+            Some(path) => read_file("--key", path)?,
+            None => cert.clone(),
+        };
+        let identity = ClientIdentity::from_pem(&cert, &key_pem, |_| true).map_err(|e| {
+            let flags = if key.is_some() {
+                "--cert/--key"
+            } else {
+                "--cert"
+            };
+            format!("{flags}: {}", tls_message(e))
+        })?;
+        tls.client_identities.push(identity);
+    }
+    Ok(tls)
+}
+
+/// The engine's TLS message without its "could not set up TLS" prefix, which the flag's name replaces.
+fn tls_message(e: Error) -> String {
+    match e {
+        Error::Tls(m) => m,
+        other => other.to_string(),
+    }
 }
 
 /// What the command line asks for.
@@ -371,10 +443,17 @@ impl Cli {
             no_proxy: self.noproxy,
         };
         proxy.check().map_err(|e| format!("--proxy: {e}"))?;
+        let tls = tls_config(
+            self.cacert.as_deref(),
+            self.cert.as_deref(),
+            self.key.as_deref(),
+        )?;
         Ok(Args {
             options,
             echo: self.echo,
             proxy,
+            tls,
+            http1_only: self.http1_1,
         })
     }
 }
@@ -428,6 +507,8 @@ async fn run(args: Args) -> u8 {
             linger: Duration::ZERO,
             limits: limits(),
             proxy: args.proxy.clone(),
+            tls: args.tls,
+            http1_only: args.http1_only,
             ..Default::default()
         },
         tokio::runtime::Handle::current(),
@@ -689,7 +770,10 @@ mod tests {
     const WS: &str = "ws://127.0.0.1:1/";
     const HTTP: &str = "http://127.0.0.1:1/";
     /// Every flag that takes one value, with a value it accepts.
-    const SINGLE: [(&str, &str); 14] = [
+    const SINGLE: [(&str, &str); 17] = [
+        ("--cacert", "ca.pem"),
+        ("--cert", "client.pem"),
+        ("--key", "client.key"),
         ("--options", "{}"),
         ("--transport", "websocket"),
         ("--method", "GET"),
@@ -1014,6 +1098,88 @@ mod tests {
                 "cannot be used multiple times",
             );
         }
+    }
+
+    /// A file of the test's own in the temporary directory, removed when dropped.
+    struct TempFile(std::path::PathBuf);
+
+    impl TempFile {
+        fn new(name: &str, text: &str) -> Self {
+            let path = std::env::temp_dir().join(format!(
+                "tap-test-{}-{}-{name}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            std::fs::write(&path, text).expect("a temporary file");
+            Self(path)
+        }
+
+        fn arg(&self) -> &str {
+            self.0.to_str().expect("a UTF-8 temporary path")
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn tls_flags_read_their_files() {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(vec!["ca".to_owned()])
+            .unwrap()
+            .self_signed(&ca_key)
+            .unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["client".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let ca_file = TempFile::new("ca.pem", &ca.pem());
+        let cert_file = TempFile::new("cert.pem", &cert.pem());
+        let key_file = TempFile::new("key.pem", &key.serialize_pem());
+        let both = TempFile::new(
+            "both.pem",
+            &format!("{}{}", cert.pem(), key.serialize_pem()),
+        );
+        let other_key = TempFile::new(
+            "other.pem",
+            &rcgen::KeyPair::generate().unwrap().serialize_pem(),
+        );
+
+        let a = run(&[
+            HTTP,
+            "--cacert",
+            ca_file.arg(),
+            "--cert",
+            cert_file.arg(),
+            "--key",
+            key_file.arg(),
+        ]);
+        assert_eq!(a.tls.extra_roots, [ca.der().to_vec()]);
+        assert_eq!(a.tls.client_identities.len(), 1);
+        assert!(!a.http1_only);
+        // The key in the certificate's file, as curl allows.
+        let a = run(&[HTTP, "--cert", both.arg(), "--http1.1"]);
+        assert_eq!(a.tls.client_identities.len(), 1);
+        assert!(a.http1_only);
+        let a = run(&[HTTP]);
+        assert!(a.tls.extra_roots.is_empty() && a.tls.client_identities.is_empty());
+
+        refused(&[HTTP, "--cacert", key_file.arg()], "--cacert");
+        refused(&[HTTP, "--cacert", key_file.arg()], "no certificate found");
+        refused(&[HTTP, "--cacert", "/nonexistent/ca.pem"], "cannot read it");
+        refused(
+            &[HTTP, "--cert", cert_file.arg()],
+            "--cert: client certificate: no private key found",
+        );
+        refused(
+            &[HTTP, "--cert", cert_file.arg(), "--key", other_key.arg()],
+            "--cert/--key: client certificate: the private key does not match the certificate",
+        );
+        refused(&[HTTP, "--key", key_file.arg()], "--cert");
     }
 
     #[test]

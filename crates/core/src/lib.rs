@@ -66,7 +66,7 @@ pub use sink::{
     AckWindow, BatchLimits, ChannelSink, FrameSink, SinkGone, MAX_ACK_BYTES, MAX_ACK_FRAMES,
 };
 pub use time::MAX_SERVER_DELAY;
-pub use tls::{pem_certificates, TlsConfig};
+pub use tls::{pem_certificates, ClientIdentity, TlsConfig, UrlMatcher};
 pub use transport::{AllowAll, HeaderSource, UrlGuard};
 pub use wake::LinkCheck;
 

@@ -981,3 +981,104 @@ async fn tap_falls_back_to_polling_with_its_flags() {
         "expected one stream attempt, then polling, got {seen:?}"
     );
 }
+
+/// curl's TLS flags: `--cacert` trusts the test's CA, `--cert` (the key in the same file, as curl allows)
+/// answers a server that requires a client certificate, `--http1.1` turns HTTP/2 off; without `--cert`, the
+/// reason says one is required.
+#[tokio::test]
+async fn tap_takes_curls_tls_flags() {
+    use axum::{
+        extract::ws::{Message as AxMessage, WebSocket, WebSocketUpgrade},
+        routing::get,
+        Router,
+    };
+    use realtime_testkit::tls::{serve_tls, Pki, TlsServe};
+    let pki = Pki::new();
+    let app = Router::new()
+        .route(
+            "/ws",
+            get(|ws: WebSocketUpgrade| async move {
+                ws.on_upgrade(|mut s: WebSocket| async move {
+                    let _ = s.send(AxMessage::Text("hello".into())).await;
+                    let _ = s.send(AxMessage::Close(None)).await;
+                })
+            }),
+        )
+        .route(
+            "/sse",
+            get(|| async { ([("content-type", "text/event-stream")], "data: hello\n\n") }),
+        );
+    let serve = TlsServe {
+        require_client_cert: true,
+        ..TlsServe::h2()
+    };
+    let (addr, stats) = serve_tls(&pki, serve, app).await;
+    let dir = std::env::temp_dir().join(format!(
+        "tap-tls-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = pki.client_identity("tap");
+    let (ca_file, both_file) = (dir.join("ca.pem"), dir.join("client.pem"));
+    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
+    std::fs::write(&both_file, format!("{cert}{key}")).unwrap();
+    let (ca, both) = (ca_file.to_str().unwrap(), both_file.to_str().unwrap());
+
+    let ws = format!("wss://{addr}/ws");
+    let run = finish(
+        tap(&[&ws, "--cacert", ca, "--cert", both, "--no-reconnect"])
+            .spawn()
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        summary(&run.frames).contains(&"message:hello".to_owned()),
+        "expected the message through mutual TLS, got {:?} (stderr: {})",
+        run.frames,
+        run.stderr
+    );
+
+    let sse = format!("https://{addr}/sse");
+    for (extra, version) in [
+        (None, axum::http::Version::HTTP_2),
+        (Some("--http1.1"), axum::http::Version::HTTP_11),
+    ] {
+        let mut args = vec![
+            sse.as_str(),
+            "--cacert",
+            ca,
+            "--cert",
+            both,
+            "--no-reconnect",
+        ];
+        args.extend(extra);
+        let run = finish(tap(&args).spawn().unwrap()).await;
+        assert!(
+            summary(&run.frames).contains(&"message:hello".to_owned()),
+            "{args:?}: expected the message, got {:?} (stderr: {})",
+            run.frames,
+            run.stderr
+        );
+        let last = stats.requests().last().cloned();
+        assert_eq!(last.map(|r| r.1), Some(version), "{args:?}");
+    }
+
+    let run = finish(
+        tap(&[&ws, "--cacert", ca, "--no-reconnect"])
+            .spawn()
+            .unwrap(),
+    )
+    .await;
+    run.assert_exit(1, " without a client certificate");
+    let failed = run.frames.iter().find(|f| f["state"] == "failed").cloned();
+    assert!(
+        failed
+            .as_ref()
+            .and_then(|f| f["reason"].as_str())
+            .is_some_and(|r| r.contains("requires a client certificate")),
+        "expected a reason that says a client certificate is required, got {:?}",
+        run.frames
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

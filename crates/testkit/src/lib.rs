@@ -5,6 +5,8 @@
 //! - [`raw`]: raw-TCP servers (killable, dripping, silent, flooding) and the reading of a request head.
 //! - [`count`]: counters of what a server holds ([`Gauge`], a listener that counts its sockets) and a
 //!   loopback server that counts its WebSocket sessions and SSE streams and relays what a test says to them.
+//! - [`tls`]: a loopback CA (rcgen) and a TLS server of an axum router over HTTP/2 or HTTP/1.1 (ALPN), with
+//!   client certificates if asked, counting its TCP connections and the HTTP version of every request.
 //! - Here: [`WAIT`], [`Seen`], [`serve`], [`closed_port`] and [`wait_until`].
 //!
 //! Every server binds 127.0.0.1 and every wait is bounded by [`WAIT`]. Nothing here knows the engine or Tauri
@@ -13,6 +15,7 @@
 pub mod count;
 pub mod raw;
 pub mod sse;
+pub mod tls;
 
 use std::{
     net::SocketAddr,

@@ -10,7 +10,8 @@
 //! `BENCH_REPS` (repetitions, default 3, 1 when quick), `BENCH_ONLY` (comma-separated workloads: `tp64`, `tp16k`,
 //! `latency`, `poll`, `scaling`, `burst`, `micro`), `BENCH_TIMEOUT_S` (the whole run, default 1200: then the results so far
 //! are written and the app exits with status 3),
-//! `BENCH_MECHS` (comma-separated mechanisms, e.g. `realtime-ws`: to profile one).
+//! `BENCH_MECHS` (comma-separated mechanisms, e.g. `realtime-ws`: to profile one), `BENCH_PROTOCOLS` (the
+//! scaling workload's, in order: `http1,http2` by default; one alone measures it in a fresh app).
 
 // Keeps a console window from opening next to the app on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
@@ -41,6 +42,8 @@ const SERVER_MAX_LIFETIME: Duration = Duration::from_secs(3600);
 #[serde(rename_all = "camelCase")]
 struct Config {
     http: String,
+    /// The same server over TLS and HTTP/2: the idle-stream scaling runs over both.
+    https: String,
     ws: String,
     quick: bool,
     reps: u32,
@@ -53,6 +56,8 @@ struct Config {
     poll_rates: Vec<u32>,
     poll_s: f64,
     scaling: Vec<u32>,
+    /// The scaling workload's protocols, in order: `HTTP/1.1`, `HTTP/2` (`BENCH_PROTOCOLS=http1,http2`).
+    protocols: Vec<String>,
     idle_s: f64,
     burst_n: u32,
     burst_size: u32,
@@ -68,7 +73,7 @@ const WORKLOADS: [&str; 7] = [
 ];
 
 impl Config {
-    fn from_env(port: u16) -> Result<Self, String> {
+    fn from_env(port: u16, tls_port: u16) -> Result<Self, String> {
         let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
         let reps = match std::env::var("BENCH_REPS") {
             Ok(v) if !v.is_empty() => v
@@ -95,6 +100,7 @@ impl Config {
         let all_mechs = ["realtime-ws", "realtime-sse", "official-ws", "native-ws"];
         Ok(Self {
             http: format!("http://127.0.0.1:{port}"),
+            https: format!("https://127.0.0.1:{tls_port}"),
             ws: format!("ws://127.0.0.1:{port}"),
             quick,
             reps,
@@ -110,6 +116,19 @@ impl Config {
                 vec![1, 10, 100]
             } else {
                 vec![1, 10, 100, 1_000]
+            },
+            protocols: match std::env::var("BENCH_PROTOCOLS") {
+                Ok(v) if !v.trim().is_empty() => v
+                    .split(',')
+                    .map(|p| match p.trim() {
+                        "http1" => Ok("HTTP/1.1".to_owned()),
+                        "http2" => Ok("HTTP/2".to_owned()),
+                        other => Err(format!(
+                            "BENCH_PROTOCOLS: unknown protocol {other:?} (known: http1, http2)"
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?,
+                _ => vec!["HTTP/1.1".to_owned(), "HTTP/2".to_owned()],
             },
             idle_s: if quick { 2.0 } else { 5.0 },
             burst_n: if quick { 20_000 } else { 200_000 },
@@ -399,8 +418,9 @@ fn gvariant_deliver<R: tauri::Runtime>(
     Err(tauri::Error::WebviewNotFound)
 }
 
-/// `realtime-bench --serve`: the bench server alone. Prints `PORT <n>`, and exits when its stdin closes (the app
-/// is gone) or after [`SERVER_MAX_LIFETIME`].
+/// `realtime-bench --serve`: the bench server alone, over cleartext HTTP/1.1 and, with the same routes and
+/// state, over TLS with HTTP/2 (a CA of its own, made at start). Prints `PORT <n>`, then `TLS <port> <the CA's
+/// DER in hex>`, and exits when its stdin closes (the app is gone) or after [`SERVER_MAX_LIFETIME`].
 fn serve() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -411,20 +431,39 @@ fn serve() {
             .await
             .expect("cannot listen on 127.0.0.1");
         let port = listener.local_addr().expect("no local address").port();
+        let app = server::router();
+        let pki = realtime_testkit::tls::Pki::new();
+        let (tls, _) = realtime_testkit::tls::serve_tls(
+            &pki,
+            realtime_testkit::tls::TlsServe::h2(),
+            app.clone(),
+        )
+        .await;
+        let ca: String = pki.ca_der.iter().map(|b| format!("{b:02x}")).collect();
         println!("PORT {port}");
+        println!("TLS {} {ca}", tls.port());
         std::thread::spawn(|| {
             let mut sink = [0u8; 64];
             while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
             std::process::exit(0);
         });
         tokio::select! {
-            r = server::serve(listener) => r.expect("bench server failed"),
+            r = axum::serve(listener, app) => r.expect("bench server failed"),
             _ = tokio::time::sleep(SERVER_MAX_LIFETIME) => {}
         }
     });
 }
 
-fn start_server() -> Result<(Child, u16), String> {
+/// The bench server as the app knows it.
+struct Served {
+    child: Child,
+    port: u16,
+    /// Its TLS (HTTP/2) port, and the CA to trust for it.
+    tls_port: u16,
+    ca_der: Vec<u8>,
+}
+
+fn start_server() -> Result<Served, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let mut child = Command::new(exe)
         .arg("--serve")
@@ -434,8 +473,9 @@ fn start_server() -> Result<(Child, u16), String> {
         .spawn()
         .map_err(|e| format!("cannot start the bench server: {e}"))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut stdout = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout)
+    stdout
         .read_line(&mut line)
         .map_err(|e| format!("cannot read the bench server's port: {e}"))?;
     let port = line
@@ -443,7 +483,33 @@ fn start_server() -> Result<(Child, u16), String> {
         .strip_prefix("PORT ")
         .and_then(|p| p.parse().ok())
         .ok_or(format!("the bench server said {line:?}, not its port"))?;
-    Ok((child, port))
+    let mut tls = String::new();
+    stdout
+        .read_line(&mut tls)
+        .map_err(|e| format!("cannot read the bench server's TLS port: {e}"))?;
+    let (tls_port, ca_der) = tls
+        .trim()
+        .strip_prefix("TLS ")
+        .and_then(|rest| rest.split_once(' '))
+        .and_then(|(p, hex)| {
+            let der = (0..hex.len())
+                .step_by(2)
+                .map(|i| {
+                    hex.get(i..i + 2)
+                        .and_then(|b| u8::from_str_radix(b, 16).ok())
+                })
+                .collect::<Option<Vec<u8>>>()?;
+            Some((p.parse().ok()?, der))
+        })
+        .ok_or(format!(
+            "the bench server said {tls:?}, not its TLS port and CA"
+        ))?;
+    Ok(Served {
+        child,
+        port,
+        tls_port,
+        ca_der,
+    })
 }
 
 fn main() {
@@ -451,11 +517,16 @@ fn main() {
         serve();
         return;
     }
-    let (child, port) = start_server().unwrap_or_else(|e| {
+    let Served {
+        child,
+        port,
+        tls_port,
+        ca_der,
+    } = start_server().unwrap_or_else(|e| {
         eprintln!("bench: {e}");
         std::process::exit(2);
     });
-    let config = Config::from_env(port).unwrap_or_else(|e| {
+    let config = Config::from_env(port, tls_port).unwrap_or_else(|e| {
         eprintln!("bench: {e}");
         std::process::exit(2);
     });
@@ -467,7 +538,7 @@ fn main() {
         std::env::var("BENCH_OUT").unwrap_or_else(|_| "artifacts/bench.json".to_owned()),
     );
     eprintln!(
-        "bench: server on 127.0.0.1:{port}, workloads {:?}, {} repetition(s){}",
+        "bench: server on 127.0.0.1:{port} (TLS, HTTP/2: {tls_port}), workloads {:?}, {} repetition(s){}",
         config.workloads,
         config.reps,
         if config.quick { ", quick" } else { "" }
@@ -486,6 +557,8 @@ fn main() {
             tauri_plugin_realtime::Builder::new()
                 .max_connections(MAX_STREAMS)
                 .max_subscriptions_per_webview(MAX_STREAMS)
+                // The bench server's own CA, for its HTTP/2 port.
+                .add_root_certificate(ca_der)
                 .build(),
         )
         .plugin(tauri_plugin_websocket::init())

@@ -1,6 +1,7 @@
-//! The bench server: an axum app on `127.0.0.1:<random port>` that the bench page streams from. Nothing in here
-//! knows about Tauri. The app runs it in a child process of its own binary (`realtime-bench --serve`), so that
-//! the app process's memory and CPU time measure the client side only.
+//! The bench server: an axum app on `127.0.0.1:<random port>` that the bench page streams from, and the same
+//! routes and state over TLS with HTTP/2 on a second port (for the idle-stream scaling over HTTP/2). Nothing in
+//! here knows about Tauri. The app runs it in a child process of its own binary (`realtime-bench --serve`), so
+//! that the app process's memory and CPU time measure the client side only.
 //!
 //! Every message is text: `"<index> <epoch ms, 3 decimals> "` padded with `x` to the requested size. The stamp
 //! is the wall clock (`SystemTime`) at the moment the message is handed to the socket, in the unit of JavaScript's
@@ -46,10 +47,7 @@ use axum::{
 use futures_util::{SinkExt, StreamExt};
 use realtime_testkit::{sse, Gauge};
 use serde::{Deserialize, Serialize};
-use tokio::{
-    net::TcpListener,
-    sync::{broadcast, mpsc},
-};
+use tokio::sync::{broadcast, mpsc};
 
 /// How long a stream stays open after its last message, waiting for the client to close it.
 pub const HOLD: Duration = Duration::from_secs(300);
@@ -378,7 +376,8 @@ async fn stats(State(shared): State<Shared>) -> Response {
     )
 }
 
-fn router() -> Router {
+/// The routes and their shared state (served over cleartext and over TLS with the same state).
+pub fn router() -> Router {
     let (ping, _) = broadcast::channel(16);
     let shared = Shared {
         ws_open: Arc::default(),
@@ -397,11 +396,6 @@ fn router() -> Router {
         .route("/poll", get(poll))
         .route("/stats", get(stats))
         .with_state(shared)
-}
-
-/// Serves on `listener` until the future is dropped.
-pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router()).await
 }
 
 #[cfg(test)]
@@ -436,9 +430,9 @@ mod tests {
 
     #[tokio::test]
     async fn poll_serves_the_events_that_exist_after_since() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(serve(listener));
+        let task = tokio::spawn(async move { axum::serve(listener, router()).await });
         let get = |path: String| async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -55,8 +55,11 @@ pub struct HubConfig {
     /// Bytes of frames waiting per subscriber before the upstream read is paused (a frame larger than this
     /// still passes alone). Default: 1 MiB.
     pub channel_bytes: usize,
-    /// Which certificates to trust.
+    /// Which certificates to trust, and the client certificates to present.
     pub tls: TlsConfig,
+    /// HTTP/1.1 only: no HTTP/2 for event streams, polls and sends even where a server offers it over TLS
+    /// (ALPN). Default: false (HTTP/2 where offered; cleartext `http://` is HTTP/1.1 either way).
+    pub http1_only: bool,
     /// Headers the app's Rust code attaches per URL (e.g. a bearer token), unseen by JavaScript.
     pub secret_headers: SecretHeaders,
     /// Which proxy every request goes through. Default: the environment, then the OS's settings.
@@ -92,6 +95,7 @@ impl Default for HubConfig {
             channel_capacity: 1024,
             channel_bytes: 1 << 20,
             tls: TlsConfig::default(),
+            http1_only: false,
             secret_headers: SecretHeaders::default(),
             proxy: ProxyConfig::default(),
             detect_wake: true,
@@ -197,6 +201,7 @@ impl Hub {
     ) -> Result<Self, Error> {
         let env = Arc::new(Env::new(
             &config.tls,
+            config.http1_only,
             config.secret_headers.0.clone(),
             &config.proxy,
         )?);

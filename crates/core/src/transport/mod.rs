@@ -6,6 +6,7 @@
 //!
 //! `request.rs` holds what every request shares (the client, headers, classification of failures, `Retry-After`).
 
+mod clients;
 mod poll;
 mod post;
 pub(crate) mod request;
@@ -200,13 +201,14 @@ pub(crate) async fn open(
     resume: String,
 ) -> Result<Upstream, AttemptError> {
     let limit = opts.connect_timeout;
+    let until = crate::time::deadline(limit);
     let opening = async {
         match opts.transport {
             Transport::Websocket => ws::open(&opts, &env, &notes)
                 .await
                 .map(|ws| Upstream::Ws(Box::new(ws))),
             Transport::Sse | Transport::Poll => {
-                sse::open(&opts, &env, &resume, guard.as_ref(), &notes)
+                sse::open(&opts, &env, &resume, guard.as_ref(), &notes, until)
                     .await
                     .map(|sse| Upstream::Sse(Box::new(sse)))
             }

@@ -282,7 +282,7 @@ impl Poller {
         max_size: usize,
         jar: Option<(&Cookies, &Notes)>,
     ) -> Result<Polled, AttemptError> {
-        let mut req = env.http.get(url.clone());
+        let mut req = env.http.for_request(url).get(url.clone());
         for (n, v) in headers {
             req = req.header(n.clone(), v.clone());
         }

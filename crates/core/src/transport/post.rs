@@ -227,7 +227,11 @@ async fn post_once(
             key.clone(),
         ));
     }
-    let mut post = env.http.post(url.clone()).body(body.clone());
+    let mut post = env
+        .http
+        .for_request(url)
+        .post(url.clone())
+        .body(body.clone());
     for (n, v) in headers {
         post = post.header(n, v);
     }

@@ -11,44 +11,52 @@ use std::{
     time::Duration,
 };
 
-use super::{AttemptError, HeaderSource};
+use super::{clients::Clients, AttemptError, HeaderSource};
 use crate::{
     error::Error,
     options::Resolved,
     proxy::{Proxies, ProxyConfig},
     time::server_delay,
-    tls::{client_config, TlsConfig},
+    tls::{client_config, http_alpn, with_identity, ClientIdentity, TlsConfig},
 };
 
-/// What every connection shares: the HTTP client, the TLS configuration and the app's secret headers.
+/// What every connection shares: the HTTP clients, the TLS configuration and the app's secret headers.
 pub(crate) struct Env {
-    pub http: reqwest::Client,
-    pub tls: Arc<rustls::ClientConfig>,
+    /// The HTTP clients, chosen per request URL (`clients.rs`).
+    pub http: Arc<Clients>,
+    /// The WebSocket's TLS, per client identity as in [`Clients`]: `[0]` without a client certificate.
+    ws_tls: Vec<Arc<rustls::ClientConfig>>,
+    identities: Vec<ClientIdentity>,
     pub secrets: Option<Arc<dyn HeaderSource>>,
     /// The one proxy decision, asked by the HTTP client and by the WebSocket.
     pub proxies: Arc<Proxies>,
 }
 
 impl Env {
+    /// `http1_only`: no HTTP/2 even where the server offers it.
     pub(crate) fn new(
         tls: &TlsConfig,
+        http1_only: bool,
         secrets: Option<Arc<dyn HeaderSource>>,
         proxy: &ProxyConfig,
     ) -> Result<Self, Error> {
-        let tls = client_config(tls)?;
+        let base = client_config(tls)?;
         let proxies = Arc::new(Proxies::new(proxy)?);
-        let http = reqwest::Client::builder()
-            // reqwest asks the same decision as the WebSocket instead of reading the environment itself.
-            .proxy(proxies.reqwest())
-            .use_preconfigured_tls(tls.clone())
-            // Redirects are followed by hand, so that every hop is checked against the scope.
-            .redirect(reqwest::redirect::Policy::none())
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| Error::Tls(e.to_string()))?;
+        let http = Arc::new(Clients::new(
+            &base,
+            &tls.client_identities,
+            http1_only,
+            proxies.reqwest(),
+        )?);
+        // tungstenite speaks WebSocket over HTTP/1.1 only (no RFC 8441), so it never offers h2.
+        let ws_tls = std::iter::once(None)
+            .chain(tls.client_identities.iter().map(Some))
+            .map(|id| Arc::new(with_identity(&base, id, http_alpn(true))))
+            .collect();
         Ok(Self {
             http,
-            tls: Arc::new(tls),
+            ws_tls,
+            identities: tls.client_identities.clone(),
             secrets,
             proxies,
         })
@@ -105,6 +113,16 @@ impl Env {
             },
             other => other,
         }
+    }
+
+    /// The WebSocket's TLS configuration for `url`, with the client certificate it asks for.
+    pub(crate) fn ws_tls(&self, url: &url::Url) -> Arc<rustls::ClientConfig> {
+        let i = self
+            .identities
+            .iter()
+            .position(|id| id.matches(url))
+            .map_or(0, |i| i + 1);
+        self.ws_tls[i].clone()
     }
 
     /// The connection's headers for a request to `url`, with the secret ones put over them.
@@ -262,14 +280,39 @@ pub(crate) fn classify_status(
     }
 }
 
+/// Alerts a server sends about the client's certificate (or its lack), which retrying cannot fix.
+const CERTIFICATE_ALERTS: [rustls::AlertDescription; 8] = [
+    rustls::AlertDescription::CertificateRequired,
+    rustls::AlertDescription::BadCertificate,
+    rustls::AlertDescription::UnsupportedCertificate,
+    rustls::AlertDescription::CertificateRevoked,
+    rustls::AlertDescription::CertificateExpired,
+    rustls::AlertDescription::CertificateUnknown,
+    rustls::AlertDescription::UnknownCA,
+    rustls::AlertDescription::AccessDenied,
+];
+
 /// A TLS failure that retrying cannot fix (an untrusted or invalid certificate, no common protocol),
 /// found anywhere in an error's chain. Libraries wrap rustls errors in `io::Error`s, so look inside those too.
 pub(crate) fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     fn fatal(r: &rustls::Error) -> Option<String> {
+        use rustls::AlertDescription as A;
         match r {
             rustls::Error::InvalidCertificate(_)
             | rustls::Error::NoCertificatesPresented
             | rustls::Error::PeerIncompatible(_) => Some(format!("TLS error: {r}")),
+            // TLS 1.3 names it; over TLS 1.2 a server without a certificate from us says only "handshake
+            // failure", which could be anything, so that one stays a network error.
+            rustls::Error::AlertReceived(A::CertificateRequired) => Some(
+                "TLS error: the server requires a client certificate (TLS alert certificate_required); give one \
+                 for this URL with the plugin's Builder::client_identity (tap: --cert and --key)"
+                    .into(),
+            ),
+            rustls::Error::AlertReceived(a) if CERTIFICATE_ALERTS.contains(a) => Some(format!(
+                "TLS error: the server refused the client certificate, or the lack of one (TLS alert {a:?}); check \
+                 the one given for this URL with Builder::client_identity (tap: --cert), and which CA the server \
+                 trusts"
+            )),
             _ => None,
         }
     }
@@ -277,6 +320,16 @@ pub(crate) fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<Strin
     while let Some(err) = current {
         if let Some(r) = err.downcast_ref::<rustls::Error>() {
             return fatal(r);
+        }
+        // HTTP/2 (h2) keeps an I/O error's kind and text only, so an alert read on an HTTP/2 connection comes as
+        // text: rustls's own, for the alerts that say something about the client certificate.
+        let text = err.to_string();
+        if let Some(r) = CERTIFICATE_ALERTS
+            .iter()
+            .map(|a| rustls::Error::AlertReceived(*a))
+            .find(|r| text.contains(&r.to_string()))
+        {
+            return fatal(&r);
         }
         // `io::Error::source` skips the error it wraps, so step into it by hand.
         current = match err

@@ -14,6 +14,7 @@ use tokio::time::{sleep, Instant, Sleep};
 use url::Url;
 
 use super::{
+    clients::Slot,
     request::{classify_status, error_chain, last_event_id_header, retry_after, store_cookies},
     AttemptError, Env, Event, Notes, Received, UrlGuard,
 };
@@ -45,6 +46,8 @@ pub(crate) struct SseUpstream {
     ending: Option<Ended>,
     since: Instant,
     delivered: bool,
+    /// The stream's place on its HTTP client's lane, given back when the stream is dropped.
+    _slot: Option<Slot>,
 }
 
 impl SseUpstream {
@@ -69,7 +72,13 @@ impl SseUpstream {
             ending: None,
             since: Instant::now(),
             delivered: false,
+            _slot: None,
         }
+    }
+
+    fn holding(mut self, slot: Slot) -> Self {
+        self._slot = Some(slot);
+        self
     }
 
     fn progress(&self) -> Progress {
@@ -152,21 +161,30 @@ impl SseUpstream {
     }
 }
 
-/// Sends the request and checks the response: 200 with `text/event-stream`, or a classified error.
+/// Sends the request and checks the response: 200 with `text/event-stream`, or a classified error. The
+/// response must come by `until` (the connect timeout).
 pub(crate) async fn open(
     opts: &Resolved,
     env: &Env,
     resume: &str,
     guard: &dyn UrlGuard,
     notes: &Notes,
+    until: Instant,
 ) -> Result<SseUpstream, AttemptError> {
     let mut url = opts.url.clone();
     let mut method = opts.method.clone();
     let mut body = opts.body.clone();
     let mut same_origin = true;
-    for _hop in 0..=MAX_REDIRECTS {
-        let mut req = env
-            .http
+    let mut slot = env.http.stream(&opts.url);
+    slot.turn(until).await;
+    for hop in 0..=MAX_REDIRECTS {
+        // A hop keeps the stream's lane, with the client certificate its own URL asks for.
+        let client = if hop == 0 {
+            slot.client()
+        } else {
+            env.http.on_lane(&url, slot.lane())
+        };
+        let mut req = client
             .request(method.clone(), url.clone())
             .header(header::ACCEPT, "text/event-stream")
             .header(header::CACHE_CONTROL, "no-cache");
@@ -188,10 +206,14 @@ pub(crate) async fn open(
         if let Some(b) = &body {
             req = req.body(b.clone());
         }
-        let response = match req.send().await {
-            Ok(r) => r,
-            Err(e) => return Err(env.request_failed("network error", &url, &e).await),
+        let response = match tokio::time::timeout_at(until, req.send()).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(env.request_failed("network error", &url, &e).await),
+            Err(_) => return Err(unanswered(&slot, hop, opts.connect_timeout)),
         };
+        if hop == 0 {
+            slot.answered(response.version());
+        }
         store_cookies(opts, &url, response.headers(), notes).await;
         let status = response.status();
         if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
@@ -218,11 +240,34 @@ pub(crate) async fn open(
             .bytes_stream()
             .map(|chunk| chunk.map_err(|e| error_chain(&e)))
             .boxed();
-        return Ok(SseUpstream::new(body, opts, resume));
+        return Ok(SseUpstream::new(body, opts, resume).holding(slot));
     }
     Err(AttemptError::Fatal {
         reason: format!("too many redirects (more than {MAX_REDIRECTS})"),
     })
+}
+
+/// No answer by the connect timeout. Over an HTTP/2 connection that already carries other streams, that is
+/// the server's stream limit (hyper queues a request beyond `SETTINGS_MAX_CONCURRENT_STREAMS` until a stream
+/// ends, and an event stream does not end): the connection is taken as full, and the next attempt goes to
+/// another one.
+fn unanswered(slot: &Slot, hop: usize, limit: Duration) -> AttemptError {
+    let ms = limit.as_millis();
+    let reason = if hop == 0 && slot.shares_h2() {
+        let streams = slot.full();
+        format!(
+            "timed out after {ms} ms opening the stream: the HTTP/2 connection to {} already carries {streams} event \
+             streams, which the server takes as its limit (SETTINGS_MAX_CONCURRENT_STREAMS); the next attempt \
+             opens another connection",
+            slot.origin()
+        )
+    } else {
+        format!("timed out after {ms} ms opening the stream")
+    };
+    AttemptError::Retry {
+        reason,
+        retry_after: None,
+    }
 }
 
 fn check_response(response: reqwest::Response) -> Result<reqwest::Response, AttemptError> {

@@ -506,7 +506,7 @@ pub(crate) async fn open(
     let config = WebSocketConfig::default()
         .max_message_size(Some(opts.max_message_size))
         .max_frame_size(Some(opts.max_message_size));
-    let connector = Connector::Rustls(env.tls.clone());
+    let connector = Connector::Rustls(env.ws_tls(&opts.url));
     // The socket first (through the proxy, if any, which never sees the scope: only the target is checked),
     // then TLS to the target and the upgrade over it.
     let stream = crate::proxy::connect(&env.proxies, &opts.url).await?;
