@@ -26,10 +26,9 @@ use axum::{
 };
 use common::{
     all_tasks_end, closed_port, connect, drip_server, flood, hub, hub_with, once, opts, raw_server,
-    read_head, reason, state_of, subscribe, until_closed, wait_until, Frames, Seen, OWNER,
-    SSE_HEAD, WAIT,
+    read_head, reason, say_sse, say_ws, state_of, subscribe, until_closed, wait_until, Frames,
+    Seen, OWNER, SSE_HEAD, WAIT,
 };
-use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tauri_plugin_realtime_core::{
     pem_certificates, AllowAll, ConnectOptions, Error, Frame, HeaderSource, HeartbeatOptions, Hub,
@@ -41,7 +40,6 @@ use tokio::{
     net::TcpListener,
     sync::mpsc,
 };
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// Private upstream, quick retries.
 fn quick(url: impl Into<String>) -> ConnectOptions {
@@ -468,24 +466,8 @@ async fn tls_server(pki: &Pki, mode: Serve, seen: Seen) -> SocketAddr {
                 };
                 seen.push("handshake ok");
                 match mode {
-                    Serve::Ws => {
-                        let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
-                            return;
-                        };
-                        let _ = ws.send(WsMessage::text("hello-tls")).await;
-                        let _ = tokio::time::timeout(WAIT, async {
-                            while let Some(Ok(_)) = ws.next().await {}
-                        })
-                        .await;
-                    }
-                    Serve::Sse => {
-                        read_head(&mut tls).await;
-                        let _ = tls
-                            .write_all(&[SSE_HEAD, b"data: hello-tls\n\n"].concat())
-                            .await;
-                        let _ = tls.flush().await;
-                        until_closed(&mut tls).await;
-                    }
+                    Serve::Ws => say_ws(tls, "hello-tls").await,
+                    Serve::Sse => say_sse(&mut tls, b"data: hello-tls\n\n").await,
                 }
             });
         }

@@ -19,7 +19,7 @@ pub use realtime_testkit::{
     count::{CountingServer, Kind},
     raw::{
         self, answer_sse, bind, chunk, deaf_ws, drip_server, flood, header_of, raw_server,
-        read_head, silent, until_closed, RawServer, SSE_HEAD, SSE_HEAD_CHUNKED,
+        read_head, say_sse, say_ws, silent, until_closed, RawServer, SSE_HEAD, SSE_HEAD_CHUNKED,
     },
     serve, sse, wait_until, Seen, WAIT,
 };
