@@ -5,6 +5,7 @@
 
 mod common;
 mod tapkit;
+mod tlskit;
 
 use std::{
     path::PathBuf,
@@ -15,7 +16,6 @@ use std::{
 
 use axum::{routing::get, Router};
 use common::*;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tauri_plugin_realtime_core::{
     ConnectOptions, Error, FallbackOptions, Hub, HubConfig, Outgoing, ProxyConfig, ProxySetting,
     State, TlsConfig, Toggle, Transport, UrlGuard,
@@ -155,54 +155,17 @@ fn trusting(roots: Vec<Vec<u8>>) -> TlsConfig {
     }
 }
 
-/// A CA and a certificate it signed for 127.0.0.1, and a TLS server with it: a WebSocket that says "hello-tls"
-/// (`sse: false`) or an event stream with one event "hello-tls".
+/// A TLS server with a certificate for 127.0.0.1 of a fresh CA: a WebSocket that says "hello-tls" (`sse:
+/// false`) or an event stream with one event "hello-tls"; and the CA, to trust.
 async fn tls_server(sse: bool) -> (std::net::SocketAddr, Vec<u8>) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose,
+    let pki = tlskit::pki(&["127.0.0.1"]);
+    let mode = if sse {
+        tlskit::Serve::Sse
+    } else {
+        tlskit::Serve::Ws
     };
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![CertificateDer::from(leaf.der().to_vec())],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(Ok(mut tls)) = tokio::time::timeout(WAIT, acceptor.accept(tcp)).await else {
-                    return;
-                };
-                if sse {
-                    say_sse(&mut tls, b"data: hello-tls\n\n").await;
-                } else {
-                    say_ws(tls, "hello-tls").await;
-                }
-            });
-        }
-    });
-    (addr, ca.der().to_vec())
+    let addr = tlskit::tls_server(&pki, mode, Seen::default()).await;
+    (addr, pki.ca_der)
 }
 
 /// GET /poll answers a body, POST /send takes a message.
