@@ -85,18 +85,12 @@ fn test_hub() -> (Hub, Arc<TestClock>, mpsc::UnboundedSender<(bool, IpAddr)>) {
     (hub, clock, tx)
 }
 
-#[derive(Clone, Default)]
-struct App {
-    seen: Seen,
-    sessions: Arc<AtomicUsize>,
-}
-
 /// A chat server: greets each session with `hello <n>`, numbers what it streams (`tick <i>` every 20 ms,
 /// asked for with `stream`), goes deaf on `deaf` (stops reading for good, holding the socket: no pong, no
 /// close), and records `<n>:protocol-ping`, `<n>:<text>`.
-async fn chat(ws: WebSocketUpgrade, AxState(app): AxState<App>) -> impl IntoResponse {
+async fn chat(ws: WebSocketUpgrade, AxState(app): AxState<Sessions>) -> impl IntoResponse {
     ws.on_upgrade(move |mut socket: WebSocket| async move {
-        let n = app.sessions.fetch_add(1, Ordering::SeqCst) + 1;
+        let n = app.open();
         let _ = socket
             .send(Message::Text(format!("hello {n}").into()))
             .await;
@@ -138,14 +132,14 @@ async fn chat(ws: WebSocketUpgrade, AxState(app): AxState<App>) -> impl IntoResp
     })
 }
 
-fn router(app: &App) -> Router {
+fn router(app: &Sessions) -> Router {
     Router::new()
         .route("/chat", get(chat))
         .with_state(app.clone())
 }
 
-async fn server() -> (std::net::SocketAddr, App) {
-    let app = App::default();
+async fn server() -> (std::net::SocketAddr, Sessions) {
+    let app = Sessions::default();
     (serve(router(&app)).await, app)
 }
 
@@ -173,8 +167,8 @@ fn is_message(f: &Frame, text: &str) -> bool {
 }
 
 /// The chat server, started late on `listener` (a port the client already tries).
-fn serve_chat_on(listener: tokio::net::TcpListener) -> App {
-    let app = App::default();
+fn serve_chat_on(listener: tokio::net::TcpListener) -> Sessions {
+    let app = Sessions::default();
     let router = router(&app);
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
@@ -236,7 +230,7 @@ async fn after_a_sleep_a_connection_waiting_a_long_backoff_tries_at_once() {
 }
 
 /// Starts a WebSocket to the chat server and makes it go deaf: the link is dead, but nothing says so.
-async fn deaf_link(hub: &Hub) -> (App, String, Frames) {
+async fn deaf_link(hub: &Hub) -> (Sessions, String, Frames) {
     let (addr, app) = server().await;
     let (id, mut tape) = connect(hub, ws(format!("ws://{addr}/chat"), 50));
     tape.message("hello 1").await;
@@ -541,7 +535,7 @@ async fn a_servers_retry_after_holds_less_the_time_asleep() {
         response::Response,
     };
     let (hub, clock, _addresses) = test_hub();
-    let app = App::default();
+    let app = Sessions::default();
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = calls.clone();
     let chat_app = app.clone();

@@ -3,7 +3,13 @@
 //! helpers and the waits that know nothing of the engine come from the workspace's `realtime-testkit`.
 #![allow(dead_code, unused_imports)]
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use tauri_plugin_realtime_core::{
     AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Connected, CookieJar, Error, Frame, Hub,
@@ -64,6 +70,21 @@ pub fn once(url: impl Into<String>) -> ConnectOptions {
         reconnect: Some(Toggle::Enabled(false)),
         share: Some(Share::Enabled(false)),
         ..opts(url)
+    }
+}
+
+/// What a WebSocket test server saw: the entries its handler records (`"<session>:<text>"`), and how many
+/// sessions it opened.
+#[derive(Clone, Default)]
+pub struct Sessions {
+    pub seen: Seen,
+    pub sessions: Arc<AtomicUsize>,
+}
+
+impl Sessions {
+    /// Counts a new session; gives its number, from 1.
+    pub fn open(&self) -> usize {
+        self.sessions.fetch_add(1, Ordering::SeqCst) + 1
     }
 }
 
