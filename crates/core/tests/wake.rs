@@ -185,6 +185,10 @@ async fn waits(tape: &mut Frames, delay_ms: u64, what: &str) {
     );
 }
 
+/// Why a deaf link is dropped after a wake, and after a network change.
+const NO_PONG_AFTER_WAKE: &str = "no pong within 500 ms (checked after the machine woke)";
+const NO_PONG_AFTER_CHANGE: &str = "no pong within 500 ms (checked after a network change)";
+
 /// The link is found dead: the next state is `reconnecting`, for `why`.
 async fn found_dead(tape: &mut Frames, why: &str) {
     let dropped = tape.state(State::Reconnecting).await;
@@ -250,11 +254,7 @@ async fn after_a_sleep_a_dead_websocket_is_found_at_once() {
     let (hub, clock, _addresses) = test_hub();
     let (app, id, mut tape) = deaf_link(&hub).await;
     clock.sleep(600);
-    found_dead(
-        &mut tape,
-        "no pong within 500 ms (checked after the machine woke)",
-    )
-    .await;
+    found_dead(&mut tape, NO_PONG_AFTER_WAKE).await;
     tape.message("hello 2").await;
     assert_eq!(app.sessions.load(Ordering::SeqCst), 2);
     finish(&hub, &id).await;
@@ -270,11 +270,7 @@ async fn a_network_change_finds_a_dead_websocket_at_once() {
     addresses
         .send((true, "198.51.100.7".parse().unwrap()))
         .unwrap();
-    found_dead(
-        &mut tape,
-        "no pong within 500 ms (checked after a network change)",
-    )
-    .await;
+    found_dead(&mut tape, NO_PONG_AFTER_CHANGE).await;
     tape.message("hello 2").await;
     finish(&hub, &id).await;
 }
@@ -285,11 +281,7 @@ async fn the_app_can_ask_for_the_check_itself() {
     let (hub, _clock, _addresses) = test_hub();
     let (_app, id, mut tape) = deaf_link(&hub).await;
     hub.check_links(LinkCheck::NetworkChanged);
-    found_dead(
-        &mut tape,
-        "no pong within 500 ms (checked after a network change)",
-    )
-    .await;
+    found_dead(&mut tape, NO_PONG_AFTER_CHANGE).await;
     tape.message("hello 2").await;
     finish(&hub, &id).await;
 }
@@ -475,11 +467,7 @@ async fn detection_can_be_turned_off_and_the_app_still_asks() {
     });
     let (_app, id, mut tape) = deaf_link(&hub).await;
     hub.check_links(LinkCheck::Woke);
-    found_dead(
-        &mut tape,
-        "no pong within 500 ms (checked after the machine woke)",
-    )
-    .await;
+    found_dead(&mut tape, NO_PONG_AFTER_WAKE).await;
     finish(&hub, &id).await;
 }
 
