@@ -21,8 +21,8 @@ use axum::{
 use common::*;
 use http::HeaderValue;
 use tauri_plugin_realtime_core::{
-    AllowAll, ConnectOptions, CookieJar, FallbackOptions, HeaderSource, HubConfig, Outgoing,
-    SecretHeaders, Share, State, Toggle, Transport,
+    ConnectOptions, CookieJar, FallbackOptions, HeaderSource, HubConfig, Outgoing, SecretHeaders,
+    Share, State, Toggle, Transport,
 };
 use url::Url;
 
@@ -215,15 +215,7 @@ fn connect_with(
     options: ConnectOptions,
     jar: &Arc<MemJar>,
 ) -> (String, Frames) {
-    subscribe_with_cookies(
-        hub,
-        None,
-        options,
-        OWNER,
-        Arc::new(AllowAll),
-        Some(jar.clone() as Arc<dyn CookieJar>),
-    )
-    .expect("connect")
+    subscribe_with_cookies(hub, options, OWNER, jar.clone()).expect("connect")
 }
 
 #[tokio::test]
@@ -379,11 +371,9 @@ async fn a_credentialed_upstream_is_joined_only_by_its_opener() {
     assert!(again.connected.shared, "the opener joins its own upstream");
     let e = subscribe_with_cookies(
         &hub,
-        None,
         keyed,
         "another-webview",
-        Arc::new(AllowAll),
-        Some(MemJar::with("127.0.0.1", &[]) as Arc<dyn CookieJar>),
+        MemJar::with("127.0.0.1", &[]),
     )
     .err()
     .expect("another webview refused")
@@ -436,11 +426,9 @@ async fn a_jar_that_panics_or_answers_garbage_costs_the_cookies_not_the_engine()
         site.seen.clear();
         let (_, mut frames) = subscribe_with_cookies(
             &hub,
-            None,
             credentialed(format!("http://{addr}/open")),
             OWNER,
-            Arc::new(AllowAll),
-            Some(jar),
+            jar,
         )
         .expect("connect");
         frames.message("open").await;
@@ -486,14 +474,12 @@ async fn a_jar_that_does_not_answer_costs_the_request_its_cookies_after_the_wait
     let started = std::time::Instant::now();
     let (_, mut frames) = subscribe_with_cookies(
         &hub,
-        None,
         ConnectOptions {
             connect_timeout_ms: Some(8000),
             ..credentialed(format!("http://{addr}/open"))
         },
         OWNER,
-        Arc::new(AllowAll),
-        Some(jar),
+        jar,
     )
     .expect("connect");
     frames.message("open").await;

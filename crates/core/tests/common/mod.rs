@@ -12,8 +12,8 @@ use std::{
 };
 
 use tauri_plugin_realtime_core::{
-    AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Connected, CookieJar, Error, Frame, Hub,
-    HubConfig, ProxySetting, Share, State, Toggle, UrlGuard,
+    AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Connected, CookieJar, Error, Frame,
+    FrameSink, Hub, HubConfig, ProxySetting, Share, State, Toggle, UrlGuard,
 };
 use tokio::{
     sync::mpsc,
@@ -108,30 +108,45 @@ pub fn subscribe(
     owner: &str,
     guard: Arc<dyn UrlGuard>,
 ) -> Result<(String, Frames), Error> {
-    subscribe_with_cookies(hub, id, options, owner, guard, None)
-}
-
-/// [`subscribe`], with the owner's cookie jar for `withCredentials`.
-pub fn subscribe_with_cookies(
-    hub: &Hub,
-    id: Option<&str>,
-    options: ConnectOptions,
-    owner: &str,
-    guard: Arc<dyn UrlGuard>,
-    cookies: Option<Arc<dyn CookieJar>>,
-) -> Result<(String, Frames), Error> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let connected = hub.connect(ConnectRequest {
+    open(hub, |sink| ConnectRequest {
         id: id.map(str::to_owned),
         options,
         owner: owner.into(),
-        sink: Arc::new(ChannelSink(tx)),
+        sink,
         guard,
-        cookies,
-    })?;
+        cookies: None,
+    })
+}
+
+/// [`subscribe`] as `owner` with every URL allowed, and the owner's cookie jar for `withCredentials`.
+pub fn subscribe_with_cookies(
+    hub: &Hub,
+    options: ConnectOptions,
+    owner: &str,
+    jar: Arc<dyn CookieJar>,
+) -> Result<(String, Frames), Error> {
+    open(hub, |sink| ConnectRequest {
+        id: None,
+        options,
+        owner: owner.into(),
+        sink,
+        guard: Arc::new(AllowAll),
+        cookies: Some(jar),
+    })
+}
+
+/// Makes the request with a sink that feeds the [`Frames`] it gives.
+fn open(
+    hub: &Hub,
+    request: impl FnOnce(Arc<dyn FrameSink>) -> ConnectRequest,
+) -> Result<(String, Frames), Error> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let request = request(Arc::new(ChannelSink(tx)));
+    let owner = request.owner.clone();
+    let connected = hub.connect(request)?;
     let frames = Frames {
         id: connected.id.clone(),
-        owner: owner.into(),
+        owner,
         connected,
         rx,
         seen: Vec::new(),
