@@ -21,8 +21,7 @@ use axum::{
 use common::*;
 use http::HeaderValue;
 use tauri_plugin_realtime_core::{
-    ConnectOptions, CookieJar, FallbackOptions, HeaderSource, HubConfig, Outgoing, SecretHeaders,
-    Share, State, Toggle, Transport,
+    ConnectOptions, CookieJar, HeaderSource, HubConfig, Outgoing, SecretHeaders, Share, State,
 };
 use url::Url;
 
@@ -276,15 +275,10 @@ async fn polls_and_sends_carry_the_cookies_and_store_theirs() {
     let (addr, site) = site().await;
     let hub = hub();
     let jar = signed_in_jar();
-    let o = ConnectOptions {
-        transport: Some(Transport::Poll),
-        send_url: Some(format!("http://{addr}/send")),
-        fallback: Some(Toggle::With(FallbackOptions {
-            interval_ms: 50,
-            ..Default::default()
-        })),
-        ..credentialed(format!("http://{addr}/poll"))
-    };
+    let o = polling(
+        format!("http://{addr}/send"),
+        credentialed(format!("http://{addr}/poll")),
+    );
     let (id, mut frames) = connect_with(&hub, o, &jar);
     frames.message("polled").await;
     hub.send(&id, OWNER, Outgoing::Text("hi".into()))

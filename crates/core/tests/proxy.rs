@@ -17,8 +17,8 @@ use std::{
 use axum::{routing::get, Router};
 use common::*;
 use tauri_plugin_realtime_core::{
-    ConnectOptions, Error, FallbackOptions, Hub, HubConfig, Outgoing, ProxyConfig, ProxySetting,
-    State, TlsConfig, Toggle, Transport, UrlGuard,
+    ConnectOptions, Error, Hub, HubConfig, Outgoing, ProxyConfig, ProxySetting, State, TlsConfig,
+    Toggle, Transport, UrlGuard,
 };
 use tokio::net::TcpListener;
 
@@ -218,17 +218,12 @@ async fn sse_polls_and_sends_go_through_the_proxy() {
 
     let (id, mut polled) = connect(
         &hub,
-        ConnectOptions {
-            transport: Some(Transport::Poll),
-            send_url: Some(format!("http://{site}/send")),
-            fallback: Some(Toggle::With(FallbackOptions {
-                interval_ms: 50,
-                ..Default::default()
-            })),
+        polling(
+            format!("http://{site}/send"),
             // With retries: tinyproxy closes a kept-alive connection from the client's pool between two
             // requests, and a POST written on it is tried again (with the same idempotency key).
-            ..opts(format!("http://{site}/poll"))
-        },
+            opts(format!("http://{site}/poll")),
+        ),
     );
     polled.message("v1").await;
     hub.send(&id, OWNER, Outgoing::Text("posted".into()))

@@ -12,8 +12,9 @@ use std::{
 };
 
 use tauri_plugin_realtime_core::{
-    AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Connected, CookieJar, Error, Frame,
-    FrameSink, Hub, HubConfig, ProxySetting, Share, State, Toggle, UrlGuard,
+    AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Connected, CookieJar, Error,
+    FallbackOptions, Frame, FrameSink, Hub, HubConfig, ProxySetting, Share, State, Toggle,
+    Transport, UrlGuard,
 };
 use tokio::{
     sync::mpsc,
@@ -85,6 +86,19 @@ impl Sessions {
     /// Counts a new session; gives its number, from 1.
     pub fn open(&self) -> usize {
         self.sessions.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
+
+/// `options`, polling its URL every 50 ms, with sends POSTed to `send_url`.
+pub fn polling(send_url: String, options: ConnectOptions) -> ConnectOptions {
+    ConnectOptions {
+        transport: Some(Transport::Poll),
+        send_url: Some(send_url),
+        fallback: Some(Toggle::With(FallbackOptions {
+            interval_ms: 50,
+            ..Default::default()
+        })),
+        ..options
     }
 }
 
