@@ -21,8 +21,7 @@ use axum::{
 use common::*;
 use http::HeaderValue;
 use tauri_plugin_realtime_core::{
-    AllowAll, ConnectOptions, CookieJar, FallbackOptions, HeaderSource, HubConfig, Outgoing,
-    SecretHeaders, Share, State, Toggle, Transport,
+    ConnectOptions, CookieJar, HeaderSource, HubConfig, Outgoing, SecretHeaders, Share, State,
 };
 use url::Url;
 
@@ -215,15 +214,7 @@ fn connect_with(
     options: ConnectOptions,
     jar: &Arc<MemJar>,
 ) -> (String, Frames) {
-    subscribe_with_cookies(
-        hub,
-        None,
-        options,
-        OWNER,
-        Arc::new(AllowAll),
-        Some(jar.clone() as Arc<dyn CookieJar>),
-    )
-    .expect("connect")
+    subscribe_with_cookies(hub, options, OWNER, jar.clone()).expect("connect")
 }
 
 #[tokio::test]
@@ -284,15 +275,10 @@ async fn polls_and_sends_carry_the_cookies_and_store_theirs() {
     let (addr, site) = site().await;
     let hub = hub();
     let jar = signed_in_jar();
-    let o = ConnectOptions {
-        transport: Some(Transport::Poll),
-        send_url: Some(format!("http://{addr}/send")),
-        fallback: Some(Toggle::With(FallbackOptions {
-            interval_ms: 50,
-            ..Default::default()
-        })),
-        ..credentialed(format!("http://{addr}/poll"))
-    };
+    let o = polling(
+        format!("http://{addr}/send"),
+        credentialed(format!("http://{addr}/poll")),
+    );
     let (id, mut frames) = connect_with(&hub, o, &jar);
     frames.message("polled").await;
     hub.send(&id, OWNER, Outgoing::Text("hi".into()))
@@ -379,11 +365,9 @@ async fn a_credentialed_upstream_is_joined_only_by_its_opener() {
     assert!(again.connected.shared, "the opener joins its own upstream");
     let e = subscribe_with_cookies(
         &hub,
-        None,
         keyed,
         "another-webview",
-        Arc::new(AllowAll),
-        Some(MemJar::with("127.0.0.1", &[]) as Arc<dyn CookieJar>),
+        MemJar::with("127.0.0.1", &[]),
     )
     .err()
     .expect("another webview refused")
@@ -436,11 +420,9 @@ async fn a_jar_that_panics_or_answers_garbage_costs_the_cookies_not_the_engine()
         site.seen.clear();
         let (_, mut frames) = subscribe_with_cookies(
             &hub,
-            None,
             credentialed(format!("http://{addr}/open")),
             OWNER,
-            Arc::new(AllowAll),
-            Some(jar),
+            jar,
         )
         .expect("connect");
         frames.message("open").await;
@@ -486,14 +468,12 @@ async fn a_jar_that_does_not_answer_costs_the_request_its_cookies_after_the_wait
     let started = std::time::Instant::now();
     let (_, mut frames) = subscribe_with_cookies(
         &hub,
-        None,
         ConnectOptions {
             connect_timeout_ms: Some(8000),
             ..credentialed(format!("http://{addr}/open"))
         },
         OWNER,
-        Arc::new(AllowAll),
-        Some(jar),
+        jar,
     )
     .expect("connect");
     frames.message("open").await;

@@ -5,11 +5,6 @@
 
 mod common;
 
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc,
-};
-
 use axum::{
     extract::{
         ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
@@ -24,17 +19,11 @@ use tauri_plugin_realtime_core::{
     ConnectOptions, Error, HubConfig, Limits, Outgoing, ReconnectOptions, State, Toggle,
 };
 
-#[derive(Clone, Default)]
-struct Server {
-    seen: Seen,
-    sessions: Arc<AtomicUsize>,
-}
-
 /// Records every text as `"<session>:<text>"`; on `drop` it closes with 4000, which the client reconnects
 /// after.
-async fn recorder(ws: WebSocketUpgrade, AxState(server): AxState<Server>) -> impl IntoResponse {
+async fn recorder(ws: WebSocketUpgrade, AxState(server): AxState<Sessions>) -> impl IntoResponse {
     ws.on_upgrade(move |mut socket: WebSocket| async move {
-        let n = server.sessions.fetch_add(1, Ordering::SeqCst) + 1;
+        let n = server.open();
         while let Some(Ok(msg)) = socket.recv().await {
             if let Message::Text(t) = msg {
                 server.seen.push(format!("{n}:{}", t.as_str()));
@@ -51,8 +40,8 @@ async fn recorder(ws: WebSocketUpgrade, AxState(server): AxState<Server>) -> imp
     })
 }
 
-async fn server() -> (std::net::SocketAddr, Server) {
-    let server = Server::default();
+async fn server() -> (std::net::SocketAddr, Sessions) {
+    let server = Sessions::default();
     let app = Router::new()
         .route("/", get(recorder))
         .with_state(server.clone());
@@ -60,7 +49,7 @@ async fn server() -> (std::net::SocketAddr, Server) {
 }
 
 /// What session `n` received, in order.
-fn session(server: &Server, n: usize) -> Vec<String> {
+fn session(server: &Sessions, n: usize) -> Vec<String> {
     let prefix = format!("{n}:");
     server
         .seen

@@ -5,6 +5,7 @@
 
 mod common;
 mod tapkit;
+mod tlskit;
 
 use std::{
     path::PathBuf,
@@ -15,14 +16,11 @@ use std::{
 
 use axum::{routing::get, Router};
 use common::*;
-use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tauri_plugin_realtime_core::{
-    ConnectOptions, Error, FallbackOptions, Hub, HubConfig, Outgoing, ProxyConfig, ProxySetting,
-    State, TlsConfig, Toggle, Transport, UrlGuard,
+    ConnectOptions, Error, Hub, HubConfig, Outgoing, ProxyConfig, ProxySetting, State, TlsConfig,
+    Toggle, Transport, UrlGuard,
 };
 use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// A tinyproxy of the test's own, killed (and its directory removed) on drop.
 struct Tinyproxy {
@@ -39,10 +37,7 @@ impl Tinyproxy {
             );
         }
         // tinyproxy wants a port of its own: take a free one from the OS, then give it back.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = closed_port().await;
         let dir =
             std::env::temp_dir().join(format!("realtime-tinyproxy-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temp dir");
@@ -63,22 +58,10 @@ impl Tinyproxy {
             .spawn()
             .expect("tinyproxy starts");
         let mut proxy = Self { child, port, dir };
-        for _ in 0..200 {
-            if let Ok(Some(status)) = proxy.child.try_wait() {
-                panic!(
-                    "tinyproxy exited at start ({status}); its log: {}",
-                    proxy.log()
-                );
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return proxy;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("tinyproxy did not listen on {port} within 5 s");
+        let log = proxy.dir.join("tinyproxy.log");
+        let log = move || std::fs::read_to_string(&log).unwrap_or_default();
+        until_listening(&mut proxy.child, "tinyproxy", port, log).await;
+        proxy
     }
 
     fn url(&self) -> String {
@@ -104,6 +87,34 @@ impl Tinyproxy {
             .filter(|r| r.starts_with(prefix))
             .count()
     }
+
+    /// Asserts that the proxy took exactly one `CONNECT` to 127.0.0.1:`port`; `what` says which.
+    fn assert_one_tunnel(&self, port: u16, what: &str) {
+        assert_eq!(
+            self.count(&format!("CONNECT 127.0.0.1:{port} ")),
+            1,
+            "{what}; the proxy took {:?}",
+            self.requests()
+        );
+    }
+}
+
+/// Waits until `name`, just spawned as `child`, listens on 127.0.0.1:`port` (5 s at most); panics with
+/// `log()` if it exits first.
+async fn until_listening(child: &mut Child, name: &str, port: u16, log: impl Fn() -> String) {
+    for _ in 0..200 {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{name} exited at start ({status}); its log: {}", log());
+        }
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{name} did not listen on {port} within 5 s");
 }
 
 impl Drop for Tinyproxy {
@@ -127,67 +138,34 @@ fn proxied_hub(url: &str, no_proxy: &str, tls: TlsConfig) -> Hub {
     })
 }
 
-/// A CA and a certificate it signed for 127.0.0.1, and a TLS server with it: a WebSocket that says "hello-tls"
-/// (`sse: false`) or an event stream with one event "hello-tls".
+/// What a connection settles on (failed, reconnecting or connected), asserted to be `want`; gives its reason.
+async fn settles_as(frames: &mut Frames, want: State) -> String {
+    let f = frames
+        .settled(&[State::Failed, State::Reconnecting, State::Connected])
+        .await;
+    assert!(is_state(&f, want), "{f:?}");
+    reason(&f)
+}
+
+/// TLS that also trusts `roots` (the test CAs of [`tls_server`]).
+fn trusting(roots: Vec<Vec<u8>>) -> TlsConfig {
+    TlsConfig {
+        extra_roots: roots,
+        ..Default::default()
+    }
+}
+
+/// A TLS server with a certificate for 127.0.0.1 of a fresh CA: a WebSocket that says "hello-tls" (`sse:
+/// false`) or an event stream with one event "hello-tls"; and the CA, to trust.
 async fn tls_server(sse: bool) -> (std::net::SocketAddr, Vec<u8>) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose,
+    let pki = tlskit::pki(&["127.0.0.1"]);
+    let mode = if sse {
+        tlskit::Serve::Sse
+    } else {
+        tlskit::Serve::Ws
     };
-    use tokio::io::AsyncWriteExt;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![CertificateDer::from(leaf.der().to_vec())],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(Ok(mut tls)) = tokio::time::timeout(WAIT, acceptor.accept(tcp)).await else {
-                    return;
-                };
-                if sse {
-                    read_head(&mut tls).await;
-                    let _ = tls
-                        .write_all(&[SSE_HEAD, b"data: hello-tls\n\n"].concat())
-                        .await;
-                    let _ = tls.flush().await;
-                    until_closed(&mut tls).await;
-                    return;
-                }
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
-                    return;
-                };
-                let _ = ws.send(WsMessage::text("hello-tls")).await;
-                let _ = tokio::time::timeout(WAIT, async {
-                    while let Some(Ok(_)) = ws.next().await {}
-                })
-                .await;
-            });
-        }
-    });
-    (addr, ca.der().to_vec())
+    let addr = tlskit::tls_server(&pki, mode, Seen::default()).await;
+    (addr, pki.ca_der)
 }
 
 /// GET /poll answers a body, POST /send takes a message.
@@ -205,44 +183,25 @@ async fn websockets_go_through_a_connect_tunnel_for_ws_and_wss() {
     let server = CountingServer::start().await;
     let (wss, ca) = tls_server(false).await;
     let (https, sse_ca) = tls_server(true).await;
-    let hub = proxied_hub(
-        &proxy.url(),
-        "",
-        TlsConfig {
-            extra_roots: vec![ca, sse_ca],
-            ..Default::default()
-        },
-    );
+    let hub = proxied_hub(&proxy.url(), "", trusting(vec![ca, sse_ca]));
 
     let (_, mut ws) = connect(&hub, once(server.url(Kind::Ws, "a")));
     ws.state(State::Connected).await;
     server.say("through");
     ws.message("through").await;
-    assert_eq!(
-        proxy.count(&format!("CONNECT 127.0.0.1:{} ", server.addr.port())),
-        1,
-        "ws:// goes through one CONNECT tunnel; the proxy took {:?}",
-        proxy.requests()
-    );
+    proxy.assert_one_tunnel(server.addr.port(), "ws:// goes through one CONNECT tunnel");
 
     let (_, mut tls) = connect(&hub, once(format!("wss://127.0.0.1:{}/", wss.port())));
     tls.message("hello-tls").await;
-    assert_eq!(
-        proxy.count(&format!("CONNECT 127.0.0.1:{} ", wss.port())),
-        1,
-        "wss:// goes through one CONNECT tunnel, TLS to the target inside; the proxy took {:?}",
-        proxy.requests()
+    proxy.assert_one_tunnel(
+        wss.port(),
+        "wss:// goes through one CONNECT tunnel, TLS to the target inside",
     );
 
     // And SSE to https://, through the HTTP client's own tunnel.
     let (_, mut sse) = connect(&hub, once(format!("https://127.0.0.1:{}/", https.port())));
     sse.message("hello-tls").await;
-    assert_eq!(
-        proxy.count(&format!("CONNECT 127.0.0.1:{} ", https.port())),
-        1,
-        "https:// goes through one CONNECT tunnel; the proxy took {:?}",
-        proxy.requests()
-    );
+    proxy.assert_one_tunnel(https.port(), "https:// goes through one CONNECT tunnel");
 }
 
 #[tokio::test]
@@ -259,17 +218,12 @@ async fn sse_polls_and_sends_go_through_the_proxy() {
 
     let (id, mut polled) = connect(
         &hub,
-        ConnectOptions {
-            transport: Some(Transport::Poll),
-            send_url: Some(format!("http://{site}/send")),
-            fallback: Some(Toggle::With(FallbackOptions {
-                interval_ms: 50,
-                ..Default::default()
-            })),
+        polling(
+            format!("http://{site}/send"),
             // With retries: tinyproxy closes a kept-alive connection from the client's pool between two
             // requests, and a POST written on it is tried again (with the same idempotency key).
-            ..opts(format!("http://{site}/poll"))
-        },
+            opts(format!("http://{site}/poll")),
+        ),
     );
     polled.message("v1").await;
     hub.send(&id, OWNER, Outgoing::Text("posted".into()))
@@ -328,10 +282,7 @@ async fn basic_credentials_come_from_the_proxy_url_and_a_wrong_password_is_named
     assert_eq!(proxy.requests().len(), 2, "{:?}", proxy.requests());
     // The HTTP client's tunnel (https://) carries them too.
     let (https, ca) = tls_server(true).await;
-    let tls = TlsConfig {
-        extra_roots: vec![ca],
-        ..Default::default()
-    };
+    let tls = trusting(vec![ca]);
     let hub = proxied_hub(&with("us3r:s3cr%65t"), "", tls.clone());
     let (_, mut sse) = connect(&hub, once(format!("https://127.0.0.1:{}/", https.port())));
     sse.message("hello-tls").await;
@@ -339,11 +290,7 @@ async fn basic_credentials_come_from_the_proxy_url_and_a_wrong_password_is_named
     // reqwest's tunnel says only "unsuccessful" for a 401: the engine asks the proxy itself what it refuses.
     let hub = proxied_hub(&with("us3r:wrong-Passw0rd"), "", tls);
     let (_, mut refused) = connect(&hub, opts(format!("https://127.0.0.1:{}/", https.port())));
-    let f = refused
-        .settled(&[State::Failed, State::Reconnecting, State::Connected])
-        .await;
-    assert!(is_state(&f, State::Failed), "{f:?}");
-    let why = reason(&f);
+    let why = settles_as(&mut refused, State::Failed).await;
     assert!(why.contains("refused its credentials"), "{why}");
     assert!(!why.contains("wrong-Passw0rd"), "{why}");
     assert!(
@@ -661,10 +608,7 @@ struct Microsocks {
 
 impl Microsocks {
     async fn start(auth: Option<(&str, &str)>) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = closed_port().await;
         let mut cmd = Command::new("microsocks");
         cmd.args([
             "-i",
@@ -689,19 +633,9 @@ impl Microsocks {
             ),
         };
         let mut proxy = Self { child, port };
-        for _ in 0..200 {
-            if let Ok(Some(status)) = proxy.child.try_wait() {
-                panic!("microsocks exited at start ({status})");
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return proxy;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("microsocks did not listen on {port} within 5 s");
+        // microsocks logs to its stdout, which the test does not keep.
+        until_listening(&mut proxy.child, "microsocks", port, String::new).await;
+        proxy
     }
 }
 
@@ -715,7 +649,6 @@ impl Drop for Microsocks {
 /// A server that records each peer's address, and then serves a WebSocket (a GET with `Upgrade`) that says
 /// "hi", or an event stream with one event "hi".
 async fn peer_server() -> (std::net::SocketAddr, Seen) {
-    use tokio::io::AsyncWriteExt;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let peers = Seen::default();
@@ -734,18 +667,9 @@ async fn peer_server() -> (std::net::SocketAddr, Seen) {
                     .to_ascii_lowercase()
                     .contains("upgrade: websocket")
                 {
-                    if let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await {
-                        let _ = ws.send(WsMessage::text("hi")).await;
-                        let _ = tokio::time::timeout(WAIT, async {
-                            while let Some(Ok(_)) = ws.next().await {}
-                        })
-                        .await;
-                    }
+                    say_ws(tcp, "hi").await;
                 } else {
-                    read_head(&mut tcp).await;
-                    let _ = tcp.write_all(&[SSE_HEAD, b"data: hi\n\n"].concat()).await;
-                    let _ = tcp.flush().await;
-                    until_closed(&mut tcp).await;
+                    say_sse(&mut tcp, b"data: hi\n\n").await;
                 }
             });
         }
@@ -757,16 +681,19 @@ async fn peer_server() -> (std::net::SocketAddr, Seen) {
 async fn socks5_carries_websockets_and_http_with_its_credentials() {
     let open = Microsocks::start(None).await;
     let (addr, peers) = peer_server().await;
-    for scheme in ["socks5", "socks5h"] {
-        let hub = proxied_hub(
-            &format!("{scheme}://127.0.0.1:{}", open.port),
-            "",
-            TlsConfig::default(),
-        );
-        for url in [format!("ws://{addr}/"), format!("http://{addr}/")] {
-            let (_, mut f) = connect(&hub, once(&url));
-            f.message("hi").await;
+    let urls = [format!("ws://{addr}/"), format!("http://{addr}/")];
+    let socks = |url: String| proxied_hub(&url, "", TlsConfig::default());
+    let both_say_hi = |hub: Hub| {
+        let urls = urls.clone();
+        async move {
+            for url in urls {
+                let (_, mut f) = connect(&hub, once(&url));
+                f.message("hi").await;
+            }
         }
+    };
+    for scheme in ["socks5", "socks5h"] {
+        both_say_hi(socks(format!("{scheme}://127.0.0.1:{}", open.port))).await;
     }
     assert_eq!(
         peers.all(),
@@ -775,25 +702,20 @@ async fn socks5_carries_websockets_and_http_with_its_credentials() {
     );
 
     let locked = Microsocks::start(Some(("us3r", "s3cret"))).await;
-    let hub = proxied_hub(
-        &format!("socks5h://us3r:s3cr%65t@127.0.0.1:{}", locked.port),
-        "",
-        TlsConfig::default(),
-    );
-    for url in [format!("ws://{addr}/"), format!("http://{addr}/")] {
-        let (_, mut f) = connect(&hub, once(&url));
-        f.message("hi").await;
-    }
+    both_say_hi(socks(format!(
+        "socks5h://us3r:s3cr%65t@127.0.0.1:{}",
+        locked.port
+    )))
+    .await;
     assert_eq!(peers.all().len(), 6, "{:?}", peers.all());
 
     // A wrong password: refused by the proxy, named, never printed.
-    let hub = proxied_hub(
-        &format!("socks5h://us3r:wrong-Passw0rd@127.0.0.1:{}", locked.port),
-        "",
-        TlsConfig::default(),
-    );
-    for url in [format!("ws://{addr}/"), format!("http://{addr}/")] {
-        let (_, mut f) = connect(&hub, once(&url));
+    let hub = socks(format!(
+        "socks5h://us3r:wrong-Passw0rd@127.0.0.1:{}",
+        locked.port
+    ));
+    for url in &urls {
+        let (_, mut f) = connect(&hub, once(url));
         f.settled(&[State::Failed, State::Disconnected]).await;
         let all = format!("{:?}", f.seen);
         assert!(!all.contains("wrong-Passw0rd"), "{url}: {all}");
@@ -814,30 +736,15 @@ async fn a_refused_tunnel_is_classified_and_names_the_proxy() {
     let server = CountingServer::start().await;
     let hub = proxied_hub(&proxy.url(), "", TlsConfig::default());
     let (_, mut denied) = connect(&hub, opts(server.url(Kind::Ws, "denied")));
-    let f = denied
-        .settled(&[State::Failed, State::Reconnecting, State::Connected])
-        .await;
-    assert!(is_state(&f, State::Failed), "{f:?}");
-    let why = reason(&f);
+    let why = settles_as(&mut denied, State::Failed).await;
     assert!(why.contains("403"), "{why}");
     assert!(why.contains(&format!("proxy {}", proxy.url())), "{why}");
     assert_eq!(server.streams(Kind::Ws), 0);
     // The same for the HTTP client's tunnel (https://), which the engine asks again for the status.
     let (https, ca) = tls_server(true).await;
-    let hub = proxied_hub(
-        &proxy.url(),
-        "",
-        TlsConfig {
-            extra_roots: vec![ca],
-            ..Default::default()
-        },
-    );
+    let hub = proxied_hub(&proxy.url(), "", trusting(vec![ca]));
     let (_, mut denied) = connect(&hub, opts(format!("https://127.0.0.1:{}/", https.port())));
-    let f = denied
-        .settled(&[State::Failed, State::Reconnecting, State::Connected])
-        .await;
-    assert!(is_state(&f, State::Failed), "{f:?}");
-    let why = reason(&f);
+    let why = settles_as(&mut denied, State::Failed).await;
     assert!(why.contains("403"), "{why}");
     assert!(why.contains(&format!("proxy {}", proxy.url())), "{why}");
 
@@ -845,11 +752,7 @@ async fn a_refused_tunnel_is_classified_and_names_the_proxy() {
     let hub = proxied_hub(&open.url(), "", TlsConfig::default());
     let closed = closed_port().await;
     let (_, mut down) = connect(&hub, opts(format!("ws://127.0.0.1:{closed}/")));
-    let f = down
-        .settled(&[State::Failed, State::Reconnecting, State::Connected])
-        .await;
-    assert!(is_state(&f, State::Reconnecting), "{f:?}");
-    let why = reason(&f);
+    let why = settles_as(&mut down, State::Reconnecting).await;
     assert!(why.contains(&format!("proxy {}", open.url())), "{why}");
     assert!(why.contains("HTTP 5"), "{why}");
 }

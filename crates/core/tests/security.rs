@@ -7,6 +7,7 @@
 //! bounded by `WAIT`, and every server task dies with its test's runtime.
 
 mod common;
+mod tlskit;
 
 use std::{
     net::SocketAddr,
@@ -29,19 +30,17 @@ use common::{
     read_head, reason, state_of, subscribe, until_closed, wait_until, Frames, Seen, OWNER,
     SSE_HEAD, WAIT,
 };
-use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tauri_plugin_realtime_core::{
     pem_certificates, AllowAll, ConnectOptions, Error, Frame, HeaderSource, HeartbeatOptions, Hub,
     HubConfig, Limits, Outgoing, QueueOptions, ReconnectOptions, SecretHeaders, Share, State,
     TlsConfig, Toggle, Transport, UrlGuard,
 };
+use tlskit::{pki, tls_server, Serve};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
     sync::mpsc,
 };
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// Private upstream, quick retries.
 fn quick(url: impl Into<String>) -> ConnectOptions {
@@ -390,108 +389,7 @@ async fn websocket_handshake_one_byte_per_second_hits_the_connect_timeout() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// TLS with a certificate of our own CA.
-
-struct Pki {
-    ca_der: Vec<u8>,
-    ca_pem: String,
-    leaf_der: Vec<u8>,
-    leaf_pem: String,
-    key_der: Vec<u8>,
-}
-
-/// A fresh CA and a server certificate it signed for `names` (IP addresses become IP SANs).
-fn pki(names: &[&str]) -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose,
-    };
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "realtime test CA");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let mut leaf_params =
-        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, names[0]);
-    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
-    Pki {
-        ca_der: ca.der().to_vec(),
-        ca_pem: ca.pem(),
-        leaf_der: leaf.der().to_vec(),
-        leaf_pem: leaf.pem(),
-        key_der: leaf_key.serialize_der(),
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Serve {
-    Ws,
-    Sse,
-}
-
-/// A TLS server with the leaf certificate of `pki`: a WebSocket that says "hello-tls", or a hand-written
-/// HTTP/1.1 event stream with one event "hello-tls". Handshake outcomes go to `seen`.
-async fn tls_server(pki: &Pki, mode: Serve, seen: Seen) -> SocketAddr {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(pki.leaf_der.clone())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key_der.clone())),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut tls = match tokio::time::timeout(WAIT, acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => return seen.push(format!("handshake failed: {e}")),
-                    Err(_) => return seen.push("handshake timed out"),
-                };
-                seen.push("handshake ok");
-                match mode {
-                    Serve::Ws => {
-                        let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
-                            return;
-                        };
-                        let _ = ws.send(WsMessage::text("hello-tls")).await;
-                        let _ = tokio::time::timeout(WAIT, async {
-                            while let Some(Ok(_)) = ws.next().await {}
-                        })
-                        .await;
-                    }
-                    Serve::Sse => {
-                        read_head(&mut tls).await;
-                        let _ = tls
-                            .write_all(&[SSE_HEAD, b"data: hello-tls\n\n"].concat())
-                            .await;
-                        let _ = tls.flush().await;
-                        until_closed(&mut tls).await;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
+// TLS with a certificate of our own CA (`tlskit`).
 
 fn tls_hub(tls: TlsConfig) -> Hub {
     hub_with(HubConfig {

@@ -689,24 +689,25 @@ async fn the_same_connect_again_is_the_same_subscription(kind: Kind, share: Shar
     all_gone(&hub, &srv).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_websocket_connect_again_is_the_same_subscription() {
-    for share in [
+/// Private, shared by options, shared under a key.
+fn every_share() -> [Share; 3] {
+    [
         Share::Enabled(false),
         Share::Enabled(true),
         Share::Key("k".into()),
-    ] {
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_websocket_connect_again_is_the_same_subscription() {
+    for share in every_share() {
         the_same_connect_again_is_the_same_subscription(Kind::Ws, share).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_sse_connect_again_is_the_same_subscription() {
-    for share in [
-        Share::Enabled(false),
-        Share::Enabled(true),
-        Share::Key("k".into()),
-    ] {
+    for share in every_share() {
         the_same_connect_again_is_the_same_subscription(Kind::Sse, share).await;
     }
 }

@@ -85,18 +85,12 @@ fn test_hub() -> (Hub, Arc<TestClock>, mpsc::UnboundedSender<(bool, IpAddr)>) {
     (hub, clock, tx)
 }
 
-#[derive(Clone, Default)]
-struct App {
-    seen: Seen,
-    sessions: Arc<AtomicUsize>,
-}
-
 /// A chat server: greets each session with `hello <n>`, numbers what it streams (`tick <i>` every 20 ms,
 /// asked for with `stream`), goes deaf on `deaf` (stops reading for good, holding the socket: no pong, no
 /// close), and records `<n>:protocol-ping`, `<n>:<text>`.
-async fn chat(ws: WebSocketUpgrade, AxState(app): AxState<App>) -> impl IntoResponse {
+async fn chat(ws: WebSocketUpgrade, AxState(app): AxState<Sessions>) -> impl IntoResponse {
     ws.on_upgrade(move |mut socket: WebSocket| async move {
-        let n = app.sessions.fetch_add(1, Ordering::SeqCst) + 1;
+        let n = app.open();
         let _ = socket
             .send(Message::Text(format!("hello {n}").into()))
             .await;
@@ -138,14 +132,14 @@ async fn chat(ws: WebSocketUpgrade, AxState(app): AxState<App>) -> impl IntoResp
     })
 }
 
-fn router(app: &App) -> Router {
+fn router(app: &Sessions) -> Router {
     Router::new()
         .route("/chat", get(chat))
         .with_state(app.clone())
 }
 
-async fn server() -> (std::net::SocketAddr, App) {
-    let app = App::default();
+async fn server() -> (std::net::SocketAddr, Sessions) {
+    let app = Sessions::default();
     (serve(router(&app)).await, app)
 }
 
@@ -172,30 +166,50 @@ fn is_message(f: &Frame, text: &str) -> bool {
     matches!(f, Frame::Message { data, .. } if data == text)
 }
 
+/// The chat server, started late on `listener` (a port the client already tries).
+fn serve_chat_on(listener: tokio::net::TcpListener) -> Sessions {
+    let app = Sessions::default();
+    let router = router(&app);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    app
+}
+
+/// The next state is `reconnecting`, waiting `delay_ms`; `what` says whose wait that is.
+async fn waits(tape: &mut Frames, delay_ms: u64, what: &str) {
+    let waiting = tape.state(State::Reconnecting).await;
+    assert!(
+        matches!(waiting, Frame::State { delay_ms: Some(d), .. } if d == delay_ms),
+        "expected {what}, got {waiting:?}"
+    );
+}
+
+/// Why a deaf link is dropped after a wake, and after a network change.
+const NO_PONG_AFTER_WAKE: &str = "no pong within 500 ms (checked after the machine woke)";
+const NO_PONG_AFTER_CHANGE: &str = "no pong within 500 ms (checked after a network change)";
+
+/// The link is found dead: the next state is `reconnecting`, for `why`.
+async fn found_dead(tape: &mut Frames, why: &str) {
+    let dropped = tape.state(State::Reconnecting).await;
+    assert_eq!(reason(&dropped), why);
+}
+
+/// Closes `id` and waits until the hub has no task left.
+async fn finish(hub: &Hub, id: &str) {
+    hub.close(id, OWNER, None, None).unwrap();
+    all_tasks_end(hub).await;
+}
+
 /// A connection waiting out a 60 s backoff tries at once after a sleep, with a fresh attempt count.
 #[tokio::test]
 async fn after_a_sleep_a_connection_waiting_a_long_backoff_tries_at_once() {
     let (hub, clock, _addresses) = test_hub();
     let port = closed_port().await;
     let (id, mut tape) = connect(&hub, ws(format!("ws://127.0.0.1:{port}/chat"), 60_000));
-    let waiting = tape.state(State::Reconnecting).await;
-    assert!(
-        matches!(
-            waiting,
-            Frame::State {
-                delay_ms: Some(60_000),
-                ..
-            }
-        ),
-        "expected a 60 s wait, got {waiting:?}"
-    );
+    waits(&mut tape, 60_000, "a 60 s wait").await;
     // The server comes up; without a wake, the connection would not look for a minute.
-    let app = App::default();
-    let listener = bind(port).await;
-    let router = router(&app);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let _app = serve_chat_on(bind(port).await);
     let slept_at = Instant::now();
     clock.sleep(3_600);
     tape.state(State::Connected).await;
@@ -216,12 +230,11 @@ async fn after_a_sleep_a_connection_waiting_a_long_backoff_tries_at_once() {
         vec![Some(0), Some(0)],
         "expected the attempt after the wake to start the count afresh"
     );
-    hub.close(&id, OWNER, None, None).unwrap();
-    all_tasks_end(&hub).await;
+    finish(&hub, &id).await;
 }
 
 /// Starts a WebSocket to the chat server and makes it go deaf: the link is dead, but nothing says so.
-async fn deaf_link(hub: &Hub) -> (App, String, Frames) {
+async fn deaf_link(hub: &Hub) -> (Sessions, String, Frames) {
     let (addr, app) = server().await;
     let (id, mut tape) = connect(hub, ws(format!("ws://{addr}/chat"), 50));
     tape.message("hello 1").await;
@@ -241,15 +254,10 @@ async fn after_a_sleep_a_dead_websocket_is_found_at_once() {
     let (hub, clock, _addresses) = test_hub();
     let (app, id, mut tape) = deaf_link(&hub).await;
     clock.sleep(600);
-    let dropped = tape.state(State::Reconnecting).await;
-    assert_eq!(
-        reason(&dropped),
-        "no pong within 500 ms (checked after the machine woke)"
-    );
+    found_dead(&mut tape, NO_PONG_AFTER_WAKE).await;
     tape.message("hello 2").await;
     assert_eq!(app.sessions.load(Ordering::SeqCst), 2);
-    hub.close(&id, OWNER, None, None).unwrap();
-    all_tasks_end(&hub).await;
+    finish(&hub, &id).await;
 }
 
 /// The OS says an address came: the same check.
@@ -262,14 +270,9 @@ async fn a_network_change_finds_a_dead_websocket_at_once() {
     addresses
         .send((true, "198.51.100.7".parse().unwrap()))
         .unwrap();
-    let dropped = tape.state(State::Reconnecting).await;
-    assert_eq!(
-        reason(&dropped),
-        "no pong within 500 ms (checked after a network change)"
-    );
+    found_dead(&mut tape, NO_PONG_AFTER_CHANGE).await;
     tape.message("hello 2").await;
-    hub.close(&id, OWNER, None, None).unwrap();
-    all_tasks_end(&hub).await;
+    finish(&hub, &id).await;
 }
 
 /// The app forwards a signal of its own (here with automatic detection on, but no clock jump and no event).
@@ -278,14 +281,9 @@ async fn the_app_can_ask_for_the_check_itself() {
     let (hub, _clock, _addresses) = test_hub();
     let (_app, id, mut tape) = deaf_link(&hub).await;
     hub.check_links(LinkCheck::NetworkChanged);
-    let dropped = tape.state(State::Reconnecting).await;
-    assert_eq!(
-        reason(&dropped),
-        "no pong within 500 ms (checked after a network change)"
-    );
+    found_dead(&mut tape, NO_PONG_AFTER_CHANGE).await;
     tape.message("hello 2").await;
-    hub.close(&id, OWNER, None, None).unwrap();
-    all_tasks_end(&hub).await;
+    finish(&hub, &id).await;
 }
 
 /// A healthy link is checked (the server sees the ping right after the wake) and nothing else happens: no
@@ -349,8 +347,7 @@ async fn a_healthy_link_is_checked_without_a_reconnect_or_a_lost_frame() {
     assert_eq!(ticks, want, "expected every tick once, in order");
     tape.assert_contiguous();
     assert!(tape.errors().is_empty(), "got {:?}", tape.errors());
-    hub.close(&id, OWNER, None, None).unwrap();
-    all_tasks_end(&hub).await;
+    finish(&hub, &id).await;
 }
 
 /// A wall clock set back an hour is no wake: the connection keeps waiting. Then a real jump is one, so the
@@ -361,12 +358,7 @@ async fn a_clock_set_back_is_no_wake() {
     let port = closed_port().await;
     let (id, mut tape) = connect(&hub, ws(format!("ws://127.0.0.1:{port}/chat"), 60_000));
     tape.state(State::Reconnecting).await;
-    let listener = bind(port).await;
-    let app = App::default();
-    let router = router(&app);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let _app = serve_chat_on(bind(port).await);
     clock.sleep(-3_600);
     // Three ticks of the detector.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -379,8 +371,7 @@ async fn a_clock_set_back_is_no_wake() {
     );
     clock.sleep(7_200);
     tape.state(State::Connected).await;
-    hub.close(&id, OWNER, None, None).unwrap();
-    all_tasks_end(&hub).await;
+    finish(&hub, &id).await;
 }
 
 /// SSE cannot be pinged: after a wake, a stream that shows no byte within `pongTimeoutMs` is taken for dead
@@ -423,16 +414,15 @@ async fn after_a_sleep_a_silent_event_stream_is_reopened_where_it_left_off() {
     tape.until("the first event", |f| is_message(f, "event 0"))
         .await;
     clock.sleep(600);
-    let dropped = tape.state(State::Reconnecting).await;
-    assert_eq!(
-        reason(&dropped),
-        "no data within 500 ms (checked after the machine woke)"
-    );
+    found_dead(
+        &mut tape,
+        "no data within 500 ms (checked after the machine woke)",
+    )
+    .await;
     tape.until("the next stream's event", |f| is_message(f, "event 1"))
         .await;
     assert_eq!(heads.all(), vec!["0:".to_owned(), "1:0".to_owned()]);
-    hub.close(&id, OWNER, None, None).unwrap();
-    all_tasks_end(&hub).await;
+    finish(&hub, &id).await;
 }
 
 /// Polling once a minute: a wake polls now.
@@ -464,8 +454,7 @@ async fn after_a_sleep_polling_polls_at_once() {
     tape.until("a poll right after the wake", |f| is_message(f, "poll 2"))
         .await;
     assert_eq!(polls.load(Ordering::SeqCst), 2);
-    hub.close(&id, OWNER, None, None).unwrap();
-    all_tasks_end(&hub).await;
+    finish(&hub, &id).await;
 }
 
 /// With detection off, the machine's clocks and addresses are not watched, but the app's signal still works.
@@ -478,13 +467,8 @@ async fn detection_can_be_turned_off_and_the_app_still_asks() {
     });
     let (_app, id, mut tape) = deaf_link(&hub).await;
     hub.check_links(LinkCheck::Woke);
-    let dropped = tape.state(State::Reconnecting).await;
-    assert_eq!(
-        reason(&dropped),
-        "no pong within 500 ms (checked after the machine woke)"
-    );
-    hub.close(&id, OWNER, None, None).unwrap();
-    all_tasks_end(&hub).await;
+    found_dead(&mut tape, NO_PONG_AFTER_WAKE).await;
+    finish(&hub, &id).await;
 }
 
 /// An attempt under way when the network changes may be stuck on a route that is gone: it starts afresh
@@ -527,8 +511,7 @@ async fn an_attempt_stuck_when_the_network_changes_starts_afresh() {
         "expected the fresh attempt told as connecting, got {:?}",
         tape.states()
     );
-    hub.close(&id, OWNER, None, None).unwrap();
-    all_tasks_end(&hub).await;
+    finish(&hub, &id).await;
 }
 
 /// A wait the server asked for (`Retry-After: 300`) holds through a network change, but the time asleep
@@ -540,7 +523,7 @@ async fn a_servers_retry_after_holds_less_the_time_asleep() {
         response::Response,
     };
     let (hub, clock, _addresses) = test_hub();
-    let app = App::default();
+    let app = Sessions::default();
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = calls.clone();
     let chat_app = app.clone();
@@ -560,17 +543,7 @@ async fn a_servers_retry_after_holds_less_the_time_asleep() {
     );
     let addr = serve(router).await;
     let (id, mut tape) = connect(&hub, ws(format!("ws://{addr}/chat"), 50));
-    let waiting = tape.state(State::Reconnecting).await;
-    assert!(
-        matches!(
-            waiting,
-            Frame::State {
-                delay_ms: Some(300_000),
-                ..
-            }
-        ),
-        "expected the server's 300 s, got {waiting:?}"
-    );
+    waits(&mut tape, 300_000, "the server's 300 s").await;
     hub.check_links(LinkCheck::NetworkChanged);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
@@ -581,6 +554,5 @@ async fn a_servers_retry_after_holds_less_the_time_asleep() {
     clock.sleep(600);
     tape.state(State::Connected).await;
     tape.message("hello 1").await;
-    hub.close(&id, OWNER, None, None).unwrap();
-    all_tasks_end(&hub).await;
+    finish(&hub, &id).await;
 }

@@ -135,6 +135,26 @@ pub async fn answer_sse<S: AsyncRead + AsyncWrite + Unpin>(
     head
 }
 
+/// Reads a request, answers [`SSE_HEAD`] and `body`, then holds the stream until the client closes it (for at
+/// most [`WAIT`]): an event stream that says `body` once and then stays open.
+pub async fn say_sse<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, body: &[u8]) {
+    answer_sse(s, body).await;
+    let _ = s.flush().await;
+    until_closed(s).await;
+}
+
+/// Accepts a WebSocket on `stream`, sends `text`, then reads until the client closes it (for at most [`WAIT`]).
+pub async fn say_ws<S: AsyncRead + AsyncWrite + Unpin>(stream: S, text: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    let _ = ws
+        .send(tokio_tungstenite::tungstenite::Message::text(text))
+        .await;
+    let _ = tokio::time::timeout(WAIT, async { while let Some(Ok(_)) = ws.next().await {} }).await;
+}
+
 /// Writes `data` as one chunk of a chunked body; a failed write is the client's doing and is ignored.
 pub async fn chunk<S: AsyncWrite + Unpin>(socket: &mut S, data: &str) {
     let _ = socket

@@ -23,6 +23,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 
+import { getJson } from './connections.mjs'
 import {
   click,
   repo,
@@ -49,11 +50,7 @@ before(() =>
 after(stopApp)
 
 /** `GET /session/log` of the demo server: `{ hits: [{ path, cookies, status }], issued }`. */
-async function sessionLog() {
-  const response = await fetch(`${server.base}/session/log`, { signal: AbortSignal.timeout(5_000) })
-  assert.equal(response.status, 200, `expected HTTP 200 from /session/log, got ${response.status}`)
-  return response.json()
-}
+const sessionLog = () => getJson(server.base, '/session/log')
 
 /** The two stream lines of the section: `{ state, user, cookies, reason, text }` each. */
 const lines = () =>

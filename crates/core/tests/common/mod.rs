@@ -3,11 +3,18 @@
 //! helpers and the waits that know nothing of the engine come from the workspace's `realtime-testkit`.
 #![allow(dead_code, unused_imports)]
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use tauri_plugin_realtime_core::{
-    AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Connected, CookieJar, Error, Frame, Hub,
-    HubConfig, ProxySetting, Share, State, Toggle, UrlGuard,
+    AllowAll, ChannelSink, ConnectOptions, ConnectRequest, Connected, CookieJar, Error,
+    FallbackOptions, Frame, FrameSink, Hub, HubConfig, ProxySetting, Share, State, Toggle,
+    Transport, UrlGuard,
 };
 use tokio::{
     sync::mpsc,
@@ -19,7 +26,7 @@ pub use realtime_testkit::{
     count::{CountingServer, Kind},
     raw::{
         self, answer_sse, bind, chunk, deaf_ws, drip_server, flood, header_of, raw_server,
-        read_head, silent, until_closed, RawServer, SSE_HEAD, SSE_HEAD_CHUNKED,
+        read_head, say_sse, say_ws, silent, until_closed, RawServer, SSE_HEAD, SSE_HEAD_CHUNKED,
     },
     serve, sse, wait_until, Seen, WAIT,
 };
@@ -67,6 +74,34 @@ pub fn once(url: impl Into<String>) -> ConnectOptions {
     }
 }
 
+/// What a WebSocket test server saw: the entries its handler records (`"<session>:<text>"`), and how many
+/// sessions it opened.
+#[derive(Clone, Default)]
+pub struct Sessions {
+    pub seen: Seen,
+    pub sessions: Arc<AtomicUsize>,
+}
+
+impl Sessions {
+    /// Counts a new session; gives its number, from 1.
+    pub fn open(&self) -> usize {
+        self.sessions.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
+
+/// `options`, polling its URL every 50 ms, with sends POSTed to `send_url`.
+pub fn polling(send_url: String, options: ConnectOptions) -> ConnectOptions {
+    ConnectOptions {
+        transport: Some(Transport::Poll),
+        send_url: Some(send_url),
+        fallback: Some(Toggle::With(FallbackOptions {
+            interval_ms: 50,
+            ..Default::default()
+        })),
+        ..options
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Subscribing.
 
@@ -87,30 +122,45 @@ pub fn subscribe(
     owner: &str,
     guard: Arc<dyn UrlGuard>,
 ) -> Result<(String, Frames), Error> {
-    subscribe_with_cookies(hub, id, options, owner, guard, None)
-}
-
-/// [`subscribe`], with the owner's cookie jar for `withCredentials`.
-pub fn subscribe_with_cookies(
-    hub: &Hub,
-    id: Option<&str>,
-    options: ConnectOptions,
-    owner: &str,
-    guard: Arc<dyn UrlGuard>,
-    cookies: Option<Arc<dyn CookieJar>>,
-) -> Result<(String, Frames), Error> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let connected = hub.connect(ConnectRequest {
+    open(hub, |sink| ConnectRequest {
         id: id.map(str::to_owned),
         options,
         owner: owner.into(),
-        sink: Arc::new(ChannelSink(tx)),
+        sink,
         guard,
-        cookies,
-    })?;
+        cookies: None,
+    })
+}
+
+/// [`subscribe`] as `owner` with every URL allowed, and the owner's cookie jar for `withCredentials`.
+pub fn subscribe_with_cookies(
+    hub: &Hub,
+    options: ConnectOptions,
+    owner: &str,
+    jar: Arc<dyn CookieJar>,
+) -> Result<(String, Frames), Error> {
+    open(hub, |sink| ConnectRequest {
+        id: None,
+        options,
+        owner: owner.into(),
+        sink,
+        guard: Arc::new(AllowAll),
+        cookies: Some(jar),
+    })
+}
+
+/// Makes the request with a sink that feeds the [`Frames`] it gives.
+fn open(
+    hub: &Hub,
+    request: impl FnOnce(Arc<dyn FrameSink>) -> ConnectRequest,
+) -> Result<(String, Frames), Error> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let request = request(Arc::new(ChannelSink(tx)));
+    let owner = request.owner.clone();
+    let connected = hub.connect(request)?;
     let frames = Frames {
         id: connected.id.clone(),
-        owner: owner.into(),
+        owner,
         connected,
         rx,
         seen: Vec::new(),

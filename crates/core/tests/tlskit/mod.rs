@@ -1,0 +1,95 @@
+//! TLS servers with a certificate of a CA of the test's own, for the tests that need one (`mod tlskit;`, beside
+//! `mod common;`).
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, sync::Arc};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
+
+use crate::common::{say_sse, say_ws, Seen, WAIT};
+
+pub struct Pki {
+    pub ca_der: Vec<u8>,
+    pub ca_pem: String,
+    pub leaf_der: Vec<u8>,
+    pub leaf_pem: String,
+    pub key_der: Vec<u8>,
+}
+
+/// A fresh CA and a server certificate it signed for `names` (IP addresses become IP SANs).
+pub fn pki(names: &[&str]) -> Pki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "realtime test CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let mut leaf_params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, names[0]);
+    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
+    Pki {
+        ca_der: ca.der().to_vec(),
+        ca_pem: ca.pem(),
+        leaf_der: leaf.der().to_vec(),
+        leaf_pem: leaf.pem(),
+        key_der: leaf_key.serialize_der(),
+    }
+}
+
+#[derive(Clone, Copy)]
+pub enum Serve {
+    Ws,
+    Sse,
+}
+
+/// A TLS server with the leaf certificate of `pki`: a WebSocket that says "hello-tls", or a hand-written
+/// HTTP/1.1 event stream with one event "hello-tls". Handshake outcomes go to `seen`.
+pub async fn tls_server(pki: &Pki, mode: Serve, seen: Seen) -> SocketAddr {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(pki.leaf_der.clone())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key_der.clone())),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut tls = match tokio::time::timeout(WAIT, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => return seen.push(format!("handshake failed: {e}")),
+                    Err(_) => return seen.push("handshake timed out"),
+                };
+                seen.push("handshake ok");
+                match mode {
+                    Serve::Ws => say_ws(tls, "hello-tls").await,
+                    Serve::Sse => say_sse(&mut tls, b"data: hello-tls\n\n").await,
+                }
+            });
+        }
+    });
+    addr
+}
