@@ -109,6 +109,17 @@ fn versions(stats: &TlsStats, path: &str) -> Vec<Version> {
         .collect()
 }
 
+/// A send from the first stream is POSTed, and the server relays it to every stream: all are live.
+async fn posted_to_all(hub: &Hub, all: &mut [Frames]) {
+    let sent = hub
+        .send(&all[0].id, OWNER, Outgoing::Text("ping".into()))
+        .await;
+    assert!(matches!(sent, Ok(false)), "expected posted, got {sent:?}");
+    for f in all {
+        f.message("ping").await;
+    }
+}
+
 async fn close_all(hub: &Hub, all: &[Frames]) {
     for f in all {
         let _ = hub.close(&f.id, OWNER, None, None);
@@ -128,14 +139,7 @@ async fn twenty_streams_polls_and_sends_share_one_connection() {
     };
     let mut all = open_streams(&hub, &url, 20, with_sends).await;
 
-    // A send from the first is POSTed, and the server relays it to all twenty: every stream is live.
-    let sent = hub
-        .send(&all[0].id, OWNER, Outgoing::Text("ping".into()))
-        .await;
-    assert!(matches!(sent, Ok(false)), "expected posted, got {sent:?}");
-    for f in &mut all {
-        f.message("ping").await;
-    }
+    posted_to_all(&hub, &mut all).await;
     // And a poll to the same origin.
     let (poll_id, mut polled) = connect(
         &hub,
@@ -199,13 +203,7 @@ async fn a_server_of_http1_only_still_works() {
         ..stream_opts(url.clone())
     };
     let mut all = open_streams(&hub, &url, 3, with_sends).await;
-    let sent = hub
-        .send(&all[0].id, OWNER, Outgoing::Text("ping".into()))
-        .await;
-    assert!(matches!(sent, Ok(false)), "expected posted, got {sent:?}");
-    for f in &mut all {
-        f.message("ping").await;
-    }
+    posted_to_all(&hub, &mut all).await;
     assert_eq!(versions(&stats, "/sse"), vec![Version::HTTP_11; 3]);
     assert_eq!(versions(&stats, "/send"), [Version::HTTP_11]);
     close_all(&hub, &all).await;

@@ -469,10 +469,10 @@ async fn self_signed_tls_is_accepted_with_its_ca_or_with_the_explicit_opt_out() 
     // The PEM of the CA parses to the same DER; a bundle gives every certificate in order.
     let roots = pem_certificates(p.ca_pem.as_bytes()).unwrap();
     assert_eq!(roots, vec![p.ca_der.clone()]);
-    let bundle = format!("{}\n{}", p.ca_pem, p.leaf_pem);
+    let bundle = format!("{}\n{}", p.ca_pem, p.server_pem);
     assert_eq!(
         pem_certificates(bundle.as_bytes()).unwrap(),
-        vec![p.ca_der.clone(), p.leaf_der.clone()]
+        vec![p.ca_der.clone(), p.server_der.clone()]
     );
 
     for (name, config) in [

@@ -24,18 +24,26 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::{Seen, WAIT};
 
-/// A CA, and a server certificate it signed for `127.0.0.1` and `localhost`.
+/// A CA, and a server certificate it signed.
 pub struct Pki {
     ca: CertifiedIssuer<'static, KeyPair>,
     /// The CA's certificate, for the client to trust.
     pub ca_der: Vec<u8>,
     pub ca_pem: String,
-    server_der: Vec<u8>,
-    server_key: Vec<u8>,
+    /// The server's certificate and its key (PKCS#8 DER).
+    pub server_der: Vec<u8>,
+    pub server_pem: String,
+    pub server_key: Vec<u8>,
 }
 
 impl Pki {
+    /// For `127.0.0.1` and `localhost`.
     pub fn new() -> Self {
+        Self::for_names(&["127.0.0.1", "localhost"])
+    }
+
+    /// A server certificate for `names` (IP addresses become IP SANs; the first is the common name).
+    pub fn for_names(names: &[&str]) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params
@@ -48,16 +56,13 @@ impl Pki {
         ];
         let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key"))
             .expect("CA certificate");
-        let (server_der, server_key) = leaf(
-            &ca,
-            &["127.0.0.1", "localhost"],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        );
+        let (server, server_key) = leaf(&ca, names, ExtendedKeyUsagePurpose::ServerAuth);
         Self {
             ca_der: ca.der().to_vec(),
             ca_pem: ca.pem(),
             ca,
-            server_der: server_der.der().to_vec(),
+            server_der: server.der().to_vec(),
+            server_pem: server.pem(),
             server_key: server_key.serialize_der(),
         }
     }

@@ -9,46 +9,11 @@ use tokio::net::TcpListener;
 
 use crate::common::{say_sse, say_ws, Seen, WAIT};
 
-pub struct Pki {
-    pub ca_der: Vec<u8>,
-    pub ca_pem: String,
-    pub leaf_der: Vec<u8>,
-    pub leaf_pem: String,
-    pub key_der: Vec<u8>,
-}
+pub use realtime_testkit::tls::Pki;
 
 /// A fresh CA and a server certificate it signed for `names` (IP addresses become IP SANs).
 pub fn pki(names: &[&str]) -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose,
-    };
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "realtime test CA");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let mut leaf_params =
-        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, names[0]);
-    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
-    Pki {
-        ca_der: ca.der().to_vec(),
-        ca_pem: ca.pem(),
-        leaf_der: leaf.der().to_vec(),
-        leaf_pem: leaf.pem(),
-        key_der: leaf_key.serialize_der(),
-    }
+    Pki::for_names(names)
 }
 
 #[derive(Clone, Copy)]
@@ -66,8 +31,8 @@ pub async fn tls_server(pki: &Pki, mode: Serve, seen: Seen) -> SocketAddr {
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(
-            vec![CertificateDer::from(pki.leaf_der.clone())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key_der.clone())),
+            vec![CertificateDer::from(pki.server_der.clone())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.server_key.clone())),
         )
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
