@@ -73,6 +73,6 @@ ensure_bench_page() {
     say "npm ci (bench page)"
     (cd "$bench" && npm ci --no-audit --no-fund)
   fi
-  say "building the bench page"
-  (cd "$bench" && npm run --silent build)
+  say "building the bench page (typecheck, then vite)"
+  (cd "$bench" && npm run --silent typecheck && npm run --silent build)
 }

@@ -659,6 +659,8 @@ async function micro(size: number, frames: number, count: number, rep: number) {
   const conn = new ConnectionImpl('micro')
   conn.attach({ state: 'connected', shared: false }, {
     send: async () => ({ queued: false }),
+    setOnConnect: async () => ({ connected: false }),
+    removeOnConnect: async () => ({ removed: false }),
     close: async () => {},
     reconnect: async () => {},
     inspect: async () => {
