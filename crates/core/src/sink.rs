@@ -185,8 +185,8 @@ pub(crate) fn queue(frames: usize, bytes: usize) -> (Outlet, Inlet) {
 
 /// A frame that follows the previous one this closely is taken for part of a run, and queued to be batched:
 /// delivered alone, each frame of a run would cost the webview a script of its own. At 100 µs, the first
-/// frame of each read at full rate went alone and cost SSE a fifth more CPU per 64 B message
-/// (docs/BENCHMARKS.md); 500 µs still takes paced streams up to ~1 000 messages/s.
+/// frame of each read at full rate went alone and cost SSE throughput at 64 B (docs/BENCHMARKS.md); 500 µs
+/// still takes paced streams of up to ~1 000 messages/s.
 const LONE_GAP: Duration = Duration::from_micros(500);
 
 /// What a subscriber's upstream and its delivery task share for the lone-frame path.
