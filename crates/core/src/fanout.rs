@@ -38,7 +38,7 @@ impl Fanout {
         self.seq += 1;
         let frame = Arc::new(body.number(self.seq));
         let mut gone = false;
-        for sub in &self.subs {
+        for sub in &mut self.subs {
             if sub.out.send(frame.clone()).await.is_err() {
                 gone = true;
             }
@@ -53,7 +53,7 @@ impl Fanout {
     }
 
     /// Adds a subscriber, which first gets the current state.
-    pub(crate) async fn join(&mut self, sub: Subscriber) {
+    pub(crate) async fn join(&mut self, mut sub: Subscriber) {
         if let Some(f) = &self.last_state {
             let _ = sub.out.send(Arc::new(f.as_snapshot())).await;
         }

@@ -2,10 +2,19 @@
 //!
 //! The loop never waits for more frames than are ready (no timer): it takes what is queued now, up to a cap
 //! by count and by bytes, and hands it to the sink in one call. It never drops a frame.
+//!
+//! A lone frame (its queue empty, nothing held by the delivery task, none just before it) skips the loop: the
+//! upstream hands it to the sink itself, which saves waking the delivery task at low rates. Frames that come
+//! in runs still go through the loop, to be batched.
 
 use std::{
     collections::VecDeque,
-    sync::{Arc, Mutex},
+    panic::{catch_unwind, AssertUnwindSafe},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
 };
 
 use tokio::sync::{mpsc, Notify, Semaphore, TryAcquireError};
@@ -156,14 +165,47 @@ pub(crate) fn queue(frames: usize, bytes: usize) -> (Outlet, Inlet) {
     // `acquire_many` counts in u32; a budget above that is no budget worth keeping apart.
     let cap = bytes.clamp(1, u32::MAX as usize);
     let room = Arc::new(Semaphore::new(cap));
+    let shared = Arc::new(Shared::default());
     (
         Outlet {
             tx,
             room: room.clone(),
             cap,
+            shared: shared.clone(),
+            last: None,
         },
-        Inlet { rx, room, cap },
+        Inlet {
+            rx,
+            room,
+            cap,
+            shared,
+        },
     )
+}
+
+/// A frame that follows the previous one this closely is taken for part of a run, and queued to be batched:
+/// delivered alone, each frame of a run would cost the webview a script of its own. At 100 µs, the first
+/// frame of each read at full rate went alone and cost SSE throughput at 64 B (docs/BENCHMARKS.md); 500 µs
+/// still takes paced streams of up to ~1 000 messages/s.
+const LONE_GAP: Duration = Duration::from_micros(500);
+
+/// What a subscriber's upstream and its delivery task share for the lone-frame path.
+#[derive(Default)]
+struct Shared {
+    /// Frames queued or held by the delivery task, not yet delivered: while any is, a frame handed to the
+    /// sink directly would overtake it.
+    pending: AtomicUsize,
+    /// The sink, once the delivery task runs; taken away when it ends, so the sink lives no longer than before.
+    direct: Mutex<Option<Direct>>,
+    /// A direct delivery found the sink gone (or it panicked): the delivery task ends as if its own had.
+    failed: CancellationToken,
+}
+
+#[derive(Clone)]
+struct Direct {
+    sink: Arc<dyn FrameSink>,
+    window: Option<Arc<AckWindow>>,
+    token: CancellationToken,
 }
 
 fn weight(frame: &Frame, cap: usize) -> usize {
@@ -175,11 +217,28 @@ pub(crate) struct Outlet {
     tx: mpsc::Sender<Arc<Frame>>,
     room: Arc<Semaphore>,
     cap: usize,
+    shared: Arc<Shared>,
+    /// When the previous frame came.
+    last: Option<Instant>,
 }
 
 impl Outlet {
-    /// Waits for room, then queues the frame; `Err` when the delivery task is gone.
-    pub(crate) async fn send(&self, frame: Arc<Frame>) -> Result<(), SinkGone> {
+    /// Hands a lone frame to the sink, or waits for room and queues the frame; `Err` when the delivery task
+    /// or the sink is gone.
+    pub(crate) async fn send(&mut self, frame: Arc<Frame>) -> Result<(), SinkGone> {
+        if self.shared.failed.is_cancelled() {
+            return Err(SinkGone);
+        }
+        let now = Instant::now();
+        let lone = self
+            .last
+            .is_none_or(|t| now.saturating_duration_since(t) >= LONE_GAP);
+        self.last = Some(now);
+        if lone {
+            if let Some(direct) = self.direct() {
+                return self.deliver_directly(&direct, &frame);
+            }
+        }
         // `weight` is at most `cap`, which fits in u32.
         let n = weight(&frame, self.cap) as u32;
         match self.room.try_acquire_many(n) {
@@ -190,11 +249,48 @@ impl Outlet {
                 Err(_) => return Err(SinkGone),
             },
         }
+        // Counted before it is queued, so the delivery task never counts it off first.
+        self.shared.pending.fetch_add(1, Ordering::AcqRel);
         self.tx.send(frame).await.map_err(|_| SinkGone)
     }
 
+    /// The sink, when a frame may go to it now: the delivery task runs and holds nothing (this task is the
+    /// only one that queues, so nothing can come between), the subscription is open and its window has room.
+    fn direct(&self) -> Option<Direct> {
+        if self.shared.pending.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        let direct = self
+            .shared
+            .direct
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let open = !direct.token.is_cancelled();
+        let room = direct.window.as_ref().is_none_or(|w| w.has_room());
+        (open && room).then_some(direct)
+    }
+
+    /// As the delivery task would deliver a batch of one, but a sink that panics ends only its subscription,
+    /// not the upstream that other subscribers share.
+    fn deliver_directly(&self, direct: &Direct, frame: &Arc<Frame>) -> Result<(), SinkGone> {
+        if let Some(w) = &direct.window {
+            w.sent(1, frame.approx_len() as u64);
+        }
+        let delivered = catch_unwind(AssertUnwindSafe(|| {
+            direct.sink.deliver(std::slice::from_ref(frame))
+        }));
+        match delivered {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(SinkGone)) | Err(_) => {
+                self.shared.failed.cancel();
+                Err(SinkGone)
+            }
+        }
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.tx.is_closed() || self.shared.failed.is_cancelled()
     }
 }
 
@@ -203,6 +299,7 @@ pub(crate) struct Inlet {
     rx: mpsc::Receiver<Arc<Frame>>,
     room: Arc<Semaphore>,
     cap: usize,
+    shared: Arc<Shared>,
 }
 
 #[cfg(test)]
@@ -216,6 +313,7 @@ impl Inlet {
 impl Drop for Inlet {
     fn drop(&mut self) {
         self.room.close();
+        *self.shared.direct.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 
@@ -229,17 +327,25 @@ pub(crate) async fn deliver_loop(
 ) -> Result<(), SinkGone> {
     let mut batch: Vec<Arc<Frame>> = Vec::with_capacity(limits.frames.min(64));
     let window = sink.ack_window();
+    let shared = inlet.shared.clone();
+    *shared.direct.lock().unwrap_or_else(|p| p.into_inner()) = Some(Direct {
+        sink: sink.clone(),
+        window: window.clone(),
+        token: token.clone(),
+    });
     loop {
         if let Some(w) = &window {
             tokio::select! {
                 biased;
                 _ = token.cancelled() => return Ok(()),
+                _ = shared.failed.cancelled() => return Err(SinkGone),
                 _ = w.wait_for_room() => {}
             }
         }
         let first = tokio::select! {
             biased;
             _ = token.cancelled() => return Ok(()),
+            _ = shared.failed.cancelled() => return Err(SinkGone),
             f = inlet.rx.recv() => match f {
                 Some(f) => f,
                 None => return Ok(()),
@@ -266,6 +372,8 @@ pub(crate) async fn deliver_loop(
         }
         sink.deliver(&batch)?;
         inlet.room.add_permits(weights);
+        // After the delivery: the upstream, seeing none pending, may hand the next frame to the sink itself.
+        shared.pending.fetch_sub(batch.len(), Ordering::AcqRel);
         batch.clear();
     }
 }
@@ -304,7 +412,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_queue_holds_its_byte_budget_plus_one_frame() {
-        let (out, mut inlet) = queue(1024, 3000);
+        let (mut out, mut inlet) = queue(1024, 3000);
         // Each weighs 48 + 1000 bytes: two fit in 3000, the third waits for room.
         out.send(sized(1, 1000)).await.unwrap();
         out.send(sized(2, 1000)).await.unwrap();
@@ -363,7 +471,7 @@ mod tests {
             }
         }
         let window = Arc::new(AckWindow::new(4, 1 << 20));
-        let (tx, rx) = queue(64, 1 << 20);
+        let (mut tx, rx) = queue(64, 1 << 20);
         let (out, mut delivered) = mpsc::unbounded_channel();
         let limits = BatchLimits {
             frames: 2,
@@ -388,6 +496,66 @@ mod tests {
         task.await.unwrap().unwrap();
     }
 
+    /// A sink that records each batch's seqs, or panics when told to.
+    struct Recording(mpsc::UnboundedSender<Vec<u64>>, bool);
+    impl FrameSink for Recording {
+        fn deliver(&self, frames: &[Arc<Frame>]) -> Result<(), SinkGone> {
+            assert!(!self.1, "injected sink fault");
+            let seqs = frames.iter().map(|f| f.seq()).collect();
+            self.0.send(seqs).map_err(|_| SinkGone)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lone_frame_goes_to_the_sink_at_once_and_never_overtakes_a_queued_one() {
+        let (mut tx, rx) = queue(64, 1 << 20);
+        let (out, mut delivered) = mpsc::unbounded_channel();
+        let token = CancellationToken::new();
+        let sink = Arc::new(Recording(out, false));
+        let task = tokio::spawn(deliver_loop(
+            rx,
+            sink,
+            BatchLimits::default(),
+            token.clone(),
+        ));
+        tokio::task::yield_now().await;
+        while tx.shared.direct.lock().unwrap().is_none() {
+            tokio::task::yield_now().await;
+        }
+        // Lone: delivered within `send`, by this task.
+        tx.send(sized(1, 1)).await.unwrap();
+        assert_eq!(delivered.try_recv().unwrap(), [1]);
+        // A run: queued behind each other, in order, whatever went directly.
+        for seq in 2..=50 {
+            tx.send(sized(seq, 1)).await.unwrap();
+        }
+        tokio::time::sleep(LONE_GAP * 2).await;
+        tx.send(sized(51, 1)).await.unwrap();
+        let mut seqs = Vec::new();
+        while seqs.len() < 50 {
+            seqs.extend(delivered.recv().await.unwrap());
+        }
+        assert_eq!(seqs, (2..=51).collect::<Vec<_>>());
+        token.cancel();
+        task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_sink_that_panics_on_a_lone_frame_ends_its_delivery_not_the_upstream() {
+        let (mut tx, rx) = queue(64, 1 << 20);
+        let (out, _delivered) = mpsc::unbounded_channel();
+        let token = CancellationToken::new();
+        let sink = Arc::new(Recording(out, true));
+        let task = tokio::spawn(deliver_loop(rx, sink, BatchLimits::default(), token));
+        while tx.shared.direct.lock().unwrap().is_none() {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(tx.send(sized(1, 1)).await, Err(SinkGone));
+        assert!(tx.is_closed());
+        assert_eq!(task.await.unwrap(), Err(SinkGone));
+        assert_eq!(tx.send(sized(2, 1)).await, Err(SinkGone));
+    }
+
     #[tokio::test]
     async fn delivery_pauses_until_acknowledged() {
         struct Windowed(mpsc::UnboundedSender<usize>, Arc<AckWindow>);
@@ -400,7 +568,7 @@ mod tests {
             }
         }
         let window = Arc::new(AckWindow::new(4, 1 << 20));
-        let (tx, rx) = queue(64, 1 << 20);
+        let (mut tx, rx) = queue(64, 1 << 20);
         let (out, mut delivered) = mpsc::unbounded_channel();
         let limits = BatchLimits {
             frames: 2,
