@@ -28,7 +28,9 @@ pub struct SinkGone;
 
 /// Receives a subscription's frames, in `seq` order, one batch at a time.
 pub trait FrameSink: Send + Sync + 'static {
-    /// Delivers a batch of one or more frames. Called from one task at a time per subscription.
+    /// Delivers a batch of one or more frames. Called from one task at a time per subscription: the
+    /// subscription's delivery task, or for a lone frame the upstream's own task, so it must hand the frames
+    /// on and return, not wait (a slow call holds up the upstream and whoever else shares it).
     fn deliver(&self, frames: &[Arc<Frame>]) -> Result<(), SinkGone>;
 
     /// A receiver that acknowledges what it has processed gets a window: delivery pauses while that much
