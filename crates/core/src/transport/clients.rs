@@ -115,7 +115,7 @@ impl Clients {
     }
 
     /// Which identity a request to `url` presents: the first whose matcher accepts it (`0`: none).
-    fn identity(&self, url: &Url) -> usize {
+    pub(crate) fn identity(&self, url: &Url) -> usize {
         self.identities
             .iter()
             .position(|id| id.matches(url))

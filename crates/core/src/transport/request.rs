@@ -17,7 +17,7 @@ use crate::{
     options::Resolved,
     proxy::{Proxies, ProxyConfig},
     time::server_delay,
-    tls::{client_config, http_alpn, with_identity, ClientIdentity, TlsConfig},
+    tls::{client_config, http_alpn, with_identity, TlsConfig},
 };
 
 /// What every connection shares: the HTTP clients, the TLS configuration and the app's secret headers.
@@ -26,7 +26,6 @@ pub(crate) struct Env {
     pub http: Arc<Clients>,
     /// The WebSocket's TLS, per client identity as in [`Clients`]: `[0]` without a client certificate.
     ws_tls: Vec<Arc<rustls::ClientConfig>>,
-    identities: Vec<ClientIdentity>,
     pub secrets: Option<Arc<dyn HeaderSource>>,
     /// The one proxy decision, asked by the HTTP client and by the WebSocket.
     pub proxies: Arc<Proxies>,
@@ -56,7 +55,6 @@ impl Env {
         Ok(Self {
             http,
             ws_tls,
-            identities: tls.client_identities.clone(),
             secrets,
             proxies,
         })
@@ -115,14 +113,10 @@ impl Env {
         }
     }
 
-    /// The WebSocket's TLS configuration for `url`, with the client certificate it asks for.
+    /// The WebSocket's TLS configuration for `url`, with the client certificate the HTTP clients would
+    /// present there.
     pub(crate) fn ws_tls(&self, url: &url::Url) -> Arc<rustls::ClientConfig> {
-        let i = self
-            .identities
-            .iter()
-            .position(|id| id.matches(url))
-            .map_or(0, |i| i + 1);
-        self.ws_tls[i].clone()
+        self.ws_tls[self.http.identity(url)].clone()
     }
 
     /// The connection's headers for a request to `url`, with the secret ones put over them.
