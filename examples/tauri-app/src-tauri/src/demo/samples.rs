@@ -158,8 +158,8 @@ async fn echo(mut socket: WebSocket, state: &Shared) {
 
 /// `POST /summary` body, or `GET /summary?query=...`.
 #[derive(Debug, Default, Deserialize)]
-struct SummaryRequest {
-    query: Option<String>,
+pub(super) struct SummaryRequest {
+    pub(super) query: Option<String>,
 }
 
 async fn summary(

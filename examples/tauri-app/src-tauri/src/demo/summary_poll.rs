@@ -17,9 +17,8 @@ use axum::{
     Router,
 };
 use realtime_testkit::sse;
-use serde::Deserialize;
 
-use super::{summary_words, AppState, DEFAULT_QUERY};
+use super::{samples::SummaryRequest, summary_words, AppState, DEFAULT_QUERY};
 
 /// At most this many `summary` events in one `/summary/poll` document.
 pub const SUMMARY_POLL_WORDS: usize = 3;
@@ -28,14 +27,9 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/summary/poll", get(summary_poll))
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct PollQuery {
-    query: Option<String>,
-}
-
 async fn summary_poll(
     State(state): State<AppState>,
-    Query(params): Query<PollQuery>,
+    Query(params): Query<SummaryRequest>,
     headers: HeaderMap,
 ) -> Response {
     state.control.summary_polls.fetch_add(1, Ordering::SeqCst);
