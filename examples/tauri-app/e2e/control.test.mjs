@@ -23,8 +23,7 @@ import {
   saveScreenshot,
   session,
   show,
-  startApp,
-  startDemoServer,
+  startAppWithDemoServer,
   stopApp,
   textOf,
   waitFor,
@@ -39,8 +38,7 @@ let app = []
 
 before(() =>
   withLog(async () => {
-    server = await startDemoServer()
-    await startApp({ env: { REALTIME_DEMO_SERVER: server.addr } })
+    server = await startAppWithDemoServer()
     app = appPids()
   }),
 )

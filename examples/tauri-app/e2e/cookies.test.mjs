@@ -30,8 +30,7 @@ import {
   run,
   saveScreenshot,
   show,
-  startApp,
-  startDemoServer,
+  startAppWithDemoServer,
   stopApp,
   waitFor,
   withLog,
@@ -43,8 +42,7 @@ let server
 
 before(() =>
   withLog(async () => {
-    server = await startDemoServer()
-    await startApp({ env: { REALTIME_DEMO_SERVER: server.addr } })
+    server = await startAppWithDemoServer()
   }),
 )
 after(stopApp)

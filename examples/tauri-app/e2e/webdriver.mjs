@@ -336,6 +336,13 @@ export async function startDemoServer() {
   return { base: url, addr: url.slice('http://'.length) }
 }
 
+/** Starts the stand-alone demo server, then the app using it. Returns the server (`{ base, addr }`). */
+export async function startAppWithDemoServer() {
+  const server = await startDemoServer()
+  await startApp({ env: { REALTIME_DEMO_SERVER: server.addr } })
+  return server
+}
+
 async function stopDemoServer() {
   if (!demoServer?.pid) return
   const pid = demoServer.pid

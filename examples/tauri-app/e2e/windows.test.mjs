@@ -26,8 +26,7 @@ import {
   session,
   show,
   sleep,
-  startApp,
-  startDemoServer,
+  startAppWithDemoServer,
   stopApp,
   switchToWindow,
   textOf,
@@ -52,8 +51,7 @@ let secondHandle
 
 before(() =>
   withLog(async () => {
-    server = await startDemoServer()
-    await startApp({ env: { REALTIME_DEMO_SERVER: server.addr } })
+    server = await startAppWithDemoServer()
     app = appPids()
   }),
 )
