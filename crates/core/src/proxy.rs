@@ -130,10 +130,7 @@ impl Proxies {
             return Ok(none);
         }
         Ok(match &config.proxy {
-            ProxySetting::None => Self {
-                matcher: None,
-                bypass: None,
-            },
+            ProxySetting::None => none,
             ProxySetting::System => Self {
                 matcher: Some(Matcher::from_system()),
                 bypass: config.no_proxy.as_deref().map(bypass),
