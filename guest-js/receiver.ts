@@ -1,10 +1,11 @@
-// The page's receiver: the global that Rust's direct route calls, one script per batch (`src/relay/receiver.rs`
-// writes it). One per page, shared by every copy of the bindings the page loads; it holds the connections of
+// The page's receiver: the global that Rust's direct route calls once per batch (`src/relay/receiver.rs` makes
+// the call). One per page, shared by every copy of the bindings the page loads; it holds the connections of
 // this page by id and nothing else.
 
 /**
- * The global through which Rust delivers batches: it evaluates `window.__TAURI_PLUGIN_REALTIME__.deliver(id,
- * batch)` with the batch in the compact encoding (see `wire.ts`) as an array literal, one script per batch.
+ * The global through which Rust delivers batches: `window.__TAURI_PLUGIN_REALTIME__.deliver(id, batch)` with the
+ * batch in the compact encoding (see `wire.ts`), once per batch: a script with the batch as an array literal, or
+ * on WebKitGTK, for small frames, a function that never changes called with the batch as JSON text it parses.
  */
 export const RECEIVER = '__TAURI_PLUGIN_REALTIME__'
 

@@ -43,11 +43,21 @@ pub use crate::core::{
 pub use error::{Error, Result};
 pub use relay::EVENT_PREFIX;
 
-/// What the benchmark needs beyond the public API: the direct route's script exactly as the relay writes it. Not
-/// part of the API: it may change in any release.
+/// What the benchmark needs beyond the public API: the direct route's delivery, and each of its two forms, exactly
+/// as the relay makes them. Not part of the API: it may change in any release.
 #[doc(hidden)]
 pub mod testing {
-    pub use crate::relay::receiver::script as receiver_script;
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "dragonfly",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    ))]
+    pub use crate::relay::receiver::argument::deliver as receiver_argument;
+    pub use crate::relay::receiver::{
+        deliver as receiver_deliver, script as receiver_script, set_argument_max_frame,
+    };
 }
 
 /// Owner name of subscriptions made from Rust; `#` cannot appear in a webview label.

@@ -2,8 +2,9 @@
 //! that is gone ends the subscription; it never panics.
 //!
 //! Two routes, chosen by `connect`'s `route` argument. The guest bindings ask for the direct route: each batch is
-//! one script the webview evaluates, a call of the bindings' receiver with the batch in the engine's compact
-//! encoding as an array literal ([`receiver::script`]). Callers that use the commands themselves get the Tauri
+//! one call of the bindings' receiver with the batch in the engine's compact encoding, as a script the webview
+//! evaluates ([`receiver::script`]) or, for small frames on WebKitGTK, as the argument of a function that never
+//! changes ([`receiver::deliver`]). Callers that use the commands themselves get the Tauri
 //! event `realtime://<id>`, the default, with the batch as an array of frame objects, for `listen()`.
 
 pub(crate) mod receiver;
@@ -71,7 +72,7 @@ impl<R: Runtime> FrameSink for WebviewSink<R> {
             return Err(SinkGone);
         };
         match &self.delivery {
-            Delivery::Direct(id) => webview.eval(receiver::script(id, frames)),
+            Delivery::Direct(id) => receiver::deliver(&webview, id, frames),
             // `AnyLabel` reaches the webview whether its listener targets it as a webview or a window.
             Delivery::Event(event) => self.app.emit_to(
                 EventTarget::AnyLabel {

@@ -1,13 +1,71 @@
 //! The page's receiver: the global through which the guest bindings take the batches of the direct route, and
-//! the script that calls it. Tauri's side of the contract with `guest-js/receiver.ts`; the batch inside is the
+//! how a batch reaches it. Tauri's side of the contract with `guest-js/receiver.ts`; the batch inside is the
 //! engine's compact encoding ([`crate::core::wire`]).
 
-use std::sync::Arc;
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc,
+};
+
+use tauri::{Runtime, WebviewWindow};
 
 use crate::core::{wire, Frame};
 
 /// The global object through which the guest bindings receive batches evaluated in the page.
 pub(crate) const RECEIVER: &str = "__TAURI_PLUGIN_REALTIME__";
+
+/// Hands a batch to the page's receiver, by the cheaper of two forms for the webview: a script of its own
+/// ([`script`]), or on WebKitGTK, unless its frames are very large, a call of one unchanging function with the
+/// batch as its argument ([`by_argument`]). Both go through the app's main thread in the order they are made, so a
+/// batch never overtakes the one before it whichever form each takes.
+pub fn deliver<R: Runtime>(
+    webview: &WebviewWindow<R>,
+    id: &str,
+    frames: &[Arc<Frame>],
+) -> tauri::Result<()> {
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "dragonfly",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    ))]
+    if by_argument(frames) {
+        return argument::deliver(webview, id, frames);
+    }
+    webview.eval(script(id, frames))
+}
+
+/// Mean size of a batch's frames (as [`Frame::approx_len`] counts them) up to which a batch goes as an argument:
+/// the default of [`set_argument_max_frame`].
+///
+/// Why: the script form makes the web process compile the batch and atomize every string literal in it; the
+/// argument form arrives as a string the web process parses with `JSON.parse`, and costs the app a conversion of
+/// the text for WebKit on the main thread. In the `micro` diagnostic (docs/BENCHMARKS.md) the argument form took
+/// half the web process's time or less at every size measured, 64 B to 256 KiB, for 0-25 % more app time, and
+/// less time in all. Above 256 KiB it was not measured, and a single conversion of several MiB would hold the
+/// main thread, which every window event and command waits on, for milliseconds: such batches stay scripts.
+pub(crate) const ARGUMENT_MAX_FRAME: usize = 256 * 1024;
+
+static ARGUMENT_MAX: AtomicUsize = AtomicUsize::new(ARGUMENT_MAX_FRAME);
+
+/// Sets the mean frame size up to which a batch goes as an argument (0: never), for the benchmark to compare the
+/// two forms in one build. Not part of the API.
+pub fn set_argument_max_frame(bytes: usize) {
+    ARGUMENT_MAX.store(bytes, Ordering::Relaxed);
+}
+
+/// Whether a batch goes as a function argument rather than a script of its own (on WebKitGTK).
+pub(crate) fn by_argument(frames: &[Arc<Frame>]) -> bool {
+    let total: usize = frames.iter().map(|f| f.approx_len()).sum();
+    let max = ARGUMENT_MAX.load(Ordering::Relaxed);
+    max > 0 && total <= max.saturating_mul(frames.len())
+}
+
+/// The body of the function that takes a batch as its argument: the same call as [`script`] makes, with the
+/// batch as JSON text (WebKit takes strings, numbers and dictionaries as arguments, not arrays). Its text never
+/// changes, so the webview compiles it once.
+pub(crate) const FUNCTION: &str = "window.__TAURI_PLUGIN_REALTIME__&&window.__TAURI_PLUGIN_REALTIME__.deliver(id,JSON.parse(batch))";
 
 /// The script that hands a batch to the bindings' receiver: `<receiver>.deliver("<id>", <compact batch>)`.
 ///
@@ -30,6 +88,56 @@ pub fn script(id: &str, frames: &[Arc<Frame>]) -> String {
     wire::push_batch(&mut out, frames);
     out.push(')');
     out
+}
+
+/// The argument form on WebKitGTK: `webkit_web_view_call_async_javascript_function` with [`FUNCTION`] and the
+/// id and the batch as string arguments. The arguments are values, never code; the batch's JSON escapes every
+/// control character, so it holds no NUL, which a GVariant string cannot.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "dragonfly",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd"
+))]
+pub(crate) mod argument {
+    use std::sync::Arc;
+
+    use tauri::{Runtime, WebviewWindow};
+    use webkit2gtk::{
+        gio::Cancellable,
+        glib::{ToVariant, VariantDict},
+        WebViewExt,
+    };
+
+    use super::FUNCTION;
+    use crate::core::{wire, Frame};
+
+    pub fn deliver<R: Runtime>(
+        webview: &WebviewWindow<R>,
+        id: &str,
+        frames: &[Arc<Frame>],
+    ) -> tauri::Result<()> {
+        let approx: usize = frames.iter().map(|f| f.approx_len() + 8).sum();
+        let mut batch = String::with_capacity(approx + 2);
+        wire::push_batch(&mut batch, frames);
+        // Made here, not on the main thread, which every delivery and command waits on.
+        let args = VariantDict::new(None);
+        args.insert_value("id", &id.to_variant());
+        args.insert_value("batch", &batch.to_variant());
+        let args = args.end();
+        webview.with_webview(move |platform| {
+            platform.inner().call_async_javascript_function(
+                FUNCTION,
+                Some(&args),
+                None,
+                None,
+                None::<&Cancellable>,
+                // As with a script: a page without the receiver, or whose handler threw, is the page's affair.
+                |_| {},
+            );
+        })
+    }
 }
 
 #[cfg(test)]
@@ -77,6 +185,49 @@ mod tests {
         let expected: Vec<Frame> = frames.iter().map(|f| (**f).clone()).collect();
         assert_eq!(wire::decode(batch.as_bytes()).unwrap(), expected);
         assert_eq!(batch_of(&script("x", &[]), "x"), "[]");
+    }
+
+    fn messages(size: usize, n: usize) -> Vec<Arc<Frame>> {
+        (1..=n as u64)
+            .map(|seq| {
+                Arc::new(Frame::Message {
+                    seq,
+                    transport: crate::core::Transport::Websocket,
+                    event: None,
+                    data: "x".repeat(size),
+                    last_event_id: None,
+                    binary: false,
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_go_as_an_argument_unless_their_frames_are_very_large() {
+        assert!(by_argument(&messages(64, 256)));
+        assert!(by_argument(&messages(64, 1)));
+        assert!(by_argument(&messages(16 * 1024, 64)));
+        assert!(by_argument(&messages(ARGUMENT_MAX_FRAME - 64, 3)));
+        assert!(!by_argument(&messages(ARGUMENT_MAX_FRAME, 3)));
+        assert!(!by_argument(&messages(4 << 20, 1)));
+        // By the mean: a very large frame among small ones goes as an argument when they are many enough.
+        let mut mixed = messages(64, 1);
+        mixed.extend(messages(600_000, 1));
+        assert!(!by_argument(&mixed));
+        mixed.extend(messages(64, 8));
+        assert!(by_argument(&mixed));
+        let (_, fixture) = fixture();
+        assert!(
+            by_argument(&fixture),
+            "the fixture's small frames go as an argument"
+        );
+    }
+
+    #[test]
+    fn the_function_calls_the_receiver_as_the_script_does() {
+        let call = format!("window.{RECEIVER}&&window.{RECEIVER}.deliver(");
+        assert!(FUNCTION.starts_with(&call), "{FUNCTION}");
+        assert!(FUNCTION.ends_with("(id,JSON.parse(batch))"), "{FUNCTION}");
     }
 
     #[test]

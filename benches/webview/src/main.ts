@@ -601,8 +601,9 @@ async function burst(mech: Mech, rep: number, turnsPerUs: number) {
  * compiles it as a script literal), (2) the same array as one JSON string that the page `JSON.parse`s, (3) the
  * compact encoding (a run of alike messages as bare strings) as such a string, (4) an experiment: the compact
  * encoding through a `Channel` (strings of a few KiB, or a large batch whole as bytes), (5) the plugin's direct
- * route, one script per batch calling the bindings' receiver, (6) an experiment: the compact batch as a
- * function argument (GVariant); then the bindings' own dispatch (`ConnectionImpl.receive`) and the bench
+ * route as it delivers, in the form it picks by the frames' size, and its two forms whatever the size: (6) one
+ * script per batch calling the bindings' receiver, (7) the compact batch as the argument of a function that
+ * never changes (GVariant, WebKitGTK); then the bindings' own dispatch (`ConnectionImpl.receive`) and the bench
  * handler alone, with no IPC.
  */
 async function micro(size: number, frames: number, count: number, rep: number) {
@@ -627,7 +628,7 @@ async function micro(size: number, frames: number, count: number, rep: number) {
     }
     const channel = new Channel<unknown>(onBatch)
     const unlisten = await listen<unknown>(event, (e) => onBatch(e.payload))
-    if (mode === 'direct' || mode === 'gvariant') receiver().connections.set(event, { receiveWire: onBatch })
+    if (mode === 'direct' || mode === 'script' || mode === 'gvariant') receiver().connections.set(event, { receiveWire: onBatch })
     const before = await stats()
     const t0 = performance.now()
     await invoke('micro_emit', { event, count, frames, size, mode, channel })
@@ -639,13 +640,13 @@ async function micro(size: number, frames: number, count: number, rep: number) {
     return { usPerFrame: round((ms * 1000) / total, 2), webCpuUsPerFrame: round(((after.web.cpuMs - before.web.cpuMs) * 1000) / total, 2), appCpuUsPerFrame: round(((after.app.cpuMs - before.app.cpuMs) * 1000) / total, 2) }
   }
   // In an order rotated by repetition, so that no path always pays for the garbage the one before it left.
-  const modes = ['obj', 'str', 'compact', 'channel', 'direct', 'gvariant']
+  const modes = ['obj', 'str', 'compact', 'channel', 'direct', 'script', 'gvariant']
   const by: Record<string, Awaited<ReturnType<typeof viaEvents>>> = {}
   for (let i = 0; i < modes.length; i++) {
     const mode = modes[(i + rep - 1) % modes.length]!
     by[mode] = await viaEvents(mode)
   }
-  const { obj: eventArray, str: eventString, compact: eventCompact, channel: channelCompact, direct, gvariant } = by
+  const { obj: eventArray, str: eventString, compact: eventCompact, channel: channelCompact, direct, script, gvariant } = by
   // The bindings alone: prebuilt frames through ConnectionImpl.receive, as the receiver calls it (at most 200
   // batches: prebuilt 16 KiB frames would otherwise take hundreds of MB of the page's memory).
   let seq = 0
@@ -692,6 +693,7 @@ async function micro(size: number, frames: number, count: number, rep: number) {
     eventCompact,
     channelCompact,
     direct,
+    script,
     gvariant,
     bindingsUsPerFrame: round(bindingsUs, 3),
     plainLoopUsPerFrame: round(loopUs, 3),
@@ -794,9 +796,11 @@ async function main(): Promise<void> {
   if (has('micro')) {
     // Enough frames that CPU time, counted in 10 ms ticks, resolves a few percent of each path (about 0.25 s of
     // a path's time at 64 B and 1 s at 16 KiB); once per repetition, so that runs can be compared.
-    const [small, large] = cfg.quick ? [200, 40] : [1000, 200]
+    const [small, mid, large] = cfg.quick ? [200, 40, 40] : [1000, 300, 200]
     for (let rep = 1; rep <= cfg.reps; rep++) {
       await guarded('micro 64 B', () => micro(64, 256, small, rep), { workload: 'micro', size: 64, rep })
+      // Where the direct route's two forms cross (`ARGUMENT_MAX_FRAME` in src/relay/receiver.rs).
+      await guarded('micro 1 KiB', () => micro(1024, 256, mid, rep), { workload: 'micro', size: 1024, rep })
       await guarded('micro 16 KiB', () => micro(16384, 64, large, rep), { workload: 'micro', size: 16384, rep })
     }
   }

@@ -11,7 +11,9 @@
 //! `latency`, `poll`, `scaling`, `burst`, `micro`), `BENCH_TIMEOUT_S` (the whole run, default 1200: then the results so far
 //! are written and the app exits with status 3),
 //! `BENCH_MECHS` (comma-separated mechanisms, e.g. `realtime-ws`: to profile one), `BENCH_PROTOCOLS` (the
-//! scaling workload's, in order: `http1,http2` by default; one alone measures it in a fresh app).
+//! scaling workload's, in order: `http1,http2` by default; one alone measures it in a fresh app),
+//! `BENCH_ARGUMENT_MAX_FRAME` (the mean frame size up to which the direct route hands a batch to WebKitGTK as an
+//! argument; 0: always a script).
 
 // Keeps a console window from opening next to the app on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
@@ -275,9 +277,10 @@ fn clock_now() -> f64 {
 /// plugin's to the main webview, by `mode`: `obj` the plugin's event route (an event whose payload is the array
 /// of frame objects), `str` an event with that array as one JSON string, `compact` an event with the compact
 /// encoding as a string, `channel` the compact encoding through a `Channel` (an experiment, see
-/// [`channel_send`]), `direct` the plugin's direct route, one script per batch calling the bindings' receiver
-/// (see [`direct_script`]; the receiver id is `event`), `gvariant` the compact batch as a function argument (an
-/// experiment, see [`gvariant_deliver`]). It separates the delivery path's cost from the rest.
+/// [`channel_send`]), `direct` the plugin's direct route as it delivers (the receiver id is `event`), and its two
+/// forms whatever the frames' size: `script`, one script per batch calling the bindings' receiver, and
+/// `gvariant`, the compact batch as the argument of a function that never changes (WebKitGTK only). It separates
+/// the delivery path's cost from the rest.
 #[tauri::command]
 #[allow(clippy::too_many_arguments)]
 fn micro_emit<R: tauri::Runtime>(
@@ -325,13 +328,12 @@ fn micro_emit<R: tauri::Runtime>(
                 String::from_utf8(wire::encode(&batch)).map_err(|e| e.to_string())?,
             ),
             "channel" => channel_send(&channel, &batch),
-            "direct" => webview.eval(tauri_plugin_realtime::testing::receiver_script(
+            // Exactly as the plugin's direct route delivers a batch, in the form it picks.
+            "direct" => tauri_plugin_realtime::testing::receiver_deliver(&webview, &event, &batch),
+            "script" => webview.eval(tauri_plugin_realtime::testing::receiver_script(
                 &event, &batch,
             )),
-            "gvariant" => {
-                let text = String::from_utf8(wire::encode(&batch)).map_err(|e| e.to_string())?;
-                gvariant_deliver(&webview, event.clone(), text)
-            }
+            "gvariant" => gvariant_deliver(&webview, &event, &batch),
             other => return Err(format!("unknown micro mode {other:?}")),
         };
         sent.map_err(|e| e.to_string())?;
@@ -379,41 +381,20 @@ fn channel_send(
     Ok(())
 }
 
-/// The `gvariant` micro mode, an experiment: the compact batch as a string argument of
-/// `webkit_web_view_call_async_javascript_function` (WebKitGTK 2.40), whose function body never changes, so the
-/// webview compiles no new script per batch (WebKit takes numbers, strings and dictionaries as arguments, not
-/// arrays, hence one string and a `JSON.parse`).
 #[cfg(target_os = "linux")]
 fn gvariant_deliver<R: tauri::Runtime>(
     webview: &tauri::WebviewWindow<R>,
-    id: String,
-    text: String,
+    id: &str,
+    batch: &[std::sync::Arc<tauri_plugin_realtime::Frame>],
 ) -> tauri::Result<()> {
-    webview.with_webview(move |platform| {
-        use webkit2gtk::{glib, glib::ToVariant, WebViewExt};
-        let args = glib::VariantDict::new(None);
-        args.insert_value("id", &id.to_variant());
-        args.insert_value("batch", &text.to_variant());
-        platform.inner().call_async_javascript_function(
-            "window.__TAURI_PLUGIN_REALTIME__.deliver(id, JSON.parse(batch))",
-            Some(&args.end()),
-            None,
-            None,
-            None::<&webkit2gtk::gio::Cancellable>,
-            |result| {
-                if let Err(e) = result {
-                    eprintln!("bench: gvariant delivery failed: {e}");
-                }
-            },
-        );
-    })
+    tauri_plugin_realtime::testing::receiver_argument(webview, id, batch)
 }
 
 #[cfg(not(target_os = "linux"))]
 fn gvariant_deliver<R: tauri::Runtime>(
     _webview: &tauri::WebviewWindow<R>,
-    _id: String,
-    _text: String,
+    _id: &str,
+    _batch: &[std::sync::Arc<tauri_plugin_realtime::Frame>],
 ) -> tauri::Result<()> {
     Err(tauri::Error::WebviewNotFound)
 }
@@ -516,6 +497,13 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("--serve") {
         serve();
         return;
+    }
+    // To compare the direct route's two forms in one build (src/relay/receiver.rs): 0 sends every batch as a script.
+    if let Some(max) = std::env::var("BENCH_ARGUMENT_MAX_FRAME")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        tauri_plugin_realtime::testing::set_argument_max_frame(max);
     }
     let Served {
         child,
