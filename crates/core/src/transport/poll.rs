@@ -14,6 +14,7 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
 use http::{header, StatusCode};
 use tokio::time::{sleep, Sleep};
 use url::Url;
@@ -30,6 +31,7 @@ use crate::{
     policy::Ended,
     queue::Outgoing,
     sse::{SseEvent, SseParser},
+    text::Text,
     time::{deadline, millis, server_delay, NEVER},
 };
 
@@ -258,7 +260,7 @@ pub(crate) enum Polled {
     /// 304, an identical body, or an SSE document with no event newer than the last id.
     Nothing,
     /// A body that changed.
-    Body(String),
+    Body(Text),
     /// SSE events newer than the last event id, in order.
     Events(Vec<SseEvent>),
 }
@@ -333,7 +335,8 @@ impl Poller {
             .is_some_and(super::sse::is_event_stream);
         let etag = response.headers().get(header::ETAG).cloned();
         let last_modified = response.headers().get(header::LAST_MODIFIED).cloned();
-        let body = read_limited(response, max_size).await?;
+        // Shared, so that the events' data can be slices of it.
+        let body = Bytes::from(read_limited(response, max_size).await?);
         self.etag = etag;
         self.last_modified = last_modified;
 
@@ -349,7 +352,7 @@ impl Poller {
             let mut parser = SseParser::new(max_size);
             let mut events = Vec::new();
             parser
-                .feed(&body, &mut events)
+                .feed_shared(&body, &mut events)
                 .map_err(|e| AttemptError::Fatal {
                     reason: e.to_string(),
                 })?;
@@ -367,7 +370,7 @@ impl Poller {
                 Polled::Events(fresh)
             });
         }
-        Ok(Polled::Body(String::from_utf8_lossy(&body).into_owned()))
+        Ok(Polled::Body(Text::from_utf8_lossy(body)))
     }
 }
 

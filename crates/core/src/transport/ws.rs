@@ -329,7 +329,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
                         return Event::Message(FrameBody::Message {
                             transport: Transport::Websocket,
                             event: None,
-                            data: text.as_str().to_owned(),
+                            // The message's slice of the read buffer, not a copy.
+                            data: text.into(),
                             last_event_id: None,
                             binary: false,
                         }, len);
@@ -341,7 +342,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
                         return Event::Message(FrameBody::Message {
                             transport: Transport::Websocket,
                             event: None,
-                            data: base64::engine::general_purpose::STANDARD.encode(&bytes),
+                            data: base64::engine::general_purpose::STANDARD.encode(&bytes).into(),
                             last_event_id: None,
                             binary: true,
                         }, bytes.len());
