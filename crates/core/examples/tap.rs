@@ -607,7 +607,7 @@ async fn run(args: Args) -> u8 {
                                 }
                             }
                         } else {
-                            Outgoing::Text(data.to_string())
+                            Outgoing::Text(data.clone())
                         };
                         let _ = echo.send(msg);
                     }

@@ -4,8 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::text::Text;
-
 /// How a connection reaches its server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -99,8 +97,8 @@ pub enum Frame {
         /// SSE event type (`"message"` when the server named none); absent for WebSocket.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         event: Option<String>,
-        /// The text, or base64 when `binary` is true. Shared, usually still the socket's read buffer: see [`Text`].
-        data: Text,
+        /// The text, or base64 when `binary` is true.
+        data: String,
         /// SSE last event id (`""` when none was set); absent for WebSocket.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_event_id: Option<String>,
@@ -170,7 +168,7 @@ pub(crate) enum FrameBody {
     Message {
         transport: Transport,
         event: Option<String>,
-        data: Text,
+        data: String,
         last_event_id: Option<String>,
         binary: bool,
     },

@@ -44,7 +44,6 @@ mod proxy;
 mod queue;
 mod sink;
 mod sse;
-mod text;
 mod time;
 mod tls;
 mod transport;
@@ -66,7 +65,6 @@ pub use queue::Outgoing;
 pub use sink::{
     AckWindow, BatchLimits, ChannelSink, FrameSink, SinkGone, MAX_ACK_BYTES, MAX_ACK_FRAMES,
 };
-pub use text::Text;
 pub use time::MAX_SERVER_DELAY;
 pub use tls::{pem_certificates, ClientIdentity, TlsConfig, UrlMatcher};
 pub use transport::{AllowAll, HeaderSource, UrlGuard};

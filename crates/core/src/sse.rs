@@ -13,10 +13,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use bytes::Bytes;
-
-use crate::text::Text;
-
 /// UTF-8 encoding of U+FEFF; the decoder drops one at the start of a stream.
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 
@@ -28,9 +24,8 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 pub struct SseEvent {
     /// event type; "message" when the event had no `event:` field
     pub event: String,
-    /// data lines joined with "\n" (the final trailing LF removed, per spec); a single `data:` line fed with
-    /// [`SseParser::feed_shared`] is a slice of that chunk, not a copy
-    pub data: Text,
+    /// data lines joined with "\n" (the final trailing LF removed, per spec)
+    pub data: String,
     /// the parser's last-event-id buffer at dispatch time ("" when never set)
     pub last_event_id: String,
 }
@@ -62,10 +57,6 @@ pub struct SseParser {
     line: Vec<u8>,
     /// The spec's data buffer: each `data:` value followed by LF.
     data: String,
-    /// The event's first `data:` value while it is its only one and lies whole in a shared chunk: kept as a
-    /// slice of that chunk instead of being copied into `data` (then empty), so that the common one-line event
-    /// reaches the page without a copy. A second line moves it into `data`.
-    data_shared: Option<Text>,
     /// The spec's event type buffer.
     event_type: String,
     /// The spec's last event ID buffer: updated by `id:` as soon as the line is read.
@@ -91,7 +82,6 @@ impl SseParser {
             max_size,
             line: Vec::new(),
             data: String::new(),
-            data_shared: None,
             event_type: String::new(),
             id_buffer: String::new(),
             committed_id: String::new(),
@@ -130,31 +120,15 @@ impl SseParser {
     /// On `Err`, events completed before the offending line are already in `out`; the parser then
     /// refuses further input until `reset_stream`, since the rest of the stream cannot be framed.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
-        self.feed_from(chunk, None, out)
-    }
-
-    /// [`SseParser::feed`] for a chunk the caller already holds as `Bytes`: the data of an event with a single
-    /// `data:` line that lies whole in the chunk is then a slice of it (shared), not a copy.
-    pub fn feed_shared(&mut self, chunk: &Bytes, out: &mut Vec<SseEvent>) -> Result<(), SseError> {
-        self.feed_from(chunk, Some(chunk), out)
-    }
-
-    fn feed_from(
-        &mut self,
-        chunk: &[u8],
-        shared: Option<&Bytes>,
-        out: &mut Vec<SseEvent>,
-    ) -> Result<(), SseError> {
         if self.failed {
             return Err(self.too_large());
         }
-        let result = self.feed_inner(chunk, shared, out);
+        let result = self.feed_inner(chunk, out);
         if result.is_err() {
             self.failed = true;
             // Nothing held can be used any more; give the memory back at once.
             self.line = Vec::new();
             self.data = String::new();
-            self.data_shared = None;
             self.event_type.clear();
         }
         result
@@ -187,7 +161,6 @@ impl SseParser {
         self.line.shrink_to(KEEP_CAPACITY);
         self.data.clear();
         self.data.shrink_to(KEEP_CAPACITY);
-        self.data_shared = None;
         self.event_type.clear();
         self.id_buffer.clone_from(&self.committed_id);
         self.after_cr = false;
@@ -209,13 +182,7 @@ impl SseParser {
         }
     }
 
-    /// `shared`, when given, holds the same bytes as `chunk`.
-    fn feed_inner(
-        &mut self,
-        chunk: &[u8],
-        shared: Option<&Bytes>,
-        out: &mut Vec<SseEvent>,
-    ) -> Result<(), SseError> {
+    fn feed_inner(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
         let mut rest = self.skip_bom(chunk)?;
         if self.after_cr {
             if let Some((&first, tail)) = rest.split_first() {
@@ -227,17 +194,16 @@ impl SseParser {
         }
         while let Some(pos) = find_eol(rest) {
             if self.line.is_empty() {
-                // The whole line is in this chunk: parse it in place, no copy. `rest` is the chunk's tail.
+                // The whole line is in this chunk: parse it in place, no copy.
                 self.check_line_len(pos)?;
-                let origin = shared.map(|bytes| (bytes, chunk.len() - rest.len()));
-                self.process_line(&rest[..pos], origin, out)?;
+                self.process_line(&rest[..pos], out)?;
             } else {
                 self.check_line_len(self.line.len() + pos)?;
                 self.line.extend_from_slice(&rest[..pos]);
                 // Moved out (not cloned) so `process_line` can borrow `self` mutably; the
                 // allocation is put back for the next split line.
                 let line = std::mem::take(&mut self.line);
-                let result = self.process_line(&line, None, out);
+                let result = self.process_line(&line, out);
                 self.line = line;
                 self.line.clear();
                 result?;
@@ -283,50 +249,28 @@ impl SseParser {
         Ok(rest)
     }
 
-    /// One line, without its line ending. `origin`: the shared chunk that holds the line, and where it starts.
-    fn process_line(
-        &mut self,
-        line: &[u8],
-        origin: Option<(&Bytes, usize)>,
-        out: &mut Vec<SseEvent>,
-    ) -> Result<(), SseError> {
+    /// One line, without its line ending.
+    fn process_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
         if line.is_empty() {
             self.dispatch(out);
             return Ok(());
         }
-        let (name, start) = match line.iter().position(|&b| b == b':') {
+        let (name, value) = match line.iter().position(|&b| b == b':') {
             Some(0) => return Ok(()), // comment
-            Some(colon) if line.get(colon + 1) == Some(&b' ') => (&line[..colon], colon + 2),
-            Some(colon) => (&line[..colon], colon + 1),
-            None => (line, line.len()),
+            Some(colon) => {
+                let value = &line[colon + 1..];
+                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &[][..]),
         };
-        let value = &line[start..];
         // Names are matched as bytes: a name with invalid UTF-8 decodes to U+FFFD and could never
         // equal one of these, so decoding it first would change nothing.
         match name {
             b"data" => {
-                // What the buffer would hold, each value followed by LF.
-                let held = self.data.len() + self.data_shared.as_ref().map_or(0, |d| d.len() + 1);
-                if self.data.is_empty() && self.data_shared.is_none() {
-                    // The event's first line, whole in a shared chunk and valid UTF-8: kept as a slice of it.
-                    let slice = origin.map(|(bytes, at)| bytes.slice(at + start..at + line.len()));
-                    if let Some(Ok(text)) = slice.map(Text::from_utf8) {
-                        if text.len() > self.max_size {
-                            return Err(self.too_large());
-                        }
-                        self.data_shared = Some(text);
-                        return Ok(());
-                    }
-                }
                 let value = decode(value);
                 // Bounds the dispatched data (buffer minus its final LF) by `max_size`.
-                if held + value.len() > self.max_size {
+                if self.data.len() + value.len() > self.max_size {
                     return Err(self.too_large());
-                }
-                if let Some(first) = self.data_shared.take() {
-                    self.data.reserve(first.len() + value.len() + 2);
-                    self.data.push_str(&first);
-                    self.data.push('\n');
                 }
                 // One allocation for value and LF, not a second one for the LF.
                 self.data.reserve(value.len() + 1);
@@ -359,19 +303,15 @@ impl SseParser {
         if self.committed_id != self.id_buffer {
             self.committed_id.clone_from(&self.id_buffer);
         }
-        let data = if let Some(data) = self.data_shared.take() {
-            data
-        } else {
-            if self.data.is_empty() {
-                self.event_type.clear();
-                return;
-            }
-            if self.data.ends_with('\n') {
-                self.data.pop();
-            }
-            // Taking the buffer hands its allocation to the event and leaves it reset.
-            Text::from(std::mem::take(&mut self.data))
-        };
+        if self.data.is_empty() {
+            self.event_type.clear();
+            return;
+        }
+        if self.data.ends_with('\n') {
+            self.data.pop();
+        }
+        // Taking the buffers hands their allocations to the event and leaves them reset.
+        let data = std::mem::take(&mut self.data);
         let event = if self.event_type.is_empty() {
             String::from("message")
         } else {
@@ -441,7 +381,7 @@ mod tests {
     fn ev(event: &str, data: &str, id: &str) -> SseEvent {
         SseEvent {
             event: event.to_owned(),
-            data: data.into(),
+            data: data.to_owned(),
             last_event_id: id.to_owned(),
         }
     }
@@ -477,25 +417,7 @@ mod tests {
     }
 
     fn run(max: usize, chunks: &[&[u8]]) -> Outcome {
-        let copied = run_with(SseParser::new(max), chunks);
-        // Data kept as slices of shared chunks must read exactly as data copied out of them.
-        let mut p = SseParser::new(max);
-        let mut events = Vec::new();
-        let mut error = None;
-        for chunk in chunks {
-            if let Err(e) = p.feed_shared(&Bytes::copy_from_slice(chunk), &mut events) {
-                error = Some(e);
-                break;
-            }
-        }
-        let shared = Outcome {
-            events,
-            error,
-            retry: p.take_retry(),
-            last_id: p.last_event_id().to_owned(),
-        };
-        assert_eq!(shared, copied, "feed_shared differs from feed");
-        copied
+        run_with(SseParser::new(max), chunks)
     }
 
     /// Feeds `input` whole, split in two at every index, and byte by byte; all must agree.
@@ -1076,30 +998,6 @@ mod tests {
         };
         assert_eq!(result, SseError::TooLarge { limit: MAX });
         assert!(out.is_empty());
-    }
-
-    #[test]
-    fn a_single_data_line_in_a_shared_chunk_is_not_copied() {
-        let chunk = Bytes::from_static(b"data: one\n\ndata: two\ndata: lines\n\ndata: spl");
-        let mut p = SseParser::new(BIG);
-        let mut out = Vec::new();
-        p.feed_shared(&chunk, &mut out).unwrap();
-        p.feed_shared(&Bytes::from_static(b"it\n\ndata: bad\xff\n\n"), &mut out)
-            .unwrap();
-        let datas: Vec<&str> = out.iter().map(|e| e.data.as_str()).collect();
-        assert_eq!(datas, ["one", "two\nlines", "split", "bad\u{fffd}"]);
-        assert_eq!(
-            out[0].data.as_ptr(),
-            chunk[6..].as_ptr(),
-            "a slice of the chunk"
-        );
-        // The limit counts a kept first line as the buffer would: value and LF.
-        let chunk = Bytes::from_static(b"data:aaa\ndata:aaa\ndata:aaa\n\n");
-        assert_eq!(SseParser::new(11).feed_shared(&chunk, &mut out), Ok(()));
-        assert_eq!(
-            SseParser::new(10).feed_shared(&chunk, &mut out),
-            Err(SseError::TooLarge { limit: 10 })
-        );
     }
 
     #[test]

@@ -124,7 +124,7 @@ fn continues<'a>(prev: &Frame, frame: &'a Frame) -> Option<&'a str> {
             && last_event_id == l0
             && binary == b0 =>
         {
-            Some(data.as_str())
+            Some(data)
         }
         _ => None,
     }
@@ -162,7 +162,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Frame>, DecodeError> {
                     seq: seq + 1,
                     transport: *transport,
                     event: event.clone(),
-                    data: data.into(),
+                    data,
                     last_event_id: last_event_id.clone(),
                     binary: *binary,
                 },
@@ -341,7 +341,7 @@ mod tests {
                 seq,
                 transport,
                 event: sse.then(|| ["message", "token"][usize::from(source / 3 % 2)].to_owned()),
-                data: data.into(),
+                data,
                 last_event_id: sse.then(|| ["", "7"][usize::from(source / 6 % 2)].to_owned()),
                 binary: binary && !sse,
             },

@@ -302,7 +302,7 @@ fn micro_emit<R: tauri::Runtime>(
                     seq,
                     transport: Transport::Websocket,
                     event: None,
-                    data: server::message(seq, size).into(),
+                    data: server::message(seq, size),
                     last_event_id: None,
                     binary: false,
                 })

@@ -14,7 +14,6 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
 use http::{header, StatusCode};
 use tokio::time::{sleep, Sleep};
 use url::Url;
@@ -31,7 +30,6 @@ use crate::{
     policy::Ended,
     queue::Outgoing,
     sse::{SseEvent, SseParser},
-    text::Text,
     time::{deadline, millis, server_delay, NEVER},
 };
 
@@ -260,7 +258,7 @@ pub(crate) enum Polled {
     /// 304, an identical body, or an SSE document with no event newer than the last id.
     Nothing,
     /// A body that changed.
-    Body(Text),
+    Body(String),
     /// SSE events newer than the last event id, in order.
     Events(Vec<SseEvent>),
 }
@@ -335,8 +333,7 @@ impl Poller {
             .is_some_and(super::sse::is_event_stream);
         let etag = response.headers().get(header::ETAG).cloned();
         let last_modified = response.headers().get(header::LAST_MODIFIED).cloned();
-        // Shared, so that the events' data can be slices of it.
-        let body = Bytes::from(read_limited(response, max_size).await?);
+        let body = read_limited(response, max_size).await?;
         self.etag = etag;
         self.last_modified = last_modified;
 
@@ -352,7 +349,7 @@ impl Poller {
             let mut parser = SseParser::new(max_size);
             let mut events = Vec::new();
             parser
-                .feed_shared(&body, &mut events)
+                .feed(&body, &mut events)
                 .map_err(|e| AttemptError::Fatal {
                     reason: e.to_string(),
                 })?;
@@ -370,7 +367,7 @@ impl Poller {
                 Polled::Events(fresh)
             });
         }
-        Ok(Polled::Body(Text::from_utf8_lossy(body)))
+        Ok(Polled::Body(String::from_utf8_lossy(&body).into_owned()))
     }
 }
 

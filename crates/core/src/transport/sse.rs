@@ -117,7 +117,7 @@ impl SseUpstream {
                         let mut events = Vec::new();
                         // Events completed before an oversized one are reported first: their ids are already
                         // the resume point.
-                        if let Err(e) = self.parser.feed_shared(&bytes, &mut events) {
+                        if let Err(e) = self.parser.feed(&bytes, &mut events) {
                             self.ending = Some(Ended::Attempt(AttemptError::Fatal { reason: e.to_string() }));
                         }
                         received.retry = self.parser.take_retry();

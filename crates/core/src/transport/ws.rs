@@ -329,8 +329,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
                         return Event::Message(FrameBody::Message {
                             transport: Transport::Websocket,
                             event: None,
-                            // The message's slice of the read buffer, not a copy.
-                            data: text.into(),
+                            data: text.as_str().to_owned(),
                             last_event_id: None,
                             binary: false,
                         }, len);
@@ -342,7 +341,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsUpstream<S> {
                         return Event::Message(FrameBody::Message {
                             transport: Transport::Websocket,
                             event: None,
-                            data: base64::engine::general_purpose::STANDARD.encode(&bytes).into(),
+                            data: base64::engine::general_purpose::STANDARD.encode(&bytes),
                             last_event_id: None,
                             binary: true,
                         }, bytes.len());

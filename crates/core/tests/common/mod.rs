@@ -331,7 +331,7 @@ impl Frames {
                     data,
                     last_event_id,
                     ..
-                } => Some((event.clone(), data.to_string(), last_event_id.clone())),
+                } => Some((event.clone(), data.clone(), last_event_id.clone())),
                 _ => None,
             })
             .collect()
@@ -342,7 +342,7 @@ impl Frames {
         self.seen
             .iter()
             .filter_map(|f| match f {
-                Frame::Message { seq, data, .. } => Some((*seq, data.to_string())),
+                Frame::Message { seq, data, .. } => Some((*seq, data.clone())),
                 _ => None,
             })
             .collect()
