@@ -334,6 +334,12 @@ if (big) {
   target(`idle memory per SSE stream at ${big.streams} streams ≤ 64 KiB (app process)`, big.appKbPerStream, 64, false, `${fmt(big.appKbPerStream, 1)} KiB`)
   target(`${big.streams} concurrent streams working`, big.working, big.streams, true, `${big.working}/${big.streams}`)
 }
+// Issue 17: 10 000 idle streams at most 32 KiB each, over each protocol.
+for (const r of scal.filter((r) => r.streams >= 10000 && ok(r))) {
+  const proto = r.protocol ?? 'HTTP/1.1'
+  target(`idle memory per SSE stream at ${r.streams} streams ≤ 32 KiB (app process, ${proto})`, r.appKbPerStream, 32, false, `${fmt(r.appKbPerStream, 1)} KiB`)
+  target(`${r.streams} concurrent streams working (${proto})`, r.working, r.streams, true, `${r.working}/${r.streams}`)
+}
 const lossy = results.filter((r) => ok(r) && (r.lost > 0 || r.outOfOrder > 0 || r.badSize > 0) && r.workload !== 'scaling')
 if (targets.length) {
   p('### Targets')

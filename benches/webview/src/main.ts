@@ -463,7 +463,9 @@ const serverStats = async () => (await fetch(`${cfg.http}/stats`, { cache: 'no-s
 async function scaling(streams: number, protocol: 'HTTP/1.1' | 'HTTP/2') {
   const base = protocol === 'HTTP/2' ? cfg.https : cfg.http
   // Streams of the previous step linger a few seconds in Rust after close (the plugin's default): wait for them.
-  await waitUntil('previous idle streams closed', async () => (await serverStats()).idleOpen === 0, 30_000)
+  // Bounds grow with the step: 10 000 streams take seconds to open, ping and close on 2 cores.
+  const bound = (ms: number) => Math.max(ms, streams * 10)
+  await waitUntil('previous idle streams closed', async () => (await serverStats()).idleOpen === 0, 120_000)
   await sleep(1000)
   const s0 = await stats()
   const run = runId()
@@ -495,7 +497,7 @@ async function scaling(streams: number, protocol: 'HTTP/1.1' | 'HTTP/2') {
     )
     conns.push(...batch)
   }
-  await waitUntil(`${streams} streams connected`, () => connected === streams, 60_000)
+  await waitUntil(`${streams} streams connected`, () => connected === streams, bound(60_000))
   const openMs = performance.now() - t0
   const s1 = await stats()
   await sleep(cfg.idleS * 1000)
@@ -503,7 +505,7 @@ async function scaling(streams: number, protocol: 'HTTP/1.1' | 'HTTP/2') {
   const serverOpen = (await (await fetch(`${cfg.http}/idle/ping`, { cache: 'no-store' })).json()) as number
   let working = 0
   try {
-    await waitUntil('every stream pinged', () => pinged.every((p) => p === 1), 30_000)
+    await waitUntil('every stream pinged', () => pinged.every((p) => p === 1), bound(30_000))
   } catch {
     // counted below
   }

@@ -52,7 +52,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// The same at app exit, which waits for every connection within its own grace.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
-/// Requests from the hub, rare and never blocked behind sends.
+/// Requests from the hub, rare and never blocked behind sends. They travel boxed, as sends do: a Tokio channel
+/// allocates its first block of 32 items up front, which for a connection that never hears either (most idle
+/// streams) was 5.7 KiB of its memory (docs/BENCHMARKS.md, issue 17).
 pub(crate) enum Control {
     Subscribe(Subscriber),
     Unsubscribe(Arc<str>),
@@ -128,8 +130,8 @@ impl Default for Status {
 
 /// How the hub reaches a connection task, and how it ends it.
 pub(crate) struct Wiring {
-    pub ctl: mpsc::UnboundedReceiver<Control>,
-    pub sends: mpsc::Receiver<SendRequest>,
+    pub ctl: mpsc::UnboundedReceiver<Box<Control>>,
+    pub sends: mpsc::Receiver<Box<SendRequest>>,
     pub stats: Arc<Stats>,
     pub token: CancellationToken,
     /// Wakes and network changes (`wake.rs`).
@@ -222,8 +224,8 @@ pub(crate) struct Connection {
     opts: Arc<Resolved>,
     env: Arc<Env>,
     guard: Arc<dyn UrlGuard>,
-    ctl: mpsc::UnboundedReceiver<Control>,
-    sends: mpsc::Receiver<SendRequest>,
+    ctl: mpsc::UnboundedReceiver<Box<Control>>,
+    sends: mpsc::Receiver<Box<SendRequest>>,
     stats: Arc<Stats>,
     token: CancellationToken,
     fanout: Fanout,
@@ -326,10 +328,10 @@ impl Connection {
             let input = tokio::select! {
                 biased;
                 _ = self.token.cancelled() => Input::Exit,
-                c = self.ctl.recv() => Input::Control(c),
+                c = self.ctl.recv() => Input::Control(c.map(|c| *c)),
                 woke = woke(&mut self.wake) => Input::Wake(woke),
                 posted = posted(&mut self.lane), if self.lane.as_ref().is_some_and(Poster::busy) => Input::Posted(posted),
-                Some(req) = self.sends.recv(), if self.takes_sends() => Input::Send(req),
+                Some(req) = self.sends.recv(), if self.takes_sends() => Input::Send(*req),
                 happened = self.phase.next() => Input::Phase(happened),
             };
             let done = match input {
@@ -419,6 +421,8 @@ impl Connection {
         self.write_queued();
     }
 
+    /// The rare turns (an open, an end, a retry) are boxed, so that the task keeps room only for the frequent one
+    /// (frames): an async fn holds its largest await for its whole life, and every connection holds this one.
     async fn on_phase(&mut self, happened: Happened) {
         match happened {
             Happened::Opened(Ok(upstream)) | Happened::Probed(Ok(upstream)) => {
@@ -426,19 +430,21 @@ impl Connection {
                     // The server is likely up again: a send waiting out its backoff goes now.
                     lane.nudge();
                 }
-                self.abandon_write("the connection left polling").await;
-                self.connected(upstream).await;
+                Box::pin(async {
+                    self.abandon_write("the connection left polling").await;
+                    self.connected(upstream).await;
+                })
+                .await;
             }
-            Happened::Opened(Err(e)) => self.ended(Ended::Attempt(e)).await,
+            Happened::Opened(Err(e)) => Box::pin(self.ended(Ended::Attempt(e))).await,
             Happened::Probed(Err(AttemptError::Fatal { reason })) => {
-                self.ended(Ended::Attempt(AttemptError::Fatal { reason }))
-                    .await
+                Box::pin(self.ended(Ended::Attempt(AttemptError::Fatal { reason }))).await
             }
             Happened::Probed(Err(e)) => {
                 self.note_error(e.reason());
                 self.probe_later();
             }
-            Happened::TimeToRetry => self.open(self.attempt).await,
+            Happened::TimeToRetry => Box::pin(self.open(self.attempt)).await,
             Happened::TimeToProbe => {
                 let open = Box::pin(self.opening());
                 if let Phase::Polling { probe, .. } = &mut self.phase {
@@ -481,7 +487,7 @@ impl Connection {
             Event::Writable => self.write_queued(),
             Event::Posted(result) => self.posted(result).await,
             Event::Trouble(message) => self.report(message).await,
-            Event::Ended(ended) => self.ended(ended).await,
+            Event::Ended(ended) => Box::pin(self.ended(ended)).await,
         }
     }
 
@@ -963,7 +969,7 @@ impl Connection {
     async fn fault(&mut self, reason: String) {
         self.stats.ended.store(true, Ordering::Release);
         while let Ok(c) = self.ctl.try_recv() {
-            match c {
+            match *c {
                 Control::Subscribe(sub) => self.fanout.push(sub),
                 Control::Unsubscribe(id) => self.fanout.leave(&id),
                 // Their replies are dropped: the caller hears that the connection closed.

@@ -327,7 +327,8 @@ pub(crate) async fn deliver_loop(
     limits: BatchLimits,
     token: CancellationToken,
 ) -> Result<(), SinkGone> {
-    let mut batch: Vec<Arc<Frame>> = Vec::with_capacity(limits.frames.min(64));
+    // Grown by the first batch that needs it and kept: a stream that stays idle never needs it.
+    let mut batch: Vec<Arc<Frame>> = Vec::new();
     let window = sink.ack_window();
     let shared = inlet.shared.clone();
     *shared.direct.lock().unwrap_or_else(|p| p.into_inner()) = Some(Direct {

@@ -33,8 +33,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tauri::{AppHandle, Manager, RunEvent};
 
-/// Streams the plugin may open at once in this app: the scaling workload opens 1 000.
-const MAX_STREAMS: usize = 4096;
+/// Streams the plugin may open at once in this app: the scaling workload opens 10 000 (and the previous step's
+/// may still be closing).
+const MAX_STREAMS: usize = 16_384;
 
 /// The bench server's child process gives up after this long, whatever happens to the app.
 const SERVER_MAX_LIFETIME: Duration = Duration::from_secs(3600);
@@ -117,7 +118,7 @@ impl Config {
             scaling: if quick {
                 vec![1, 10, 100]
             } else {
-                vec![1, 10, 100, 1_000]
+                vec![1, 10, 100, 1_000, 10_000]
             },
             protocols: match std::env::var("BENCH_PROTOCOLS") {
                 Ok(v) if !v.trim().is_empty() => v

@@ -330,10 +330,10 @@ impl Hub {
         }
         up.subs.insert(subscriber.id.clone());
         let state = up.stats.status().state;
-        let _ = up.ctl.send(Control::Subscribe(subscriber));
+        let _ = up.ctl.send(Box::new(Control::Subscribe(subscriber)));
         if state.is_terminal() {
             // Someone asks for this stream anew: give it a fresh try.
-            let _ = up.ctl.send(Control::Reconnect);
+            let _ = up.ctl.send(Box::new(Control::Reconnect));
         }
         Ok(state)
     }
@@ -390,11 +390,12 @@ impl Hub {
         // However the task ends, a panic included, the hub forgets the upstream, so the next connect opens
         // a fresh one instead of joining a dead one.
         let weak = Arc::downgrade(inner);
+        // `map`, not an async block: a block would hold the connection once more beside `run`'s own copy,
+        // for the task's whole life.
         inner.tracker.spawn_on(
-            upstream.tasks.track_future(async move {
-                conn.run().await;
-                forget_upstream(&weak, uid);
-            }),
+            upstream
+                .tasks
+                .track_future(conn.run().map(move |()| forget_upstream(&weak, uid))),
             &inner.runtime,
         );
         if let Some(k) = key {
@@ -466,11 +467,11 @@ impl Hub {
         }
         let (reply, answer) = oneshot::channel();
         sends
-            .send(SendRequest {
+            .send(Box::new(SendRequest {
                 msg,
                 content_type,
                 reply,
-            })
+            }))
             .await
             .map_err(|_| Error::Closed(id.to_owned()))?;
         answer.await.map_err(|_| Error::Closed(id.to_owned()))?
@@ -505,13 +506,13 @@ impl Hub {
                 });
             }
             up.ctl
-                .send(Control::SetOnConnect {
+                .send(Box::new(Control::SetOnConnect {
                     sub: id.into(),
                     key: key.to_owned(),
                     msg,
                     limits,
                     reply,
-                })
+                }))
                 .map_err(|_| Error::Closed(id.to_owned()))?;
         }
         answer.await.map_err(|_| Error::Closed(id.to_owned()))?
@@ -527,11 +528,11 @@ impl Hub {
             let up = owned_upstream(&reg, id, owner)?;
             writes_on_connect(up.transport)?;
             up.ctl
-                .send(Control::RemoveOnConnect {
+                .send(Box::new(Control::RemoveOnConnect {
                     sub: id.into(),
                     key: key.to_owned(),
                     reply,
-                })
+                }))
                 .map_err(|_| Error::Closed(id.to_owned()))?;
         }
         answer.await.map_err(|_| Error::Closed(id.to_owned()))
@@ -618,7 +619,7 @@ impl Hub {
         let reg = self.inner.lock();
         let up = owned_upstream(&reg, id, owner)?;
         up.ctl
-            .send(Control::Reconnect)
+            .send(Box::new(Control::Reconnect))
             .map_err(|_| Error::Closed(id.to_owned()))
     }
 
@@ -856,7 +857,7 @@ fn release(weak: &Weak<Inner>, id: &str, leave: Leave<'_>) {
         return;
     }
     sub.token.cancel();
-    let _ = up.ctl.send(Control::Unsubscribe(id.into()));
+    let _ = up.ctl.send(Box::new(Control::Unsubscribe(id.into())));
     if !last {
         return;
     }

@@ -21,8 +21,8 @@ use crate::{
 pub(super) struct Upstream {
     /// This upstream's connection and delivery tasks, also counted by the hub's tracker.
     pub(super) tasks: TaskTracker,
-    pub(super) ctl: mpsc::UnboundedSender<Control>,
-    pub(super) sends: mpsc::Sender<SendRequest>,
+    pub(super) ctl: mpsc::UnboundedSender<Box<Control>>,
+    pub(super) sends: mpsc::Sender<Box<SendRequest>>,
     pub(super) stats: Arc<Stats>,
     pub(super) url: String,
     /// Every URL this upstream may reach (stream, poll, send): a joiner's scope must allow them all.
@@ -168,10 +168,10 @@ pub(super) fn close_upstream(reg: &mut Registry, uid: u64, code: u16, reason: &s
         if let Some(l) = up.linger {
             l.token.cancel();
         }
-        let _ = up.ctl.send(Control::Close {
+        let _ = up.ctl.send(Box::new(Control::Close {
             code,
             reason: reason.to_owned(),
-        });
+        }));
     }
 }
 
