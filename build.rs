@@ -25,6 +25,13 @@ struct ScopeEntry {
 }
 
 fn main() {
+    // `cfg(webkitgtk)`: the targets whose webview is WebKitGTK (Tauri's Linux and BSD builds), where the direct
+    // route can hand a batch over as a function argument (src/relay/receiver.rs). One name instead of the list.
+    println!("cargo::rustc-check-cfg=cfg(webkitgtk)");
+    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if ["linux", "dragonfly", "freebsd", "netbsd", "openbsd"].contains(&os.as_str()) {
+        println!("cargo::rustc-cfg=webkitgtk");
+    }
     tauri_plugin::Builder::new(COMMANDS)
         .global_scope_schema(schemars::schema_for!(ScopeEntry))
         // The bindings as `window.__TAURI__.realtime` for apps with `withGlobalTauri: true` (no bundler):

@@ -47,13 +47,7 @@ pub use relay::EVENT_PREFIX;
 /// as the relay makes them. Not part of the API: it may change in any release.
 #[doc(hidden)]
 pub mod testing {
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "dragonfly",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd"
-    ))]
+    #[cfg(webkitgtk)]
     pub use crate::relay::receiver::argument::deliver as receiver_argument;
     pub use crate::relay::receiver::{
         deliver as receiver_deliver, script as receiver_script, set_argument_max_frame,

@@ -3,7 +3,7 @@
 //!
 //! Two routes, chosen by `connect`'s `route` argument. The guest bindings ask for the direct route: each batch is
 //! one call of the bindings' receiver with the batch in the engine's compact encoding, as a script the webview
-//! evaluates ([`receiver::script`]) or, for small frames on WebKitGTK, as the argument of a function that never
+//! evaluates ([`receiver::script`]) or, on WebKitGTK unless its frames are very large, as the argument of a function that never
 //! changes ([`receiver::deliver`]). Callers that use the commands themselves get the Tauri
 //! event `realtime://<id>`, the default, with the batch as an array of frame objects, for `listen()`.
 

@@ -23,13 +23,7 @@ pub fn deliver<R: Runtime>(
     id: &str,
     frames: &[Arc<Frame>],
 ) -> tauri::Result<()> {
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "dragonfly",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd"
-    ))]
+    #[cfg(webkitgtk)]
     if by_argument(frames) {
         return argument::deliver(webview, id, frames);
     }
@@ -42,8 +36,8 @@ pub fn deliver<R: Runtime>(
 /// Why: the script form makes the web process compile the batch and atomize every string literal in it; the
 /// argument form arrives as a string the web process parses with `JSON.parse`, and costs the app a conversion of
 /// the text for WebKit on the main thread. In the `micro` diagnostic (docs/BENCHMARKS.md) the argument form took
-/// half the web process's time or less at every size measured, 64 B to 256 KiB, for 0-25 % more app time, and
-/// less time in all. Above 256 KiB it was not measured, and a single conversion of several MiB would hold the
+/// 0.3-0.7x the web process's time at every size measured, 64 B to 256 KiB, for about the same app time up to
+/// 1 KiB and 5-60 % more above, and less time in all. Above 256 KiB it was not measured, and a single conversion of several MiB would hold the
 /// main thread, which every window event and command waits on, for milliseconds: such batches stay scripts.
 pub(crate) const ARGUMENT_MAX_FRAME: usize = 256 * 1024;
 
@@ -56,6 +50,7 @@ pub fn set_argument_max_frame(bytes: usize) {
 }
 
 /// Whether a batch goes as a function argument rather than a script of its own (on WebKitGTK).
+#[cfg(webkitgtk)]
 pub(crate) fn by_argument(frames: &[Arc<Frame>]) -> bool {
     let total: usize = frames.iter().map(|f| f.approx_len()).sum();
     let max = ARGUMENT_MAX.load(Ordering::Relaxed);
@@ -65,6 +60,7 @@ pub(crate) fn by_argument(frames: &[Arc<Frame>]) -> bool {
 /// The body of the function that takes a batch as its argument: the same call as [`script`] makes, with the
 /// batch as JSON text (WebKit takes strings, numbers and dictionaries as arguments, not arrays). Its text never
 /// changes, so the webview compiles it once.
+#[cfg(webkitgtk)]
 pub(crate) const FUNCTION: &str = "window.__TAURI_PLUGIN_REALTIME__&&window.__TAURI_PLUGIN_REALTIME__.deliver(id,JSON.parse(batch))";
 
 /// The script that hands a batch to the bindings' receiver: `<receiver>.deliver("<id>", <compact batch>)`.
@@ -93,13 +89,7 @@ pub fn script(id: &str, frames: &[Arc<Frame>]) -> String {
 /// The argument form on WebKitGTK: `webkit_web_view_call_async_javascript_function` with [`FUNCTION`] and the
 /// id and the batch as string arguments. The arguments are values, never code; the batch's JSON escapes every
 /// control character, so it holds no NUL, which a GVariant string cannot.
-#[cfg(any(
-    target_os = "linux",
-    target_os = "dragonfly",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd"
-))]
+#[cfg(webkitgtk)]
 pub(crate) mod argument {
     use std::sync::Arc;
 
@@ -203,6 +193,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(webkitgtk)]
     fn batches_go_as_an_argument_unless_their_frames_are_very_large() {
         assert!(by_argument(&messages(64, 256)));
         assert!(by_argument(&messages(64, 1)));
@@ -224,6 +215,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(webkitgtk)]
     fn the_function_calls_the_receiver_as_the_script_does() {
         let call = format!("window.{RECEIVER}&&window.{RECEIVER}.deliver(");
         assert!(FUNCTION.starts_with(&call), "{FUNCTION}");
