@@ -51,6 +51,7 @@ pub mod testing {
     pub use crate::relay::receiver::argument::deliver as receiver_argument;
     pub use crate::relay::receiver::{
         deliver as receiver_deliver, script as receiver_script, set_argument_max_frame,
+        set_argument_min_batch,
     };
 }
 

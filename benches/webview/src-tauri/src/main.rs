@@ -11,9 +11,10 @@
 //! `latency`, `poll`, `scaling`, `burst`, `micro`), `BENCH_TIMEOUT_S` (the whole run, default 1200: then the results so far
 //! are written and the app exits with status 3),
 //! `BENCH_MECHS` (comma-separated mechanisms, e.g. `realtime-ws`: to profile one), `BENCH_PROTOCOLS` (the
-//! scaling workload's, in order: `http1,http2` by default; one alone measures it in a fresh app),
+//! scaling workload's, in order: `http1,http2` by default; one alone measures it in a fresh app), `BENCH_STREAMS`
+//! (the scaling workload's steps, e.g. `10000`; by default `1,10,100,1000,10000`, `1,10,100` when quick),
 //! `BENCH_ARGUMENT_MAX_FRAME` (the mean frame size up to which the direct route hands a batch to WebKitGTK as an
-//! argument; 0: always a script).
+//! argument; 0: always a script), `BENCH_ARGUMENT_MIN_BATCH` (the frames a batch needs for that; default 2).
 
 // Keeps a console window from opening next to the app on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
@@ -115,10 +116,18 @@ impl Config {
             warm_s: 0.5,
             poll_rates: vec![100, 1_000],
             poll_s: if quick { 4.0 } else { 6.0 },
-            scaling: if quick {
-                vec![1, 10, 100]
-            } else {
-                vec![1, 10, 100, 1_000, 10_000]
+            scaling: match std::env::var("BENCH_STREAMS") {
+                Ok(v) if !v.trim().is_empty() => v
+                    .split(',')
+                    .map(|n| match n.trim().parse::<u32>() {
+                        Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+                        _ => Err(format!(
+                            "BENCH_STREAMS: {n:?} is not a count of streams from 1 to 10000"
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?,
+                _ if quick => vec![1, 10, 100],
+                _ => vec![1, 10, 100, 1_000, 10_000],
             },
             protocols: match std::env::var("BENCH_PROTOCOLS") {
                 Ok(v) if !v.trim().is_empty() => v
@@ -505,6 +514,12 @@ fn main() {
         .and_then(|v| v.parse().ok())
     {
         tauri_plugin_realtime::testing::set_argument_max_frame(max);
+    }
+    if let Some(min) = std::env::var("BENCH_ARGUMENT_MIN_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        tauri_plugin_realtime::testing::set_argument_min_batch(min);
     }
     let Served {
         child,
